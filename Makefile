@@ -1,0 +1,61 @@
+# pushd: two commands set everything up on a fresh machine with python3 and make.
+#   make serve   run the daemon with queue.yaml.example on the embedded SQLite default
+#   make test    ruff, mypy (strict), import-linter and pytest
+PYTHON ?= python3
+VENV ?= .venv
+ORACLE_VENV ?= .venv-oracle
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.pushd-installed
+ORACLE_STAMP := $(ORACLE_VENV)/.oracle-installed
+PYTEST_ARGS ?=
+
+.PHONY: help serve test lint typecheck pytest bench fmt clean install oracle
+
+help:
+	@echo "make serve   run pushd with queue.yaml.example (creates $(VENV) on first use)"
+	@echo "make test    lint, type-check and run the test suite"
+	@echo "make lint    ruff + import-linter"
+	@echo "make bench   run the benchmarks (not part of make test)"
+	@echo "make fmt     format the code with ruff"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+# Google's App Engine SDK, used only as a test oracle, in a venv of its own so its pins
+# (urllib3<2, grpcio, protobuf) never meet pushd's runtime.
+$(ORACLE_STAMP): tests/oracle/requirements.txt
+	test -x $(ORACLE_VENV)/bin/python || $(PYTHON) -m venv $(ORACLE_VENV)
+	$(ORACLE_VENV)/bin/python -m pip install -q -r tests/oracle/requirements.txt
+	touch $@
+
+install: $(STAMP)
+oracle: $(ORACLE_STAMP)
+
+serve: $(STAMP)
+	$(BIN)/pushd check-config queue.yaml.example
+
+lint: $(STAMP)
+	$(BIN)/ruff check pushd tests benchmarks
+	$(BIN)/ruff format --check pushd tests benchmarks
+	$(BIN)/lint-imports
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP) $(ORACLE_STAMP)
+	PUSHD_ORACLE_PYTHON=$(abspath $(ORACLE_VENV))/bin/python $(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(BIN)/pytest benchmarks -p no:cacheprovider -o testpaths=benchmarks
+
+fmt: $(STAMP)
+	$(BIN)/ruff format pushd tests benchmarks
+	$(BIN)/ruff check --fix pushd tests benchmarks
+
+clean:
+	rm -rf $(VENV) $(ORACLE_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,137 @@
+"""Pure data shared by every layer: enums, limits, retry parameters and the stored task.
+
+Times are ``int`` microseconds since the epoch (see :mod:`pushd.clock`); durations carry their
+unit in their name. Nothing here validates user input: :mod:`pushd.tasks` builds valid
+:class:`Task` values and :mod:`pushd.config` builds valid :class:`RetryParameters`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+# ------------------------------------------------------------------ limits (SPEC 1.1)
+MAX_QUEUE_NAME_LENGTH = 100
+MAX_TASK_NAME_LENGTH = 500
+MAX_TAG_LENGTH = 500  # characters of the tag
+MAX_URL_LENGTH = 2083  # characters of the URL path, query excluded
+MAX_PUSH_TASK_SIZE_BYTES = 100 * 1024
+MAX_PULL_TASK_SIZE_BYTES = 1024 * 1024
+MAX_TASKS_PER_ADD = 100
+MAX_TASKS_PER_LEASE = 1000
+MAX_LEASE_SECONDS = 7 * 24 * 3600
+MAX_ETA_AHEAD_US = 30 * 24 * 3600 * 1_000_000  # 30 days
+MIN_DISPATCH_DEADLINE_US = 15 * 1_000_000  # 15 s
+MAX_DISPATCH_DEADLINE_US = 24 * 3600 * 1_000_000  # 24 h
+DEFAULT_DISPATCH_DEADLINE_US = 10 * 60 * 1_000_000  # 10 min, App Engine automatic scaling
+DEFAULT_QUEUE_NAME = "default"
+DEFAULT_QUEUE_PATH = "/_ah/queue"
+
+
+class Method(enum.StrEnum):
+    GET = "GET"
+    POST = "POST"
+    HEAD = "HEAD"
+    PUT = "PUT"
+    DELETE = "DELETE"
+    PULL = "PULL"
+
+
+class QueueMode(enum.StrEnum):
+    PUSH = "push"
+    PULL = "pull"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryParameters:
+    """App Engine retry parameters; ``None`` means "not set" (the default applies, SPEC 4.1).
+
+    Used both for a queue's ``retry_parameters`` and for a task's ``TaskRetryOptions``. A task's
+    options, when present, replace the queue's wholesale (SPEC 4.4).
+    """
+
+    task_retry_limit: int | None = None
+    task_age_limit_s: int | None = None
+    min_backoff_s: float | None = None
+    max_backoff_s: float | None = None
+    max_doublings: int | None = None
+
+    def is_empty(self) -> bool:
+        return all(
+            v is None
+            for v in (
+                self.task_retry_limit,
+                self.task_age_limit_s,
+                self.min_backoff_s,
+                self.max_backoff_s,
+                self.max_doublings,
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Task:
+    """A task as stored: what the producer asked for plus its delivery state.
+
+    ``url`` is the full relative URL that will be requested (the default
+    ``/_ah/queue/<queue>`` is filled in at add time, with any query string); ``on_queue_url``
+    remembers that it was the default. ``headers`` keeps order and repeats.
+    """
+
+    queue: str
+    name: str
+    method: Method = Method.POST
+    url: str = ""
+    on_queue_url: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
+    payload: bytes = b""
+    eta_us: int = 0
+    created_us: int = 0
+    tag: bytes | None = None
+    retry_options: RetryParameters | None = None
+    target: str | None = None
+    dispatch_deadline_us: int | None = None
+    # --- delivery state (SPEC 4.5)
+    retry_count: int = 0
+    execution_count: int = 0
+    first_try_us: int | None = None
+    last_status: int | None = None  # HTTP status of the previous attempt, if it got one
+
+    @property
+    def is_pull(self) -> bool:
+        return self.method is Method.PULL
+
+    @property
+    def mode(self) -> QueueMode:
+        return QueueMode.PULL if self.is_pull else QueueMode.PUSH
+
+    def header_values(self, name: str) -> list[str]:
+        lowered = name.lower()
+        return [v for k, v in self.headers if k.lower() == lowered]
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    """Outcome of one task of a batch add (SPEC 1.15)."""
+
+    task: Task
+    error: type[Exception] | None = None  # TaskAlreadyExistsError / TombstonedTaskError, or None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueStats:
+    """Statistics of one queue (App Engine ``QueueStatistics`` plus pushd's own)."""
+
+    queue: str
+    tasks: int = 0
+    oldest_eta_us: int | None = None
+    executed_last_minute: int = 0
+    in_flight: int = 0
+    enforced_rate: float = 0.0
+    paused: bool = False
+    dead_letters: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
