@@ -1,0 +1,174 @@
+"""Per-queue throttling: App Engine's token bucket and the max_concurrent_requests gate (SPEC 5.3).
+
+A queue's bucket holds up to ``bucket_size`` tokens, starts full, and refills continuously at
+``rate`` tokens per second. Every dispatch, first attempt or retry, takes one token. ``rate 0``
+pauses the queue: no refill, and no dispatch even with tokens left.
+
+The arithmetic is exact. A rate is a :class:`~fractions.Fraction` ``p/q`` tokens per second; the
+bucket counts in units of ``1 / (q * 1_000_000)`` of a token, so one microsecond of refill adds
+exactly ``p`` units and every deadline is an integer microsecond. With rate 5/s and bucket 10,
+ten tokens are there at t=0 and the next one is due at exactly t=200000 µs.
+
+Nothing here reads a clock or sleeps: every call takes ``now_us``, and :meth:`TokenBucket.next_token_us`
+tells the scheduler how long it may sleep.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from pushd import clock
+
+US = clock.US_PER_SECOND
+
+
+class TokenBucket:
+    """A token bucket with exact integer arithmetic (see the module docstring)."""
+
+    __slots__ = ("_bucket_size", "_capacity", "_level", "_p", "_q", "_stamp_us", "_unit")
+
+    def __init__(self, rate: Fraction | int, bucket_size: int, now_us: int) -> None:
+        self._stamp_us = now_us
+        self._set(Fraction(rate), bucket_size)
+        self._level = self._capacity  # starts full (SPEC 5.3)
+
+    def _set(self, rate: Fraction, bucket_size: int) -> None:
+        if rate < 0:
+            raise ValueError(f"rate must be >= 0, got {rate}")
+        if bucket_size < 0:
+            raise ValueError(f"bucket_size must be >= 0, got {bucket_size}")
+        self._p, self._q = rate.numerator, rate.denominator
+        self._unit = self._q * US  # units per token
+        self._bucket_size = bucket_size
+        self._capacity = bucket_size * self._unit
+
+    @property
+    def rate(self) -> Fraction:
+        return Fraction(self._p, self._q)
+
+    @property
+    def bucket_size(self) -> int:
+        return self._bucket_size
+
+    @property
+    def paused(self) -> bool:
+        return self._p == 0
+
+    def _refill(self, now_us: int) -> int:
+        """Add what was earned since the last call; return the effective now (never backwards)."""
+        elapsed = now_us - self._stamp_us
+        if elapsed > 0:
+            self._level = min(self._capacity, self._level + elapsed * self._p)
+            self._stamp_us = now_us
+        return self._stamp_us
+
+    def reconfigure(self, rate: Fraction | int, bucket_size: int, now_us: int) -> None:
+        """Change rate and size in place, keeping the tokens already earned (capped at the new size)."""
+        self._refill(now_us)
+        tokens = Fraction(self._level, self._unit)
+        self._set(Fraction(rate), bucket_size)
+        self._level = min(self._capacity, int(tokens * self._unit))
+
+    def tokens(self, now_us: int) -> Fraction:
+        """Tokens available at ``now_us``, fractional part included."""
+        self._refill(now_us)
+        return Fraction(self._level, self._unit)
+
+    def available(self, now_us: int) -> int:
+        """Whole tokens that could be taken at ``now_us`` (0 when paused)."""
+        if self.paused:
+            return 0
+        self._refill(now_us)
+        return self._level // self._unit
+
+    def try_take(self, now_us: int, n: int = 1) -> bool:
+        """Take ``n`` tokens if they are there; a paused bucket never gives any."""
+        if self.paused:
+            return False
+        self._refill(now_us)
+        cost = n * self._unit
+        if self._level < cost:
+            return False
+        self._level -= cost
+        return True
+
+    def next_token_us(self, now_us: int) -> int | None:
+        """When a token can next be taken: ``now_us`` if one is there, None if never (paused)."""
+        if self.paused or self._capacity < self._unit:
+            return None
+        now_us = self._refill(now_us)
+        missing = self._unit - self._level
+        if missing <= 0:
+            return now_us
+        return now_us + -(-missing // self._p)  # ceiling division: never early
+
+
+class ConcurrencyGate:
+    """Counts requests in flight against ``max_concurrent_requests`` (None: no per-queue cap)."""
+
+    __slots__ = ("in_flight", "limit")
+
+    def __init__(self, limit: int | None) -> None:
+        if limit is not None and limit < 1:
+            raise ValueError(f"max_concurrent_requests must be >= 1, got {limit}")
+        self.limit = limit
+        self.in_flight = 0
+
+    @property
+    def free(self) -> int | None:
+        return None if self.limit is None else max(0, self.limit - self.in_flight)
+
+    def can_start(self) -> bool:
+        return self.limit is None or self.in_flight < self.limit
+
+    def start(self) -> None:
+        if not self.can_start():
+            raise RuntimeError("ConcurrencyGate.start() past its limit")
+        self.in_flight += 1
+
+    def finish(self) -> None:
+        if self.in_flight <= 0:
+            raise RuntimeError("ConcurrencyGate.finish() without a matching start()")
+        self.in_flight -= 1
+
+
+class QueueThrottle:
+    """Everything that decides whether one queue may dispatch now: bucket, gate, pause."""
+
+    __slots__ = ("bucket", "gate", "paused")
+
+    def __init__(
+        self,
+        rate: Fraction | int,
+        bucket_size: int,
+        max_concurrent_requests: int | None,
+        now_us: int,
+        *,
+        paused: bool = False,
+    ) -> None:
+        self.bucket = TokenBucket(rate, bucket_size, now_us)
+        self.gate = ConcurrencyGate(max_concurrent_requests)
+        self.paused = paused
+
+    def try_acquire(self, now_us: int) -> bool:
+        """Take a token and a concurrency slot for one dispatch, or neither."""
+        if self.paused or not self.gate.can_start():
+            return False
+        if not self.bucket.try_take(now_us):
+            return False
+        self.gate.start()
+        return True
+
+    def release(self) -> None:
+        """One dispatch finished (its token stays spent)."""
+        self.gate.finish()
+
+    def ready_at(self, now_us: int) -> int | None:
+        """When the next dispatch could start, or None if only an outside event can allow it.
+
+        None means paused (by the operator or by rate 0) or every concurrency slot taken; the
+        scheduler then waits for a resume, a reconfiguration or a finished request.
+        """
+        if self.paused or not self.gate.can_start():
+            return None
+        return self.bucket.next_token_us(now_us)

@@ -1,0 +1,210 @@
+"""Token bucket and concurrency gate, at exact virtual microseconds (SPEC 5.3)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pushd import throttle
+
+T0 = 1_700_000_000_000_000
+MS = 1_000
+
+
+def drain(bucket: throttle.TokenBucket, now: int) -> int:
+    taken = 0
+    while bucket.try_take(now):
+        taken += 1
+    return taken
+
+
+def test_rate_5_bucket_10_gives_ten_at_once_then_one_every_200_ms() -> None:
+    b = throttle.TokenBucket(Fraction(5), 10, T0)
+    assert drain(b, T0) == 10
+    assert b.next_token_us(T0) == T0 + 200 * MS
+    assert not b.try_take(T0 + 200 * MS - 1)
+    times = []
+    now = T0 + 200 * MS - 1
+    for _ in range(5):
+        now = b.next_token_us(now)  # type: ignore[assignment]
+        assert b.try_take(now)
+        times.append(now - T0)
+    assert times == [200 * MS, 400 * MS, 600 * MS, 800 * MS, 1000 * MS]
+
+
+def test_bucket_starts_full_and_never_overfills() -> None:
+    b = throttle.TokenBucket(Fraction(5), 2, T0)
+    assert b.available(T0) == 2
+    assert b.available(T0 + 3600 * 1_000_000) == 2
+
+
+def test_rate_5_bucket_2_gives_two_then_five_per_second() -> None:
+    b = throttle.TokenBucket(Fraction(5), 2, T0)
+    dispatched = []
+    now = T0
+    while now < T0 + 1_000_000:
+        if b.try_take(now):
+            dispatched.append(now - T0)
+        else:
+            now = b.next_token_us(now)  # type: ignore[assignment]
+    assert dispatched == [0, 0, 200 * MS, 400 * MS, 600 * MS, 800 * MS]
+
+
+def test_partial_refill_is_kept() -> None:
+    b = throttle.TokenBucket(Fraction(1), 1, T0)
+    assert b.try_take(T0)
+    assert b.tokens(T0 + 250 * MS) == Fraction(1, 4)
+    assert b.next_token_us(T0 + 250 * MS) == T0 + 1_000_000
+
+
+def test_slow_rates_are_exact() -> None:
+    b = throttle.TokenBucket(Fraction(1, 60), 1, T0)  # 1/m
+    assert b.try_take(T0)
+    assert b.next_token_us(T0) == T0 + 60_000_000
+    c = throttle.TokenBucket(Fraction(7), 1, T0)  # 142857.142... µs per token
+    assert c.try_take(T0)
+    assert c.next_token_us(T0) == T0 + 142_858  # rounded up: never early
+    assert not c.try_take(T0 + 142_857)
+    assert c.try_take(T0 + 142_858)
+    # Seven tokens take exactly one second, without drift (bucket 2, so no overflow is lost
+    # between the exact arrival and the next whole microsecond).
+    d = throttle.TokenBucket(Fraction(7), 2, T0)
+    assert d.try_take(T0)
+    assert d.try_take(T0)
+    got = 0
+    now = T0
+    while True:
+        now = d.next_token_us(now)  # type: ignore[assignment]
+        if now > T0 + 1_000_000:
+            break
+        assert d.try_take(now)
+        got += 1
+    assert got == 7
+
+
+def test_fractional_rate_half_per_second() -> None:
+    b = throttle.TokenBucket(Fraction("0.5"), 1, T0)
+    assert b.try_take(T0)
+    assert b.next_token_us(T0) == T0 + 2_000_000
+
+
+def test_rate_zero_is_paused_even_with_tokens() -> None:
+    b = throttle.TokenBucket(Fraction(0), 5, T0)
+    assert b.paused
+    assert b.available(T0) == 0
+    assert not b.try_take(T0)
+    assert b.next_token_us(T0) is None
+
+
+def test_reconfigure_keeps_tokens_and_applies_the_new_rate_at_once() -> None:
+    b = throttle.TokenBucket(Fraction(1), 10, T0)
+    assert drain(b, T0) == 10
+    now = T0 + 3_500_000  # 3.5 tokens earned at 1/s
+    b.reconfigure(Fraction(10), 10, now)
+    assert b.tokens(now) == Fraction(7, 2)
+    assert drain(b, now) == 3
+    assert b.next_token_us(now) == now + 50 * MS  # the half token left needs 0.05 s at 10/s
+
+
+def test_reconfigure_caps_at_the_new_size() -> None:
+    b = throttle.TokenBucket(Fraction(5), 10, T0)
+    b.reconfigure(Fraction(5), 3, T0)
+    assert b.available(T0) == 3
+
+
+def test_pause_by_rate_zero_keeps_tokens_for_the_resume() -> None:
+    b = throttle.TokenBucket(Fraction(5), 5, T0)
+    assert b.try_take(T0)
+    b.reconfigure(Fraction(0), 5, T0)
+    assert b.next_token_us(T0 + 10**9) is None
+    b.reconfigure(Fraction(5), 5, T0 + 10**9)
+    assert b.available(T0 + 10**9) == 4  # nothing refilled while paused
+
+
+def test_a_bucket_of_size_zero_never_has_a_token() -> None:
+    b = throttle.TokenBucket(Fraction(5), 0, T0)
+    assert not b.try_take(T0)
+    assert b.next_token_us(T0) is None
+
+
+def test_negative_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="rate"):
+        throttle.TokenBucket(Fraction(-1), 1, T0)
+    with pytest.raises(ValueError, match="bucket_size"):
+        throttle.TokenBucket(Fraction(1), -1, T0)
+    with pytest.raises(ValueError, match="max_concurrent_requests"):
+        throttle.ConcurrencyGate(0)
+
+
+@given(
+    rate=st.fractions(min_value=Fraction(1, 86400), max_value=Fraction(10_000)),
+    size=st.integers(min_value=1, max_value=500),
+    steps=st.lists(st.integers(min_value=0, max_value=5_000_000), max_size=50),
+)
+def test_never_more_than_bucket_plus_rate_times_elapsed(
+    rate: Fraction, size: int, steps: list[int]
+) -> None:
+    """Over any window, dispatches <= bucket_size + rate * elapsed; next_token_us is never early."""
+    b = throttle.TokenBucket(rate, size, T0)
+    now, taken = T0, 0
+    for step in steps:
+        now += step
+        taken += drain(b, now)
+        nxt = b.next_token_us(now)
+        assert nxt is not None
+        if nxt > now:
+            assert not b.try_take(nxt - 1)
+            assert b.try_take(nxt)
+            taken += 1
+            now = nxt
+        assert taken <= size + rate * Fraction(now - T0, 1_000_000)
+
+
+def test_gate_counts_in_flight_requests() -> None:
+    g = throttle.ConcurrencyGate(2)
+    g.start()
+    g.start()
+    assert not g.can_start()
+    assert g.free == 0
+    with pytest.raises(RuntimeError):
+        g.start()
+    g.finish()
+    assert g.can_start()
+    assert throttle.ConcurrencyGate(None).free is None
+
+
+def test_gate_finish_without_start_is_a_bug() -> None:
+    with pytest.raises(RuntimeError):
+        throttle.ConcurrencyGate(1).finish()
+
+
+def test_queue_throttle_needs_a_token_and_a_slot() -> None:
+    q = throttle.QueueThrottle(Fraction(5), 3, 2, T0)
+    assert q.try_acquire(T0)
+    assert q.try_acquire(T0)
+    assert not q.try_acquire(T0)  # two in flight
+    assert q.ready_at(T0) is None  # waits for a finish, not a time
+    q.release()
+    assert q.ready_at(T0) == T0
+    assert q.try_acquire(T0)
+    q.release()
+    assert q.ready_at(T0) == T0 + 200 * MS  # slot free, bucket empty
+    assert q.bucket.available(T0) == 0
+
+
+def test_queue_throttle_paused_never_acquires() -> None:
+    q = throttle.QueueThrottle(Fraction(5), 3, None, T0, paused=True)
+    assert not q.try_acquire(T0)
+    assert q.ready_at(T0) is None
+    q.paused = False
+    assert q.try_acquire(T0)
+
+
+def test_asking_about_an_earlier_instant_never_gives_an_early_token() -> None:
+    b = throttle.TokenBucket(Fraction(5), 1, T0)
+    assert b.try_take(T0)
+    assert b.tokens(T0 + 100 * MS) == Fraction(1, 2)
+    assert b.next_token_us(T0) == T0 + 200 * MS
