@@ -1,0 +1,328 @@
+"""The daemon's own settings: where it listens, where it stores, where webhooks go.
+
+Sources, later ones winning: built-in defaults, the settings file (``config/pushd.yaml``), the
+``PUSHD_*`` environment variables of the scalar keys (``PUSHD_PORT=9000``,
+``PUSHD_SIGNING_SECRET=...``), then command-line flags (passed to :func:`load` as
+``overrides``). Every rejected value is reported with the file, line, column and key, like
+queue.yaml errors.
+
+Durations accept seconds (``30``, ``0.5``) or a number with a unit ``s``/``m``/``h``/``d``
+(``9d``), as ``task_age_limit`` does.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from pushd import errors
+
+DEFAULT_PORT = 8460
+ENV_PREFIX = "PUSHD_"
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([smhd]?)\s*$")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# App Engine target forms: service, version.service, instance.version.service (SPEC 8.2)
+_TARGET_NAME = re.compile(r"^(?:(?!-)[a-z\d\-]{1,100}\.){0,2}(?!-)[a-z\d\-]{1,63}$")
+ROLES = ("admin", "producer", "consumer")
+DURABILITY = ("full", "normal")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiToken:
+    """A bearer token for the HTTP APIs and the role it grants."""
+
+    name: str
+    token: str
+    role: str = "admin"  # admin: everything; producer: add tasks; consumer: lease/delete tasks
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Everything the daemon needs besides queue.yaml. Every field has a working default."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    #: ``sqlite:///relative/path``, ``sqlite:////absolute/path``, a bare path, or (later)
+    #: ``postgresql://...``.
+    database: str = "pushd.sqlite3"
+    queue_yaml: str = "queue.yaml"
+    #: App Engine target names (``service``, ``version.service``) -> base URL.
+    targets: Mapping[str, str] = field(default_factory=dict)
+    #: Where a task goes when neither queue.yaml nor the task names a known target.
+    default_target: str = "http://127.0.0.1:8080"
+    default_dispatch_deadline_s: float = 600.0
+    #: Ceiling on connections open to all receivers together.
+    max_connections: int = 256
+    shutdown_grace_s: float = 30.0
+    tombstone_retention_s: float = 9 * 86400.0
+    dead_letter_retention_s: float = 7 * 86400.0
+    #: ``full``: every acknowledged change is fsynced before the answer (survives power loss);
+    #: ``normal``: it is in the WAL before the answer (survives a crash or kill -9 of pushd, not
+    #: a power cut of the machine).
+    durability: str = "full"
+    #: Longest a write waits for others to share its commit (group commit).
+    group_commit_window_s: float = 0.002
+    auth_tokens: tuple[ApiToken, ...] = ()
+    #: HMAC-SHA256 secret for webhook signatures; None sends no signature.
+    signing_secret: str | None = None
+    log_level: str = "info"
+    log_format: str = "text"  # text | json
+
+    def target_url(self, target: str | None) -> str:
+        """Base URL for an App Engine target name, or the default target."""
+        if target is not None and target in self.targets:
+            return self.targets[target]
+        return self.default_target
+
+
+_SCALARS: dict[str, type] = {
+    f.name: t
+    for f in fields(Settings)
+    if (
+        t := {
+            "str": str,
+            "int": int,
+            "float": float,
+            "str | None": str,
+        }.get(str(f.type))
+    )
+}
+
+
+def parse_duration_s(value: object) -> float:
+    """``30`` / ``0.5`` / ``"90s"`` / ``"15m"`` / ``"9d"`` -> seconds; ValueError if not that."""
+    if isinstance(value, bool):
+        raise ValueError("is a boolean, not a duration")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"{value!r} is not a duration such as 30, 90s, 15m, 12h or 9d")
+        seconds = float(match.group(1)) * _UNIT_S[match.group(2)]
+    if seconds < 0:
+        raise ValueError(f"{value!r} is negative")
+    return seconds
+
+
+class _Issues:
+    def __init__(self, file: str, marks: Mapping[str, tuple[int, int]]) -> None:
+        self.file, self.marks, self.found = file, marks, list[errors.ConfigIssue]()
+
+    def add(self, path: str, message: str) -> None:
+        line, col = self.marks.get(path, self.marks.get(path.split(".")[0], (0, 0)))
+        self.found.append(errors.ConfigIssue(self.file, line, col, path, message))
+
+
+def _marks(node: yaml.Node | None, prefix: str = "") -> dict[str, tuple[int, int]]:
+    """Key path -> (line, column), 1-based, for every mapping key under ``node``."""
+    out: dict[str, tuple[int, int]] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            path = f"{prefix}{key_node.value}"
+            out[path] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            out.update(_marks(value_node, path + "."))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            path = f"{prefix.rstrip('.')}[{i}]"
+            out[path] = (item.start_mark.line + 1, item.start_mark.column + 1)
+            out.update(_marks(item, path + "."))
+    return out
+
+
+def _check_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{value!r} is not an http:// or https:// base URL"
+    if parts.query or parts.fragment:
+        return f"{value!r} must not have a query or fragment"
+    return None
+
+
+def _coerce(name: str, value: Any, issues: _Issues) -> Any:
+    """Validate one key; returns the cleaned value or None after recording an issue."""
+    kind = _SCALARS.get(name)
+    if name.endswith("_s"):
+        try:
+            return parse_duration_s(value)
+        except ValueError as exc:
+            issues.add(name, str(exc))
+            return None
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            issues.add(name, f"{value!r} is not an integer")
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            issues.add(name, f"{value!r} is not an integer")
+            return None
+    if kind is str:
+        if value is None and name == "signing_secret":
+            return None
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            issues.add(name, f"{value!r} is not a string")
+            return None
+        return str(value)
+    return value
+
+
+def _build(raw: Mapping[str, Any], issues: _Issues) -> dict[str, Any]:
+    known = {f.name for f in fields(Settings)}
+    clean: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name not in known:
+            issues.add(str(name), f"unknown setting {name!r}; known: {', '.join(sorted(known))}")
+            continue
+        if name == "targets":
+            clean[name] = _targets(value, issues)
+        elif name == "auth_tokens":
+            clean[name] = _tokens(value, issues)
+        else:
+            clean[name] = _coerce(name, value, issues)
+    return {k: v for k, v in clean.items() if v is not None or k == "signing_secret"}
+
+
+def _targets(value: Any, issues: _Issues) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        issues.add("targets", "must map target names (service or version.service) to base URLs")
+        return {}
+    out = {}
+    for name, url in value.items():
+        path = f"targets.{name}"
+        if not isinstance(name, str) or not _TARGET_NAME.match(name):
+            issues.add(path, f"{name!r} is not a target name like 'worker' or 'v2.worker'")
+        elif not isinstance(url, str):
+            issues.add(path, f"{url!r} is not a URL")
+        elif problem := _check_url(url):
+            issues.add(path, problem)
+        else:
+            out[name] = url.rstrip("/")
+    return out
+
+
+def _tokens(value: Any, issues: _Issues) -> tuple[ApiToken, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        issues.add("auth_tokens", "must be a list of {name, token, role} entries")
+        return ()
+    out = []
+    for i, entry in enumerate(value):
+        path = f"auth_tokens[{i}]"
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("token"), str):
+            issues.add(path, "needs at least a string 'token'")
+            continue
+        unknown = set(entry) - {"name", "token", "role"}
+        if unknown:
+            issues.add(path, f"unknown key(s) {', '.join(sorted(map(str, unknown)))}")
+            continue
+        role = entry.get("role", "admin")
+        if role not in ROLES:
+            issues.add(f"{path}.role", f"{role!r} is not one of {', '.join(ROLES)}")
+            continue
+        if len(entry["token"]) < 16:
+            issues.add(f"{path}.token", "is shorter than 16 characters; use a long random token")
+            continue
+        out.append(
+            ApiToken(name=str(entry.get("name", f"token{i}")), token=entry["token"], role=role)
+        )
+    return tuple(out)
+
+
+def _validate(settings: Settings, issues: _Issues) -> None:
+    if not 0 <= settings.port <= 65535:
+        issues.add("port", f"{settings.port} is not a TCP port (0-65535)")
+    if problem := _check_url(settings.default_target):
+        issues.add("default_target", problem)
+    if not 15 <= settings.default_dispatch_deadline_s <= 86400:
+        issues.add("default_dispatch_deadline_s", "must be between 15s and 24h, as on App Engine")
+    if settings.max_connections < 1:
+        issues.add("max_connections", "must be at least 1")
+    if settings.durability not in DURABILITY:
+        issues.add("durability", f"{settings.durability!r} is not one of {', '.join(DURABILITY)}")
+    if settings.log_format not in ("text", "json"):
+        issues.add("log_format", f"{settings.log_format!r} is not text or json")
+    if settings.log_level.lower() not in ("debug", "info", "warning", "error"):
+        issues.add("log_level", f"{settings.log_level!r} is not debug, info, warning or error")
+    if settings.signing_secret is not None and len(settings.signing_secret) < 16:
+        issues.add("signing_secret", "is shorter than 16 characters; use a long random secret")
+
+
+def from_mapping(
+    raw: Mapping[str, Any],
+    *,
+    file: str = "<settings>",
+    marks: Mapping[str, tuple[int, int]] | None = None,
+    base: Settings | None = None,
+) -> Settings:
+    """Apply ``raw`` on top of ``base`` (defaults if None); raise ConfigError listing every issue."""
+    issues = _Issues(file, marks or {})
+    clean = _build(raw, issues)
+    if issues.found:
+        raise errors.ConfigError(issues.found)
+    settings = replace(base or Settings(), **clean)
+    _validate(settings, issues)
+    if issues.found:
+        raise errors.ConfigError(issues.found)
+    return settings
+
+
+def load_file(path: str | Path, base: Settings | None = None) -> Settings:
+    """Read a settings YAML file; errors name the file, line, column and key."""
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise errors.ConfigError(
+            [errors.ConfigIssue(name, 0, 0, "", f"cannot read the settings file: {exc}")]
+        ) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise errors.ConfigError(
+            [errors.ConfigIssue(name, line, col, "", f"not valid YAML: {problem}")]
+        ) from None
+    if raw is None:
+        return base or Settings()
+    if not isinstance(raw, Mapping):
+        raise errors.ConfigError(
+            [errors.ConfigIssue(name, 1, 1, "", "must be a mapping of setting: value")]
+        )
+    return from_mapping(raw, file=name, marks=_marks(node), base=base)
+
+
+def from_env(environ: Mapping[str, str], base: Settings | None = None) -> Settings:
+    """Apply ``PUSHD_<KEY>`` variables for the scalar settings (``PUSHD_PORT``...)."""
+    raw = {
+        name: environ[ENV_PREFIX + name.upper()]
+        for name in _SCALARS
+        if ENV_PREFIX + name.upper() in environ
+    }
+    return from_mapping(raw, file="environment", base=base) if raw else (base or Settings())
+
+
+def load(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Defaults < settings file < ``PUSHD_*`` environment < ``overrides`` (command-line flags)."""
+    settings = load_file(path) if path is not None else Settings()
+    settings = from_env(os.environ if environ is None else environ, settings)
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    return from_mapping(given, file="command line", base=settings) if given else settings

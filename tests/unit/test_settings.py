@@ -1,0 +1,109 @@
+"""Daemon settings: defaults, the example file, precedence and located errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pushd import errors, settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_defaults_work_without_any_file() -> None:
+    s = settings.load(environ={})
+    assert (s.host, s.port, s.database) == ("127.0.0.1", 8460, "pushd.sqlite3")
+    assert s.tombstone_retention_s == 9 * 86400
+    assert s.dead_letter_retention_s == 7 * 86400
+    assert s.default_dispatch_deadline_s == 600
+    assert s.signing_secret is None
+
+
+def test_the_example_file_loads_and_matches_the_defaults_it_documents() -> None:
+    s = settings.load_file(ROOT / "config" / "pushd.yaml.example")
+    defaults = settings.Settings()
+    assert s.targets == {"worker": "http://127.0.0.1:8081", "v2.worker": "http://127.0.0.1:8082"}
+    assert s.target_url("worker") == "http://127.0.0.1:8081"
+    assert s.target_url("unknown") == s.default_target
+    assert s.target_url(None) == s.default_target
+    for name in ("host", "port", "database", "default_dispatch_deadline_s", "durability"):
+        assert getattr(s, name) == getattr(defaults, name), name
+    assert s.shutdown_grace_s == 30
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [(30, 30.0), (0.5, 0.5), ("90s", 90.0), ("15m", 900.0), ("12h", 43200.0), ("9d", 777600.0)],
+)
+def test_durations(value: object, seconds: float) -> None:
+    assert settings.parse_duration_s(value) == seconds
+
+
+@pytest.mark.parametrize("value", ["soon", "5x", "-1s", True, "1.2.3s"])
+def test_bad_durations(value: object) -> None:
+    with pytest.raises(ValueError, match=r"duration|negative|boolean"):
+        settings.parse_duration_s(value)
+
+
+def test_precedence_defaults_file_environment_flags(tmp_path: Path) -> None:
+    f = tmp_path / "pushd.yaml"
+    f.write_text("port: 9001\nhost: 127.0.0.2\ndatabase: a.sqlite3\n")
+    s = settings.load(f, environ={"PUSHD_PORT": "9002", "PUSHD_DATABASE": "b.sqlite3"})
+    assert (s.host, s.port, s.database) == ("127.0.0.2", 9002, "b.sqlite3")
+    s = settings.load(f, environ={"PUSHD_PORT": "9002"}, overrides={"port": 9003, "host": None})
+    assert (s.host, s.port) == ("127.0.0.2", 9003)
+
+
+def test_every_error_is_reported_with_its_line_and_key(tmp_path: Path) -> None:
+    f = tmp_path / "pushd.yaml"
+    f.write_text(
+        "port: lots\n"
+        "targets:\n"
+        "  Worker_1: http://x\n"
+        "  ok: ftp://x\n"
+        "colour: blue\n"
+        "auth_tokens:\n"
+        "  - token: short\n"
+    )
+    with pytest.raises(errors.ConfigError) as info:
+        settings.load_file(f)
+    lines = str(info.value).splitlines()
+    assert lines == [
+        f"{f}:1:1: port: 'lots' is not an integer",
+        f"{f}:3:3: targets.Worker_1: 'Worker_1' is not a target name like 'worker' or 'v2.worker'",
+        f"{f}:4:3: targets.ok: 'ftp://x' is not an http:// or https:// base URL",
+        f"{f}:5:1: colour: unknown setting 'colour'; known: "
+        + ", ".join(sorted(f.name for f in settings.fields(settings.Settings))),
+        f"{f}:7:5: auth_tokens[0].token: is shorter than 16 characters; use a long random token",
+    ]
+
+
+def test_values_are_checked_after_merging(tmp_path: Path) -> None:
+    with pytest.raises(errors.ConfigError, match="port: 70000 is not a TCP port"):
+        settings.load(environ={"PUSHD_PORT": "70000"})
+    with pytest.raises(errors.ConfigError, match="durability: 'sometimes' is not one of"):
+        settings.from_mapping({"durability": "sometimes"})
+    with pytest.raises(errors.ConfigError, match="between 15s and 24h"):
+        settings.from_mapping({"default_dispatch_deadline_s": "5s"})
+
+
+def test_broken_yaml_and_unreadable_files_are_config_errors(tmp_path: Path) -> None:
+    f = tmp_path / "pushd.yaml"
+    f.write_text("port: [1,\n")
+    with pytest.raises(errors.ConfigError, match=r"pushd.yaml:2:1: not valid YAML"):
+        settings.load_file(f)
+    with pytest.raises(errors.ConfigError, match="cannot read the settings file"):
+        settings.load_file(tmp_path / "missing.yaml")
+    f.write_text("- a list\n")
+    with pytest.raises(errors.ConfigError, match="must be a mapping"):
+        settings.load_file(f)
+
+
+def test_tokens_and_roles(tmp_path: Path) -> None:
+    s = settings.from_mapping(
+        {"auth_tokens": [{"name": "bot", "token": "x" * 32, "role": "producer"}]}
+    )
+    assert s.auth_tokens == (settings.ApiToken(name="bot", token="x" * 32, role="producer"),)
+    with pytest.raises(errors.ConfigError, match=r"auth_tokens\[0\].role: 'root' is not one of"):
+        settings.from_mapping({"auth_tokens": [{"token": "x" * 32, "role": "root"}]})
