@@ -91,6 +91,7 @@ class Task:
     retry_options: RetryParameters | None = None
     target: str | None = None
     dispatch_deadline_us: int | None = None
+    size: int = 0  # App Engine's size formula (SPEC 1.11), counted against total_storage_limit
     # --- delivery state (SPEC 4.5)
     retry_count: int = 0
     execution_count: int = 0

@@ -1,0 +1,202 @@
+"""The storage seam: what the scheduler and the APIs need from a task store.
+
+Every backend (``memory`` for unit tests, ``sqlite`` by default, ``postgres`` to scale out)
+implements :class:`Store` and passes the same contract suite (``tests/contract``).
+
+Invariants every backend keeps:
+
+* **Nothing acknowledged is lost.** ``add`` returns only after the tasks are durable.
+* **Claiming is leasing.** ``claim_due`` moves each claimed task's ETA to ``now + lease`` in the
+  same transaction that selects it. If pushd dies mid-delivery the task simply becomes due
+  again when that lease runs out: at-least-once, no cleanup job. A claim is identified by
+  ``(queue, name, lease_eta_us)``; an outcome whose lease no longer matches (the task was
+  deleted, purged or re-claimed meanwhile) is ignored.
+* **Names are unique per queue** while a task is stored, and stay reserved (tombstoned) for the
+  store's retention window after the task ran, was deleted, purged or dead-lettered (SPEC 2).
+* **Batch adds** are per task: a name clash fails only that task (SPEC 1.15). Validation, which
+  is all-or-nothing, happens before the store is called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from pushd import models
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A push task taken for delivery. ``task.eta_us`` is the ETA it was due at."""
+
+    task: models.Task
+    lease_eta_us: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Done:
+    """The delivery succeeded: delete the task and tombstone its name."""
+
+    queue: str
+    name: str
+    lease_eta_us: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Retry:
+    """The delivery failed and the task runs again at ``eta_us``."""
+
+    queue: str
+    name: str
+    lease_eta_us: int
+    eta_us: int
+    retry_count: int
+    execution_count: int
+    first_try_us: int
+    last_status: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeadLetter:
+    """The task ran out of retries: move it to the dead-letter list and tombstone its name."""
+
+    queue: str
+    name: str
+    lease_eta_us: int
+    retry_count: int
+    execution_count: int
+    first_try_us: int
+    last_status: int | None
+    reason: str
+
+
+Outcome = Done | Retry | DeadLetter
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeadTask:
+    """A task that ran out of retries, kept for inspection and redrive."""
+
+    task: models.Task
+    dead_us: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueCounts:
+    """What the store knows about one queue (the scheduler adds the live counters)."""
+
+    tasks: int = 0
+    oldest_eta_us: int | None = None
+    dead_letters: int = 0
+    bytes: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class LeaseMismatchError(Exception):
+    """Internal: a lease was renewed with an ETA that no longer matches (-> TaskLeaseExpiredError)."""
+
+
+class Store(Protocol):
+    """The verbs pushd needs from storage. All times are µs since the epoch."""
+
+    # ---- producers
+    async def add(self, tasks: Sequence[models.Task], *, now_us: int) -> list[models.AddResult]:
+        """Insert each task unless its name is live (TaskAlreadyExistsError) or tombstoned."""
+        ...
+
+    async def get(self, queue: str, name: str) -> models.Task | None: ...
+
+    async def list_tasks(
+        self, queue: str, *, limit: int = 100, after_name: str | None = None
+    ) -> list[models.Task]:
+        """Tasks of one queue in name order, ``limit`` at a time, after ``after_name``."""
+        ...
+
+    async def delete(self, queue: str, names: Sequence[str], *, now_us: int) -> list[bool]:
+        """Delete live tasks by name (tombstoning them); False for unknown or tombstoned names."""
+        ...
+
+    async def purge(self, queue: str, *, now_us: int) -> int:
+        """Delete every task of the queue, tombstoning their names; returns how many."""
+        ...
+
+    async def run_now(self, queue: str, name: str, *, now_us: int) -> models.Task | None:
+        """Make a stored task due at once (its ETA becomes ``now_us``)."""
+        ...
+
+    # ---- push delivery
+    async def claim_due(
+        self, queue: str, *, now_us: int, limit: int, lease_us: int
+    ) -> list[Claimed]:
+        """Take up to ``limit`` push tasks with ETA <= now, earliest first, leasing each."""
+        ...
+
+    async def next_eta(self, queue: str) -> int | None:
+        """The earliest ETA in the queue (claimed tasks count by their lease expiry)."""
+        ...
+
+    async def finish(self, outcomes: Sequence[Outcome], *, now_us: int) -> None:
+        """Apply delivery outcomes, in one commit where the backend can."""
+        ...
+
+    # ---- pull queues
+    async def lease(
+        self,
+        queue: str,
+        *,
+        now_us: int,
+        lease_us: int,
+        max_tasks: int,
+        group_by_tag: bool = False,
+        tag: bytes | None = None,
+        queue_retry_limit: int | None = None,
+    ) -> list[models.Task]:
+        """Lease available pull tasks (SPEC 6): ETA := now + lease, retry_count += 1.
+
+        A task whose next lease would exceed its retry limit (its own ``retry_options`` or else
+        ``queue_retry_limit``) is deleted and tombstoned instead of being returned. With
+        ``group_by_tag`` and no ``tag``, the earliest available task decides the tag (tasks
+        without a tag form their own group).
+        """
+        ...
+
+    async def modify_lease(
+        self, queue: str, name: str, *, current_eta_us: int, lease_us: int, now_us: int
+    ) -> models.Task:
+        """Renew or release a lease (SPEC 6). Raises UnknownTaskError, TombstonedTaskError or
+        TaskLeaseExpiredError."""
+        ...
+
+    # ---- queue state
+    async def set_paused(self, queue: str, paused: bool) -> None: ...
+
+    async def paused_queues(self) -> set[str]: ...
+
+    async def counts(self, queue: str) -> QueueCounts: ...
+
+    async def total_bytes(self) -> int:
+        """Bytes of all stored tasks (their App Engine size), for ``total_storage_limit``."""
+        ...
+
+    # ---- dead letters
+    async def list_dead(
+        self, queue: str, *, limit: int = 100, after_name: str | None = None
+    ) -> list[DeadTask]: ...
+
+    async def get_dead(self, queue: str, name: str) -> DeadTask | None: ...
+
+    async def redrive(self, queue: str, name: str, *, now_us: int) -> models.Task | None:
+        """Put a dead task back as a fresh task due now (counters reset); None if unknown."""
+        ...
+
+    async def delete_dead(self, queue: str, name: str) -> bool: ...
+
+    # ---- housekeeping
+    async def expire(self, *, now_us: int) -> int:
+        """Drop tombstones and dead letters older than their retention; returns how many."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,117 @@
+"""Task <-> database row and JSON blob conversions shared by the SQL backends."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import orjson
+
+from pushd import models
+
+_RETRY_FIELDS = (
+    "task_retry_limit",
+    "task_age_limit_s",
+    "min_backoff_s",
+    "max_backoff_s",
+    "max_doublings",
+)
+
+
+def dump_headers(headers: tuple[tuple[str, str], ...]) -> bytes:
+    return orjson.dumps([list(pair) for pair in headers])
+
+
+def load_headers(blob: bytes | str) -> tuple[tuple[str, str], ...]:
+    return tuple((str(k), str(v)) for k, v in orjson.loads(blob))
+
+
+def dump_retry(options: models.RetryParameters | None) -> bytes | None:
+    if options is None:
+        return None
+    return orjson.dumps({f: getattr(options, f) for f in _RETRY_FIELDS})
+
+
+def load_retry(blob: bytes | str | None) -> models.RetryParameters | None:
+    if blob is None:
+        return None
+    data = orjson.loads(blob)
+    return models.RetryParameters(**{f: data.get(f) for f in _RETRY_FIELDS})
+
+
+def task_params(task: models.Task) -> dict[str, Any]:
+    """Named parameters of ``insert_task``."""
+    return {
+        "queue": task.queue,
+        "name": task.name,
+        "eta_us": task.eta_us,
+        "method": task.method.value,
+        "url": task.url,
+        "on_queue_url": int(task.on_queue_url),
+        "headers": dump_headers(task.headers),
+        "payload": task.payload,
+        "tag": task.tag,
+        "created_us": task.created_us,
+        "retry_options": dump_retry(task.retry_options),
+        "target": task.target,
+        "dispatch_deadline_us": task.dispatch_deadline_us,
+        "size": task.size,
+        "retry_count": task.retry_count,
+        "execution_count": task.execution_count,
+        "first_try_us": task.first_try_us,
+        "last_status": task.last_status,
+    }
+
+
+class Row(Protocol):
+    """A database row readable by column name (sqlite3.Row, asyncpg.Record, a dict)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def task_from_row(row: Row) -> models.Task:
+    tag = row["tag"]
+    return models.Task(
+        queue=row["queue"],
+        name=row["name"],
+        method=models.Method(row["method"]),
+        url=row["url"],
+        on_queue_url=bool(row["on_queue_url"]),
+        headers=load_headers(row["headers"]),
+        payload=bytes(row["payload"]),
+        eta_us=row["eta_us"],
+        created_us=row["created_us"],
+        tag=None if tag is None else bytes(tag),
+        retry_options=load_retry(row["retry_options"]),
+        target=row["target"],
+        dispatch_deadline_us=row["dispatch_deadline_us"],
+        size=row["size"],
+        retry_count=row["retry_count"],
+        execution_count=row["execution_count"],
+        first_try_us=row["first_try_us"],
+        last_status=row["last_status"],
+    )
+
+
+def dump_task(task: models.Task) -> bytes:
+    """The whole task as one JSON blob (dead letters)."""
+    params = task_params(task)
+    params["headers"] = [list(pair) for pair in task.headers]
+    params["retry_options"] = (
+        None
+        if task.retry_options is None
+        else {f: getattr(task.retry_options, f) for f in _RETRY_FIELDS}
+    )
+    params["payload"] = task.payload.hex()
+    params["tag"] = None if task.tag is None else task.tag.hex()
+    return orjson.dumps(params)
+
+
+def load_task(blob: bytes | str) -> models.Task:
+    data = orjson.loads(blob)
+    data["headers"] = orjson.dumps(data["headers"])
+    data["retry_options"] = (
+        None if data["retry_options"] is None else orjson.dumps(data["retry_options"])
+    )
+    data["payload"] = bytes.fromhex(data["payload"])
+    data["tag"] = None if data["tag"] is None else bytes.fromhex(data["tag"])
+    return task_from_row(data)

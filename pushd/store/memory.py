@@ -1,0 +1,285 @@
+"""An in-memory :class:`~pushd.store.base.Store`: the reference semantics, for unit tests.
+
+It keeps nothing across restarts, so the daemon never uses it. Each queue keeps a heap of
+``(eta_us, name)`` entries next to a dict of tasks; stale heap entries (deleted or re-timed
+tasks) are skipped lazily, so claims cost O(log n) like the SQL indexes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+from collections.abc import Sequence
+
+from pushd import errors, models
+from pushd.store import base
+
+
+@dataclasses.dataclass
+class _Queue:
+    tasks: dict[str, models.Task] = dataclasses.field(default_factory=dict)
+    heap: list[tuple[int, str]] = dataclasses.field(default_factory=list)
+    tombstones: dict[str, int] = dataclasses.field(default_factory=dict)  # name -> when
+    dead: dict[str, base.DeadTask] = dataclasses.field(default_factory=dict)
+    paused: bool = False
+
+    def put(self, task: models.Task) -> None:
+        self.tasks[task.name] = task
+        heapq.heappush(self.heap, (task.eta_us, task.name))
+
+    def earliest(self) -> models.Task | None:
+        while self.heap:
+            eta, name = self.heap[0]
+            task = self.tasks.get(name)
+            if task is not None and task.eta_us == eta:
+                return task
+            heapq.heappop(self.heap)
+        return None
+
+    def by_eta(self) -> list[models.Task]:
+        return sorted(self.tasks.values(), key=lambda t: (t.eta_us, t.name))
+
+
+class MemoryStore:
+    """Reference implementation of the store contract, held in dicts and heaps."""
+
+    def __init__(
+        self,
+        *,
+        tombstone_retention_us: int = 9 * 86400 * 1_000_000,
+        dead_letter_retention_us: int = 7 * 86400 * 1_000_000,
+    ) -> None:
+        self._queues: dict[str, _Queue] = {}
+        self.tombstone_retention_us = tombstone_retention_us
+        self.dead_letter_retention_us = dead_letter_retention_us
+
+    def _q(self, name: str) -> _Queue:
+        q = self._queues.get(name)
+        if q is None:
+            q = self._queues[name] = _Queue()
+        return q
+
+    def _tombstoned(self, q: _Queue, name: str, now_us: int) -> bool:
+        at = q.tombstones.get(name)
+        return at is not None and now_us - at < self.tombstone_retention_us
+
+    def _remove(self, q: _Queue, name: str, now_us: int) -> models.Task | None:
+        task = q.tasks.pop(name, None)
+        if task is not None:
+            q.tombstones[name] = now_us
+        return task
+
+    # ---- producers
+    async def add(self, tasks: Sequence[models.Task], *, now_us: int) -> list[models.AddResult]:
+        results = []
+        for task in tasks:
+            q = self._q(task.queue)
+            if task.name in q.tasks:
+                results.append(models.AddResult(task, errors.TaskAlreadyExistsError))
+            elif self._tombstoned(q, task.name, now_us):
+                results.append(models.AddResult(task, errors.TombstonedTaskError))
+            else:
+                q.tombstones.pop(task.name, None)
+                q.put(task)
+                results.append(models.AddResult(task))
+        return results
+
+    async def get(self, queue: str, name: str) -> models.Task | None:
+        return self._q(queue).tasks.get(name)
+
+    async def list_tasks(
+        self, queue: str, *, limit: int = 100, after_name: str | None = None
+    ) -> list[models.Task]:
+        names = sorted(n for n in self._q(queue).tasks if after_name is None or n > after_name)
+        return [self._q(queue).tasks[n] for n in names[:limit]]
+
+    async def delete(self, queue: str, names: Sequence[str], *, now_us: int) -> list[bool]:
+        q = self._q(queue)
+        return [self._remove(q, name, now_us) is not None for name in names]
+
+    async def purge(self, queue: str, *, now_us: int) -> int:
+        q = self._q(queue)
+        names = list(q.tasks)
+        for name in names:
+            self._remove(q, name, now_us)
+        q.heap.clear()
+        return len(names)
+
+    async def run_now(self, queue: str, name: str, *, now_us: int) -> models.Task | None:
+        q = self._q(queue)
+        task = q.tasks.get(name)
+        if task is None:
+            return None
+        task = dataclasses.replace(task, eta_us=now_us)
+        q.put(task)
+        return task
+
+    # ---- push delivery
+    async def claim_due(
+        self, queue: str, *, now_us: int, limit: int, lease_us: int
+    ) -> list[base.Claimed]:
+        q = self._q(queue)
+        claimed: list[base.Claimed] = []
+        while len(claimed) < limit:
+            task = q.earliest()
+            if task is None or task.eta_us > now_us or task.is_pull:
+                break
+            lease_eta = now_us + lease_us
+            q.put(dataclasses.replace(task, eta_us=lease_eta))
+            claimed.append(base.Claimed(task, lease_eta))
+        return claimed
+
+    async def next_eta(self, queue: str) -> int | None:
+        task = self._q(queue).earliest()
+        return None if task is None else task.eta_us
+
+    async def finish(self, outcomes: Sequence[base.Outcome], *, now_us: int) -> None:
+        for outcome in outcomes:
+            q = self._q(outcome.queue)
+            task = q.tasks.get(outcome.name)
+            if task is None or task.eta_us != outcome.lease_eta_us:
+                continue  # deleted, purged or re-claimed meanwhile
+            if isinstance(outcome, base.Done):
+                self._remove(q, outcome.name, now_us)
+            elif isinstance(outcome, base.Retry):
+                q.put(
+                    dataclasses.replace(
+                        task,
+                        eta_us=outcome.eta_us,
+                        retry_count=outcome.retry_count,
+                        execution_count=outcome.execution_count,
+                        first_try_us=outcome.first_try_us,
+                        last_status=outcome.last_status,
+                    )
+                )
+            else:
+                self._remove(q, outcome.name, now_us)
+                q.dead[outcome.name] = base.DeadTask(
+                    task=dataclasses.replace(
+                        task,
+                        retry_count=outcome.retry_count,
+                        execution_count=outcome.execution_count,
+                        first_try_us=outcome.first_try_us,
+                        last_status=outcome.last_status,
+                    ),
+                    dead_us=now_us,
+                    reason=outcome.reason,
+                )
+
+    # ---- pull queues
+    async def lease(
+        self,
+        queue: str,
+        *,
+        now_us: int,
+        lease_us: int,
+        max_tasks: int,
+        group_by_tag: bool = False,
+        tag: bytes | None = None,
+        queue_retry_limit: int | None = None,
+    ) -> list[models.Task]:
+        q = self._q(queue)
+        available = [t for t in q.by_eta() if t.eta_us <= now_us and t.is_pull]
+        if group_by_tag:
+            if tag is None and available:
+                tag = available[0].tag
+            available = [t for t in available if t.tag == tag]
+        leased: list[models.Task] = []
+        for task in available:
+            if len(leased) >= max_tasks:
+                break
+            opts = task.retry_options
+            limit = opts.task_retry_limit if opts is not None else queue_retry_limit
+            if limit is not None and task.retry_count + 1 > limit:
+                self._remove(q, task.name, now_us)
+                continue
+            task = dataclasses.replace(
+                task, eta_us=now_us + lease_us, retry_count=task.retry_count + 1
+            )
+            q.put(task)
+            leased.append(task)
+        return leased
+
+    async def modify_lease(
+        self, queue: str, name: str, *, current_eta_us: int, lease_us: int, now_us: int
+    ) -> models.Task:
+        q = self._q(queue)
+        task = q.tasks.get(name)
+        if task is None:
+            if self._tombstoned(q, name, now_us):
+                raise errors.TombstonedTaskError(f"task {name!r} was deleted or has run")
+            raise errors.UnknownTaskError(f"task {name!r} does not exist in queue {queue!r}")
+        if task.eta_us != current_eta_us or task.eta_us < now_us:
+            raise errors.TaskLeaseExpiredError(f"the lease on task {name!r} has expired")
+        task = dataclasses.replace(task, eta_us=now_us + lease_us)
+        q.put(task)
+        return task
+
+    # ---- queue state
+    async def set_paused(self, queue: str, paused: bool) -> None:
+        self._q(queue).paused = paused
+
+    async def paused_queues(self) -> set[str]:
+        return {name for name, q in self._queues.items() if q.paused}
+
+    async def counts(self, queue: str) -> base.QueueCounts:
+        q = self._q(queue)
+        oldest = q.earliest()
+        return base.QueueCounts(
+            tasks=len(q.tasks),
+            oldest_eta_us=None if oldest is None else oldest.eta_us,
+            dead_letters=len(q.dead),
+            bytes=sum(t.size for t in q.tasks.values()),
+        )
+
+    async def total_bytes(self) -> int:
+        return sum(t.size for q in self._queues.values() for t in q.tasks.values())
+
+    # ---- dead letters
+    async def list_dead(
+        self, queue: str, *, limit: int = 100, after_name: str | None = None
+    ) -> list[base.DeadTask]:
+        dead = self._q(queue).dead
+        names = sorted(n for n in dead if after_name is None or n > after_name)
+        return [dead[n] for n in names[:limit]]
+
+    async def get_dead(self, queue: str, name: str) -> base.DeadTask | None:
+        return self._q(queue).dead.get(name)
+
+    async def redrive(self, queue: str, name: str, *, now_us: int) -> models.Task | None:
+        q = self._q(queue)
+        dead = q.dead.get(name)
+        if dead is None or name in q.tasks:
+            return None
+        del q.dead[name]
+        q.tombstones.pop(name, None)
+        task = dataclasses.replace(
+            dead.task,
+            eta_us=now_us,
+            retry_count=0,
+            execution_count=0,
+            first_try_us=None,
+            last_status=None,
+        )
+        q.put(task)
+        return task
+
+    async def delete_dead(self, queue: str, name: str) -> bool:
+        return self._q(queue).dead.pop(name, None) is not None
+
+    # ---- housekeeping
+    async def expire(self, *, now_us: int) -> int:
+        dropped = 0
+        for q in self._queues.values():
+            for name, at in list(q.tombstones.items()):
+                if now_us - at >= self.tombstone_retention_us:
+                    del q.tombstones[name]
+                    dropped += 1
+            for name, dead in list(q.dead.items()):
+                if now_us - dead.dead_us >= self.dead_letter_retention_us:
+                    del q.dead[name]
+                    dropped += 1
+        return dropped
+
+    async def close(self) -> None:
+        return None

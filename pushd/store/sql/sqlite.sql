@@ -1,0 +1,163 @@
+-- pushd's SQLite schema and queries. Times are integer microseconds since the epoch.
+-- The ETA index (queue, eta_us) makes "what is due next" O(log n) whatever the backlog.
+
+-- name: schema
+CREATE TABLE IF NOT EXISTS tasks (
+    id INTEGER PRIMARY KEY,
+    queue TEXT NOT NULL,
+    name TEXT NOT NULL,
+    eta_us INTEGER NOT NULL,          -- due time; while claimed or leased: when the lease ends
+    method TEXT NOT NULL,
+    url TEXT NOT NULL,
+    on_queue_url INTEGER NOT NULL,
+    headers BLOB NOT NULL,            -- JSON list of [name, value] pairs
+    payload BLOB NOT NULL,
+    tag BLOB,
+    created_us INTEGER NOT NULL,
+    retry_options BLOB,               -- JSON object, NULL when the task has none
+    target TEXT,
+    dispatch_deadline_us INTEGER,
+    size INTEGER NOT NULL,
+    retry_count INTEGER NOT NULL DEFAULT 0,
+    execution_count INTEGER NOT NULL DEFAULT 0,
+    first_try_us INTEGER,
+    last_status INTEGER,
+    UNIQUE (queue, name)
+);
+CREATE INDEX IF NOT EXISTS tasks_eta ON tasks (queue, eta_us, name);
+CREATE INDEX IF NOT EXISTS tasks_tag ON tasks (queue, tag, eta_us, name);
+CREATE TABLE IF NOT EXISTS tombstones (
+    queue TEXT NOT NULL,
+    name TEXT NOT NULL,
+    at_us INTEGER NOT NULL,
+    PRIMARY KEY (queue, name)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tombstones_at ON tombstones (at_us);
+CREATE TABLE IF NOT EXISTS dead_tasks (
+    queue TEXT NOT NULL,
+    name TEXT NOT NULL,
+    dead_us INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    task BLOB NOT NULL,               -- the whole task as JSON, counters as of its last attempt
+    PRIMARY KEY (queue, name)
+);
+CREATE INDEX IF NOT EXISTS dead_tasks_at ON dead_tasks (dead_us);
+CREATE TABLE IF NOT EXISTS queue_state (
+    queue TEXT PRIMARY KEY,
+    paused INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
+
+-- name: insert_task
+INSERT INTO tasks (queue, name, eta_us, method, url, on_queue_url, headers, payload, tag,
+                   created_us, retry_options, target, dispatch_deadline_us, size,
+                   retry_count, execution_count, first_try_us, last_status)
+VALUES (:queue, :name, :eta_us, :method, :url, :on_queue_url, :headers, :payload, :tag,
+        :created_us, :retry_options, :target, :dispatch_deadline_us, :size,
+        :retry_count, :execution_count, :first_try_us, :last_status)
+ON CONFLICT (queue, name) DO NOTHING;
+
+-- name: live_tombstone
+SELECT 1 FROM tombstones WHERE queue = ? AND name = ? AND at_us > ?;
+
+-- name: clear_tombstone
+DELETE FROM tombstones WHERE queue = ? AND name = ?;
+
+-- name: tombstone
+INSERT INTO tombstones (queue, name, at_us) VALUES (?, ?, ?)
+ON CONFLICT (queue, name) DO UPDATE SET at_us = excluded.at_us;
+
+-- name: get_task
+SELECT * FROM tasks WHERE queue = ? AND name = ?;
+
+-- name: list_tasks
+SELECT * FROM tasks WHERE queue = ? AND name > ? ORDER BY name LIMIT ?;
+
+-- name: delete_task
+DELETE FROM tasks WHERE queue = ? AND name = ?;
+
+-- name: purge_tombstones
+INSERT INTO tombstones (queue, name, at_us) SELECT queue, name, ? FROM tasks WHERE queue = ?
+ON CONFLICT (queue, name) DO UPDATE SET at_us = excluded.at_us;
+
+-- name: purge_tasks
+DELETE FROM tasks WHERE queue = ?;
+
+-- name: set_eta
+UPDATE tasks SET eta_us = ? WHERE queue = ? AND name = ?;
+
+-- name: due_push
+SELECT * FROM tasks WHERE queue = ? AND eta_us <= ? AND method != 'PULL'
+ORDER BY eta_us, name LIMIT ?;
+
+-- name: claim
+UPDATE tasks SET eta_us = ? WHERE id = ?;
+
+-- name: next_eta
+SELECT MIN(eta_us) FROM tasks WHERE queue = ?;
+
+-- name: finish_done
+DELETE FROM tasks WHERE queue = ? AND name = ? AND eta_us = ?;
+
+-- name: finish_retry
+UPDATE tasks SET eta_us = ?, retry_count = ?, execution_count = ?, first_try_us = ?,
+                 last_status = ?
+WHERE queue = ? AND name = ? AND eta_us = ?;
+
+-- name: get_leased
+SELECT * FROM tasks WHERE queue = ? AND name = ? AND eta_us = ?;
+
+-- name: insert_dead
+INSERT INTO dead_tasks (queue, name, dead_us, reason, task) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (queue, name) DO UPDATE
+SET dead_us = excluded.dead_us, reason = excluded.reason, task = excluded.task;
+
+-- name: due_pull
+SELECT * FROM tasks WHERE queue = ? AND eta_us <= ? AND method = 'PULL'
+ORDER BY eta_us, name LIMIT ?;
+
+-- name: due_pull_tagged
+SELECT * FROM tasks WHERE queue = ? AND tag = ? AND eta_us <= ? AND method = 'PULL'
+ORDER BY eta_us, name LIMIT ?;
+
+-- name: due_pull_untagged
+SELECT * FROM tasks WHERE queue = ? AND tag IS NULL AND eta_us <= ? AND method = 'PULL'
+ORDER BY eta_us, name LIMIT ?;
+
+-- name: lease_task
+UPDATE tasks SET eta_us = ?, retry_count = retry_count + 1 WHERE id = ?;
+
+-- name: set_paused
+INSERT INTO queue_state (queue, paused) VALUES (?, ?)
+ON CONFLICT (queue) DO UPDATE SET paused = excluded.paused;
+
+-- name: paused_queues
+SELECT queue FROM queue_state WHERE paused = 1;
+
+-- name: counts
+SELECT COUNT(*), MIN(eta_us), COALESCE(SUM(size), 0) FROM tasks WHERE queue = ?;
+
+-- name: count_dead
+SELECT COUNT(*) FROM dead_tasks WHERE queue = ?;
+
+-- name: total_bytes
+SELECT COALESCE(SUM(size), 0) FROM tasks;
+
+-- name: list_dead
+SELECT * FROM dead_tasks WHERE queue = ? AND name > ? ORDER BY name LIMIT ?;
+
+-- name: get_dead
+SELECT * FROM dead_tasks WHERE queue = ? AND name = ?;
+
+-- name: delete_dead
+DELETE FROM dead_tasks WHERE queue = ? AND name = ?;
+
+-- name: expire_tombstones
+DELETE FROM tombstones WHERE at_us <= ?;
+
+-- name: expire_dead
+DELETE FROM dead_tasks WHERE dead_us <= ?;

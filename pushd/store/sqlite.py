@@ -1,0 +1,480 @@
+"""The embedded default store: one SQLite file in WAL mode, through aiosqlite.
+
+Two connections: a writer and a reader. Every change goes through :class:`_Writer`, which runs
+the jobs that are waiting when it wakes in one transaction and one commit (group commit): under
+load many adds and delivery outcomes share one fsync, and an idle add pays for exactly one.
+Nothing is acknowledged before its commit returns. With ``durability="full"``
+(``synchronous=FULL``) that commit is on disk and survives a power cut; with ``"normal"``
+(``synchronous=NORMAL``) it is in the WAL and survives a crash or kill -9 of pushd, but the
+last commits may be lost if the machine itself loses power.
+
+The reader connection sees only committed data (WAL readers never block the writer), so the
+APIs' reads never observe a batch that is later rolled back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from pushd import errors, models
+from pushd.store import base, codec, sql
+
+Q = sql.queries("sqlite.sql")
+T = TypeVar("T")
+Job = Callable[[aiosqlite.Connection], Awaitable[Any]]
+MAX_JOBS_PER_COMMIT = 512
+
+
+class _Writer:
+    """Runs write jobs in shared transactions (group commit); one job failing fails only itself."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+        self._jobs: asyncio.Queue[tuple[Job, asyncio.Future[Any]] | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.commits = 0
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="pushd-sqlite-writer")
+
+    async def submit(self, job: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        if self._task is None or self._task.done():
+            raise errors.InternalError("the SQLite store is closed")
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._jobs.put_nowait((job, fut))
+        return await fut
+
+    async def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._jobs.put_nowait(None)
+            await self._task
+
+    async def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = await self._jobs.get()
+            if first is None:
+                break
+            batch = [first]
+            while not self._jobs.empty() and len(batch) < MAX_JOBS_PER_COMMIT:
+                item = self._jobs.get_nowait()
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[Job, asyncio.Future[Any]]]) -> None:
+        """Run ``batch`` in one transaction; a failing job is dropped and the rest re-run."""
+        pending = [(job, fut) for job, fut in batch if not fut.cancelled()]
+        while pending:
+            results: list[tuple[asyncio.Future[Any], Any]] = []
+            failed: tuple[asyncio.Future[Any], BaseException] | None = None
+            try:
+                await self._conn.execute("BEGIN IMMEDIATE")
+                for job, fut in pending:
+                    try:
+                        results.append((fut, await job(self._conn)))
+                    except (errors.PushdError, sqlite3.Error) as exc:
+                        failed = (fut, exc)
+                        break
+                if failed is None:
+                    await self._conn.execute("COMMIT")
+                    self.commits += 1
+                else:
+                    await self._conn.execute("ROLLBACK")
+            except sqlite3.Error as exc:  # BEGIN or COMMIT itself failed: fail the whole batch
+                await self._rollback_quietly()
+                for _, fut in pending:
+                    if not fut.done():
+                        fut.set_exception(errors.TransientError(f"SQLite commit failed: {exc}"))
+                return
+            if failed is None:
+                for fut, value in results:
+                    if not fut.done():
+                        fut.set_result(value)
+                return
+            # The jobs before the failing one are re-run in a fresh transaction (their work was
+            # rolled back); jobs are idempotent functions of the database state.
+            bad_fut, bad_exc = failed
+            if not bad_fut.done():
+                bad_fut.set_exception(bad_exc)
+            pending = [(j, f) for j, f in pending if f is not bad_fut and not f.cancelled()]
+
+    async def _rollback_quietly(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            await self._conn.execute("ROLLBACK")
+
+
+class SqliteStore:
+    """:class:`~pushd.store.base.Store` over one SQLite file."""
+
+    def __init__(
+        self,
+        writer_conn: aiosqlite.Connection,
+        reader_conn: aiosqlite.Connection,
+        *,
+        tombstone_retention_us: int,
+        dead_letter_retention_us: int,
+    ) -> None:
+        self._w = writer_conn
+        self._r = reader_conn
+        self._writer = _Writer(writer_conn)
+        self.tombstone_retention_us = tombstone_retention_us
+        self.dead_letter_retention_us = dead_letter_retention_us
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | Path,
+        *,
+        durability: str = "full",
+        tombstone_retention_us: int = 9 * 86400 * 1_000_000,
+        dead_letter_retention_us: int = 7 * 86400 * 1_000_000,
+    ) -> SqliteStore:
+        synchronous = {"full": "FULL", "normal": "NORMAL"}[durability]
+        writer = await aiosqlite.connect(str(path), isolation_level=None)
+        try:
+            writer.row_factory = sqlite3.Row
+            await writer.execute("PRAGMA journal_mode=WAL")
+            await writer.execute(f"PRAGMA synchronous={synchronous}")
+            await writer.execute("PRAGMA busy_timeout=10000")
+            await writer.executescript(Q["schema"])
+            reader = await aiosqlite.connect(str(path), isolation_level=None)
+        except BaseException:
+            await writer.close()
+            raise
+        reader.row_factory = sqlite3.Row
+        await reader.execute("PRAGMA busy_timeout=10000")
+        store = cls(
+            writer,
+            reader,
+            tombstone_retention_us=tombstone_retention_us,
+            dead_letter_retention_us=dead_letter_retention_us,
+        )
+        store._writer.start()
+        return store
+
+    @property
+    def commits(self) -> int:
+        """How many write transactions were committed (group commit makes this < writes)."""
+        return self._writer.commits
+
+    async def close(self) -> None:
+        await self._writer.stop()
+        await self._r.close()
+        await self._w.close()
+
+    # ---- helpers
+    async def _one(self, query: str, *params: Any) -> Any:
+        async with self._r.execute(Q[query], params) as cur:
+            return await cur.fetchone()
+
+    async def _all(self, query: str, *params: Any) -> list[Any]:
+        async with self._r.execute(Q[query], params) as cur:
+            return list(await cur.fetchall())
+
+    async def _tombstone_many(
+        self, conn: aiosqlite.Connection, queue: str, names: Sequence[str], now_us: int
+    ) -> None:
+        await conn.executemany(Q["tombstone"], [(queue, n, now_us) for n in names])
+
+    # ---- producers
+    async def add(self, tasks: Sequence[models.Task], *, now_us: int) -> list[models.AddResult]:
+        rows = [codec.task_params(t) for t in tasks]
+        live_after = now_us - self.tombstone_retention_us
+
+        async def job(conn: aiosqlite.Connection) -> list[models.AddResult]:
+            results = []
+            for task, row in zip(tasks, rows, strict=True):
+                async with conn.execute(
+                    Q["live_tombstone"], (task.queue, task.name, live_after)
+                ) as c:
+                    if await c.fetchone() is not None:
+                        results.append(models.AddResult(task, errors.TombstonedTaskError))
+                        continue
+                cur = await conn.execute(Q["insert_task"], row)
+                if cur.rowcount == 0:
+                    results.append(models.AddResult(task, errors.TaskAlreadyExistsError))
+                else:
+                    results.append(models.AddResult(task))
+            return results
+
+        return await self._writer.submit(job)
+
+    async def get(self, queue: str, name: str) -> models.Task | None:
+        row = await self._one("get_task", queue, name)
+        return None if row is None else codec.task_from_row(row)
+
+    async def list_tasks(
+        self, queue: str, *, limit: int = 100, after_name: str | None = None
+    ) -> list[models.Task]:
+        rows = await self._all("list_tasks", queue, after_name or "", limit)
+        return [codec.task_from_row(r) for r in rows]
+
+    async def delete(self, queue: str, names: Sequence[str], *, now_us: int) -> list[bool]:
+        async def job(conn: aiosqlite.Connection) -> list[bool]:
+            done = []
+            for name in names:
+                cur = await conn.execute(Q["delete_task"], (queue, name))
+                if cur.rowcount:
+                    await conn.execute(Q["tombstone"], (queue, name, now_us))
+                done.append(bool(cur.rowcount))
+            return done
+
+        return await self._writer.submit(job)
+
+    async def purge(self, queue: str, *, now_us: int) -> int:
+        async def job(conn: aiosqlite.Connection) -> int:
+            await conn.execute(Q["purge_tombstones"], (now_us, queue))
+            cur = await conn.execute(Q["purge_tasks"], (queue,))
+            return cur.rowcount
+
+        return await self._writer.submit(job)
+
+    async def run_now(self, queue: str, name: str, *, now_us: int) -> models.Task | None:
+        async def job(conn: aiosqlite.Connection) -> models.Task | None:
+            cur = await conn.execute(Q["set_eta"], (now_us, queue, name))
+            if not cur.rowcount:
+                return None
+            async with conn.execute(Q["get_task"], (queue, name)) as c:
+                return codec.task_from_row(await c.fetchone())  # type: ignore[arg-type]
+
+        return await self._writer.submit(job)
+
+    # ---- push delivery
+    async def claim_due(
+        self, queue: str, *, now_us: int, limit: int, lease_us: int
+    ) -> list[base.Claimed]:
+        lease_eta = now_us + lease_us
+
+        async def job(conn: aiosqlite.Connection) -> list[base.Claimed]:
+            async with conn.execute(Q["due_push"], (queue, now_us, limit)) as c:
+                rows = list(await c.fetchall())
+            if rows:
+                await conn.executemany(Q["claim"], [(lease_eta, r["id"]) for r in rows])
+            return [base.Claimed(codec.task_from_row(r), lease_eta) for r in rows]
+
+        return await self._writer.submit(job)
+
+    async def next_eta(self, queue: str) -> int | None:
+        row = await self._one("next_eta", queue)
+        return None if row is None else row[0]
+
+    async def finish(self, outcomes: Sequence[base.Outcome], *, now_us: int) -> None:
+        if not outcomes:
+            return
+        done = [o for o in outcomes if isinstance(o, base.Done)]
+        retries = [o for o in outcomes if isinstance(o, base.Retry)]
+        dead = [o for o in outcomes if isinstance(o, base.DeadLetter)]
+
+        async def job(conn: aiosqlite.Connection) -> None:
+            for o in done:
+                cur = await conn.execute(Q["finish_done"], (o.queue, o.name, o.lease_eta_us))
+                if cur.rowcount:
+                    await conn.execute(Q["tombstone"], (o.queue, o.name, now_us))
+            if retries:
+                await conn.executemany(
+                    Q["finish_retry"],
+                    [
+                        (
+                            o.eta_us,
+                            o.retry_count,
+                            o.execution_count,
+                            o.first_try_us,
+                            o.last_status,
+                            o.queue,
+                            o.name,
+                            o.lease_eta_us,
+                        )
+                        for o in retries
+                    ],
+                )
+            for d in dead:
+                async with conn.execute(Q["get_leased"], (d.queue, d.name, d.lease_eta_us)) as c:
+                    row = await c.fetchone()
+                if row is None:
+                    continue
+                task = codec.task_from_row(row)
+                task = dataclasses.replace(
+                    task,
+                    retry_count=d.retry_count,
+                    execution_count=d.execution_count,
+                    first_try_us=d.first_try_us,
+                    last_status=d.last_status,
+                )
+                await conn.execute(
+                    Q["insert_dead"], (d.queue, d.name, now_us, d.reason, codec.dump_task(task))
+                )
+                await conn.execute(Q["delete_task"], (d.queue, d.name))
+                await conn.execute(Q["tombstone"], (d.queue, d.name, now_us))
+
+        await self._writer.submit(job)
+
+    # ---- pull queues
+    async def lease(
+        self,
+        queue: str,
+        *,
+        now_us: int,
+        lease_us: int,
+        max_tasks: int,
+        group_by_tag: bool = False,
+        tag: bytes | None = None,
+        queue_retry_limit: int | None = None,
+    ) -> list[models.Task]:
+        lease_eta = now_us + lease_us
+
+        async def job(conn: aiosqlite.Connection) -> list[models.Task]:
+            chosen_tag = tag
+            if group_by_tag and chosen_tag is None:
+                async with conn.execute(Q["due_pull"], (queue, now_us, 1)) as c:
+                    first = await c.fetchone()
+                if first is None:
+                    return []
+                chosen_tag = first["tag"]
+            leased: list[models.Task] = []
+            expired: list[str] = []
+            # Over-fetch so that tasks deleted for exceeding their retry limit do not shrink
+            # the answer; loop until enough are found or none are left.
+            while len(leased) < max_tasks:
+                want = max_tasks - len(leased)
+                params: tuple[Any, ...]
+                if not group_by_tag:
+                    query, params = "due_pull", (queue, now_us, want)
+                elif chosen_tag is None:
+                    query, params = "due_pull_untagged", (queue, now_us, want)
+                else:
+                    query, params = "due_pull_tagged", (queue, chosen_tag, now_us, want)
+                async with conn.execute(Q[query], params) as c:
+                    rows = list(await c.fetchall())
+                if not rows:
+                    break
+                for row in rows:
+                    task = codec.task_from_row(row)
+                    opts = task.retry_options
+                    limit = opts.task_retry_limit if opts is not None else queue_retry_limit
+                    if limit is not None and task.retry_count + 1 > limit:
+                        expired.append(task.name)
+                        await conn.execute(Q["delete_task"], (queue, task.name))
+                        continue
+                    await conn.execute(Q["lease_task"], (lease_eta, row["id"]))
+                    leased.append(
+                        dataclasses.replace(
+                            task,
+                            eta_us=lease_eta,
+                            retry_count=task.retry_count + 1,
+                        )
+                    )
+            await self._tombstone_many(conn, queue, expired, now_us)
+            return leased
+
+        return await self._writer.submit(job)
+
+    async def modify_lease(
+        self, queue: str, name: str, *, current_eta_us: int, lease_us: int, now_us: int
+    ) -> models.Task:
+        live_after = now_us - self.tombstone_retention_us
+
+        async def job(conn: aiosqlite.Connection) -> models.Task:
+            async with conn.execute(Q["get_task"], (queue, name)) as c:
+                row = await c.fetchone()
+            if row is None:
+                async with conn.execute(Q["live_tombstone"], (queue, name, live_after)) as c:
+                    if await c.fetchone() is not None:
+                        raise errors.TombstonedTaskError(f"task {name!r} was deleted or has run")
+                raise errors.UnknownTaskError(f"task {name!r} does not exist in queue {queue!r}")
+            if row["eta_us"] != current_eta_us or row["eta_us"] < now_us:
+                raise errors.TaskLeaseExpiredError(f"the lease on task {name!r} has expired")
+            await conn.execute(Q["set_eta"], (now_us + lease_us, queue, name))
+            task = codec.task_from_row(row)
+            return dataclasses.replace(
+                task,
+                eta_us=now_us + lease_us,
+            )
+
+        return await self._writer.submit(job)
+
+    # ---- queue state
+    async def set_paused(self, queue: str, paused: bool) -> None:
+        async def job(conn: aiosqlite.Connection) -> None:
+            await conn.execute(Q["set_paused"], (queue, int(paused)))
+
+        await self._writer.submit(job)
+
+    async def paused_queues(self) -> set[str]:
+        return {row[0] for row in await self._all("paused_queues")}
+
+    async def counts(self, queue: str) -> base.QueueCounts:
+        tasks, oldest, size = await self._one("counts", queue)
+        (dead,) = await self._one("count_dead", queue)
+        return base.QueueCounts(tasks=tasks, oldest_eta_us=oldest, dead_letters=dead, bytes=size)
+
+    async def total_bytes(self) -> int:
+        (size,) = await self._one("total_bytes")
+        return int(size)
+
+    # ---- dead letters
+    @staticmethod
+    def _dead(row: Any) -> base.DeadTask:
+        return base.DeadTask(
+            task=codec.load_task(row["task"]), dead_us=row["dead_us"], reason=row["reason"]
+        )
+
+    async def list_dead(
+        self, queue: str, *, limit: int = 100, after_name: str | None = None
+    ) -> list[base.DeadTask]:
+        rows = await self._all("list_dead", queue, after_name or "", limit)
+        return [self._dead(r) for r in rows]
+
+    async def get_dead(self, queue: str, name: str) -> base.DeadTask | None:
+        row = await self._one("get_dead", queue, name)
+        return None if row is None else self._dead(row)
+
+    async def redrive(self, queue: str, name: str, *, now_us: int) -> models.Task | None:
+        async def job(conn: aiosqlite.Connection) -> models.Task | None:
+            async with conn.execute(Q["get_dead"], (queue, name)) as c:
+                row = await c.fetchone()
+            if row is None:
+                return None
+            old = codec.load_task(row["task"])
+            task = dataclasses.replace(
+                old,
+                eta_us=now_us,
+                retry_count=0,
+                execution_count=0,
+                first_try_us=None,
+                last_status=None,
+            )
+            cur = await conn.execute(Q["insert_task"], codec.task_params(task))
+            if cur.rowcount == 0:
+                return None  # a live task took the name meanwhile
+            await conn.execute(Q["delete_dead"], (queue, name))
+            await conn.execute(Q["clear_tombstone"], (queue, name))
+            return task
+
+        return await self._writer.submit(job)
+
+    async def delete_dead(self, queue: str, name: str) -> bool:
+        async def job(conn: aiosqlite.Connection) -> bool:
+            cur = await conn.execute(Q["delete_dead"], (queue, name))
+            return bool(cur.rowcount)
+
+        return await self._writer.submit(job)
+
+    # ---- housekeeping
+    async def expire(self, *, now_us: int) -> int:
+        async def job(conn: aiosqlite.Connection) -> int:
+            a = await conn.execute(Q["expire_tombstones"], (now_us - self.tombstone_retention_us,))
+            b = await conn.execute(Q["expire_dead"], (now_us - self.dead_letter_retention_us,))
+            return a.rowcount + b.rowcount
+
+        return await self._writer.submit(job)

@@ -1,0 +1,374 @@
+"""One contract, every backend: the store semantics the scheduler and APIs rely on."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from pushd import errors, models
+from pushd.store import base, open_store
+
+T0 = 1_700_000_000_000_000
+S = 1_000_000
+DAY = 86400 * S
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[base.Store]:
+    url = "memory:" if request.param == "memory" else str(tmp_path / "pushd.sqlite3")
+    s = await open_store(url, tombstone_retention_us=9 * DAY, dead_letter_retention_us=7 * DAY)
+    yield s
+    await s.close()
+
+
+def push(name: str, eta: int = T0, queue: str = "q", **kw: object) -> models.Task:
+    return models.Task(
+        queue=queue, name=name, url=f"/_ah/queue/{queue}", eta_us=eta, created_us=T0, size=10, **kw
+    )  # type: ignore[arg-type]
+
+
+def pull(name: str, eta: int = T0, tag: bytes | None = None, **kw: object) -> models.Task:
+    return models.Task(
+        queue="p",
+        name=name,
+        method=models.Method.PULL,
+        payload=b"x",
+        eta_us=eta,
+        created_us=T0,
+        tag=tag,
+        size=5,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def test_add_then_get_round_trips_every_field(store: base.Store) -> None:
+    task = push(
+        "a",
+        method=models.Method.PUT,
+        headers=(("X-A", "1"), ("X-A", "2"), ("Content-Type", "text/plain")),
+        payload=b"\x00\xffbody",
+        retry_options=models.RetryParameters(task_retry_limit=3, min_backoff_s=0.5),
+        target="v1.worker",
+        dispatch_deadline_us=30 * S,
+        on_queue_url=True,
+    )
+    [result] = await store.add([task], now_us=T0)
+    assert result.ok
+    assert await store.get("q", "a") == task
+    assert await store.get("q", "missing") is None
+
+
+async def test_a_live_name_is_already_exists_and_a_used_one_tombstoned(store: base.Store) -> None:
+    await store.add([push("a")], now_us=T0)
+    [again] = await store.add([push("a")], now_us=T0)
+    assert again.error is errors.TaskAlreadyExistsError
+    assert await store.delete("q", ["a", "a", "zzz"], now_us=T0) == [True, False, False]
+    [after] = await store.add([push("a")], now_us=T0 + S)
+    assert after.error is errors.TombstonedTaskError
+    # The same name in another queue is another task.
+    [other] = await store.add([push("a", queue="r")], now_us=T0)
+    assert other.ok
+
+
+async def test_tombstones_expire_after_the_retention_window(store: base.Store) -> None:
+    await store.add([push("a")], now_us=T0)
+    await store.delete("q", ["a"], now_us=T0)
+    [still] = await store.add([push("a")], now_us=T0 + 9 * DAY - 1)
+    assert still.error is errors.TombstonedTaskError
+    [free] = await store.add([push("a")], now_us=T0 + 9 * DAY)
+    assert free.ok
+
+
+async def test_batch_add_is_per_task(store: base.Store) -> None:
+    await store.add([push("b")], now_us=T0)
+    results = await store.add([push("a"), push("b"), push("c")], now_us=T0)
+    assert [r.error for r in results] == [None, errors.TaskAlreadyExistsError, None]
+    assert {t.name for t in await store.list_tasks("q")} == {"a", "b", "c"}
+
+
+async def test_claim_due_takes_earliest_first_and_leases(store: base.Store) -> None:
+    await store.add(
+        [push("late", T0 + 5), push("early", T0 + 1), push("future", T0 + S)], now_us=T0
+    )
+    claimed = await store.claim_due("q", now_us=T0 + 10, limit=10, lease_us=60 * S)
+    assert [c.task.name for c in claimed] == ["early", "late"]
+    assert [c.task.eta_us for c in claimed] == [T0 + 1, T0 + 5]  # the ETA it was due at
+    assert all(c.lease_eta_us == T0 + 10 + 60 * S for c in claimed)
+    # Claimed tasks are not due again until the lease runs out: a crash makes them due again.
+    assert await store.claim_due("q", now_us=T0 + 10, limit=10, lease_us=60 * S) == []
+    assert await store.next_eta("q") == T0 + S
+    again = await store.claim_due("q", now_us=T0 + 10 + 60 * S, limit=10, lease_us=S)
+    assert {c.task.name for c in again} == {"early", "late", "future"}
+
+
+async def test_claim_respects_the_limit_and_skips_pull_tasks(store: base.Store) -> None:
+    await store.add([push(f"t{i}", T0 + i) for i in range(5)], now_us=T0)
+    first = await store.claim_due("q", now_us=T0 + 10, limit=2, lease_us=S)
+    assert [c.task.name for c in first] == ["t0", "t1"]
+    await store.add([pull("x")], now_us=T0)
+    assert await store.claim_due("p", now_us=T0 + 10, limit=10, lease_us=S) == []
+
+
+async def test_finish_done_deletes_and_tombstones(store: base.Store) -> None:
+    await store.add([push("a")], now_us=T0)
+    [c] = await store.claim_due("q", now_us=T0, limit=1, lease_us=S)
+    await store.finish([base.Done(queue="q", name="a", lease_eta_us=c.lease_eta_us)], now_us=T0)
+    assert await store.get("q", "a") is None
+    [r] = await store.add([push("a")], now_us=T0)
+    assert r.error is errors.TombstonedTaskError
+
+
+async def test_finish_retry_reschedules_with_counters(store: base.Store) -> None:
+    await store.add([push("a")], now_us=T0)
+    [c] = await store.claim_due("q", now_us=T0, limit=1, lease_us=S)
+    outcome = base.Retry(
+        queue="q",
+        name="a",
+        lease_eta_us=c.lease_eta_us,
+        eta_us=T0 + 10 * S,
+        retry_count=1,
+        execution_count=1,
+        first_try_us=T0,
+        last_status=500,
+    )
+    await store.finish([outcome], now_us=T0)
+    task = await store.get("q", "a")
+    assert task is not None
+    assert (task.eta_us, task.retry_count, task.execution_count, task.first_try_us) == (
+        T0 + 10 * S,
+        1,
+        1,
+        T0,
+    )
+    assert task.last_status == 500
+    assert await store.next_eta("q") == T0 + 10 * S
+
+
+async def test_an_outcome_for_a_stale_lease_is_ignored(store: base.Store) -> None:
+    await store.add([push("a")], now_us=T0)
+    [c] = await store.claim_due("q", now_us=T0, limit=1, lease_us=S)
+    [c2] = await store.claim_due("q", now_us=T0 + S, limit=1, lease_us=S)  # lease ran out
+    await store.finish([base.Done(queue="q", name="a", lease_eta_us=c.lease_eta_us)], now_us=T0)
+    assert await store.get("q", "a") is not None
+    await store.finish([base.Done(queue="q", name="a", lease_eta_us=c2.lease_eta_us)], now_us=T0)
+    assert await store.get("q", "a") is None
+
+
+async def test_dead_letters_can_be_listed_redriven_and_deleted(store: base.Store) -> None:
+    await store.add([push("a", payload=b"p"), push("b")], now_us=T0)
+    claimed = await store.claim_due("q", now_us=T0, limit=2, lease_us=S)
+    await store.finish(
+        [
+            base.DeadLetter(
+                queue="q",
+                name=c.task.name,
+                lease_eta_us=c.lease_eta_us,
+                retry_count=3,
+                execution_count=3,
+                first_try_us=T0,
+                last_status=500,
+                reason="task_retry_limit 3 reached",
+            )
+            for c in claimed
+        ],
+        now_us=T0 + S,
+    )
+    assert await store.get("q", "a") is None
+    dead = await store.list_dead("q")
+    assert [d.task.name for d in dead] == ["a", "b"]
+    assert dead[0].task.payload == b"p"
+    assert (dead[0].task.retry_count, dead[0].task.last_status) == (3, 500)
+    assert dead[0].reason == "task_retry_limit 3 reached"
+    assert dead[0].dead_us == T0 + S
+    assert (await store.counts("q")).dead_letters == 2
+    [r] = await store.add([push("a")], now_us=T0 + S)
+    assert r.error is errors.TombstonedTaskError  # a dead letter's name stays reserved
+    redriven = await store.redrive("q", "a", now_us=T0 + 2 * S)
+    assert redriven is not None
+    assert (redriven.eta_us, redriven.retry_count, redriven.first_try_us) == (T0 + 2 * S, 0, None)
+    assert await store.get("q", "a") == redriven
+    assert await store.get_dead("q", "a") is None
+    assert await store.redrive("q", "a", now_us=T0) is None
+    assert await store.delete_dead("q", "b")
+    assert not await store.delete_dead("q", "b")
+    assert await store.list_dead("q") == []
+
+
+async def test_purge_removes_everything_and_tombstones(store: base.Store) -> None:
+    await store.add([push("a"), push("b"), push("c", queue="r")], now_us=T0)
+    assert await store.purge("q", now_us=T0) == 2
+    assert await store.list_tasks("q") == []
+    assert [t.name for t in await store.list_tasks("r")] == ["c"]
+    [r] = await store.add([push("a")], now_us=T0)
+    assert r.error is errors.TombstonedTaskError
+    assert await store.next_eta("q") is None
+
+
+async def test_list_tasks_pages_by_name(store: base.Store) -> None:
+    await store.add([push(f"t{i:02d}") for i in range(25)], now_us=T0)
+    page1 = await store.list_tasks("q", limit=10)
+    page2 = await store.list_tasks("q", limit=10, after_name=page1[-1].name)
+    assert [t.name for t in page1] == [f"t{i:02d}" for i in range(10)]
+    assert [t.name for t in page2] == [f"t{i:02d}" for i in range(10, 20)]
+
+
+async def test_run_now_makes_a_task_due(store: base.Store) -> None:
+    await store.add([push("a", T0 + DAY)], now_us=T0)
+    task = await store.run_now("q", "a", now_us=T0 + 5)
+    assert task is not None
+    assert task.eta_us == T0 + 5
+    assert [
+        c.task.name for c in await store.claim_due("q", now_us=T0 + 5, limit=5, lease_us=S)
+    ] == ["a"]
+    assert await store.run_now("q", "nope", now_us=T0) is None
+
+
+async def test_counts_and_total_bytes(store: base.Store) -> None:
+    await store.add([push("a", T0 + 7), push("b", T0 + 3)], now_us=T0)
+    counts = await store.counts("q")
+    assert (counts.tasks, counts.oldest_eta_us, counts.bytes) == (2, T0 + 3, 20)
+    assert await store.total_bytes() == 20
+    empty = await store.counts("nothing")
+    assert (empty.tasks, empty.oldest_eta_us) == (0, None)
+
+
+async def test_paused_queues_persist(store: base.Store) -> None:
+    await store.set_paused("q", True)
+    await store.set_paused("r", True)
+    await store.set_paused("r", False)
+    assert await store.paused_queues() == {"q"}
+
+
+async def test_lease_takes_available_tasks_in_eta_order(store: base.Store) -> None:
+    await store.add([pull("b", T0 + 2), pull("a", T0 + 1), pull("later", T0 + DAY)], now_us=T0)
+    leased = await store.lease("p", now_us=T0 + 10, lease_us=60 * S, max_tasks=10)
+    assert [t.name for t in leased] == ["a", "b"]
+    assert all(t.eta_us == T0 + 10 + 60 * S and t.retry_count == 1 for t in leased)
+    assert await store.lease("p", now_us=T0 + 10, lease_us=60 * S, max_tasks=10) == []
+    again = await store.lease("p", now_us=T0 + 10 + 60 * S, lease_us=S, max_tasks=1)
+    assert [(t.name, t.retry_count) for t in again] == [("a", 2)]
+
+
+async def test_lease_by_tag(store: base.Store) -> None:
+    await store.add(
+        [
+            pull("u1", T0 + 1),
+            pull("x1", T0 + 2, tag=b"x"),
+            pull("y1", T0 + 3, tag=b"y"),
+            pull("x2", T0 + 4, tag=b"x"),
+            pull("u2", T0 + 5),
+        ],
+        now_us=T0,
+    )
+    now = T0 + 10
+    tagged = await store.lease(
+        "p", now_us=now, lease_us=S, max_tasks=10, group_by_tag=True, tag=b"x"
+    )
+    assert [t.name for t in tagged] == ["x1", "x2"]
+    # No tag given: the earliest available task decides; it is untagged, so untagged only.
+    untagged = await store.lease("p", now_us=now, lease_us=S, max_tasks=10, group_by_tag=True)
+    assert [t.name for t in untagged] == ["u1", "u2"]
+    rest = await store.lease("p", now_us=now, lease_us=S, max_tasks=10, group_by_tag=True)
+    assert [t.name for t in rest] == ["y1"]
+
+
+async def test_lease_deletes_tasks_past_their_retry_limit(store: base.Store) -> None:
+    await store.add(
+        [pull("q2"), pull("own", retry_options=models.RetryParameters(task_retry_limit=1))],
+        now_us=T0,
+    )
+    now = T0
+    names = []
+    for _ in range(4):
+        leased = await store.lease("p", now_us=now, lease_us=S, max_tasks=10, queue_retry_limit=2)
+        names.append(sorted(t.name for t in leased))
+        now += S
+    assert names == [["own", "q2"], ["q2"], [], []]
+    [r] = await store.add([pull("own")], now_us=now)
+    assert r.error is errors.TombstonedTaskError
+
+
+async def test_modify_lease(store: base.Store) -> None:
+    await store.add([pull("a")], now_us=T0)
+    [t] = await store.lease("p", now_us=T0, lease_us=60 * S, max_tasks=1)
+    renewed = await store.modify_lease(
+        "p", "a", current_eta_us=t.eta_us, lease_us=120 * S, now_us=T0 + S
+    )
+    assert renewed.eta_us == T0 + S + 120 * S
+    assert renewed.retry_count == 1  # renewing is not leasing again
+    with pytest.raises(errors.TaskLeaseExpiredError):
+        await store.modify_lease("p", "a", current_eta_us=t.eta_us, lease_us=S, now_us=T0 + S)
+    with pytest.raises(errors.TaskLeaseExpiredError):  # lease already over
+        await store.modify_lease(
+            "p", "a", current_eta_us=renewed.eta_us, lease_us=S, now_us=renewed.eta_us + 1
+        )
+    released = await store.modify_lease(
+        "p", "a", current_eta_us=renewed.eta_us, lease_us=0, now_us=T0 + 2 * S
+    )
+    assert released.eta_us == T0 + 2 * S
+    with pytest.raises(errors.UnknownTaskError):
+        await store.modify_lease("p", "zz", current_eta_us=0, lease_us=S, now_us=T0)
+    await store.delete("p", ["a"], now_us=T0)
+    with pytest.raises(errors.TombstonedTaskError):
+        await store.modify_lease("p", "a", current_eta_us=0, lease_us=S, now_us=T0)
+
+
+async def test_expire_drops_old_tombstones_and_dead_letters(store: base.Store) -> None:
+    await store.add([push("a"), push("b")], now_us=T0)
+    await store.delete("q", ["a"], now_us=T0)
+    [c] = await store.claim_due("q", now_us=T0, limit=1, lease_us=S)
+    dead = base.DeadLetter(
+        queue="q",
+        name="b",
+        lease_eta_us=c.lease_eta_us,
+        retry_count=1,
+        execution_count=1,
+        first_try_us=T0,
+        last_status=None,
+        reason="r",
+    )
+    await store.finish([dead], now_us=T0)
+    assert await store.expire(now_us=T0 + 7 * DAY - 1) == 0
+    assert await store.expire(now_us=T0 + 7 * DAY) == 1  # the dead letter
+    assert await store.expire(now_us=T0 + 9 * DAY) == 2  # both tombstones
+    assert await store.list_dead("q") == []
+
+
+async def test_a_task_survives_reopening_the_sqlite_file(tmp_path: Path) -> None:
+    path = str(tmp_path / "d.sqlite3")
+    s = await open_store(path)
+    await s.add([push("a", payload=b"keep")], now_us=T0)
+    [c] = await s.claim_due("q", now_us=T0, limit=1, lease_us=30 * S)
+    await s.close()  # as if pushd died mid-delivery
+    s = await open_store(path)
+    try:
+        assert await s.claim_due("q", now_us=T0 + 30 * S - 1, limit=1, lease_us=S) == []
+        [again] = await s.claim_due("q", now_us=T0 + 30 * S, limit=1, lease_us=S)
+        assert again.task == dataclasses.replace(c.task, eta_us=c.lease_eta_us)
+        assert again.task.payload == b"keep"
+    finally:
+        await s.close()
+
+
+async def test_concurrent_writes_share_commits(tmp_path: Path) -> None:
+    import asyncio
+
+    from pushd.store.sqlite import SqliteStore
+
+    s = await SqliteStore.open(tmp_path / "g.sqlite3", durability="normal")
+    try:
+        await asyncio.gather(*(s.add([push(f"t{i}")], now_us=T0) for i in range(200)))
+        assert len(await s.list_tasks("q", limit=1000)) == 200
+        assert s.commits < 200
+    finally:
+        await s.close()
+
+
+async def test_open_store_refuses_what_it_cannot_open(tmp_path: Path) -> None:
+    with pytest.raises(errors.PushdError, match="PostgreSQL backend is not available"):
+        await open_store("postgresql://localhost/x")
+    with pytest.raises(errors.PushdError, match="does not exist"):
+        await open_store(str(tmp_path / "no" / "such" / "dir.sqlite3"))
