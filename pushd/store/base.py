@@ -95,8 +95,11 @@ class QueueCounts:
     extra: dict[str, int] = field(default_factory=dict)
 
 
-class LeaseMismatchError(Exception):
-    """Internal: a lease was renewed with an ETA that no longer matches (-> TaskLeaseExpiredError)."""
+def lease_for(task: models.Task, *, lease_us: int, slack_us: int) -> int:
+    """How long a claim on ``task`` lasts: its dispatch deadline plus slack, else ``lease_us``."""
+    if task.dispatch_deadline_us is not None:
+        return task.dispatch_deadline_us + slack_us
+    return lease_us
 
 
 class Store(Protocol):
@@ -129,9 +132,13 @@ class Store(Protocol):
 
     # ---- push delivery
     async def claim_due(
-        self, queue: str, *, now_us: int, limit: int, lease_us: int
+        self, queue: str, *, now_us: int, limit: int, lease_us: int, slack_us: int = 0
     ) -> list[Claimed]:
-        """Take up to ``limit`` push tasks with ETA <= now, earliest first, leasing each."""
+        """Take up to ``limit`` push tasks with ETA <= now, earliest first, leasing each.
+
+        A task's lease runs for its own dispatch deadline plus ``slack_us``, or for
+        ``lease_us`` when it has none (see :func:`lease_for`).
+        """
         ...
 
     async def next_eta(self, queue: str) -> int | None:

@@ -252,16 +252,22 @@ class SqliteStore:
 
     # ---- push delivery
     async def claim_due(
-        self, queue: str, *, now_us: int, limit: int, lease_us: int
+        self, queue: str, *, now_us: int, limit: int, lease_us: int, slack_us: int = 0
     ) -> list[base.Claimed]:
-        lease_eta = now_us + lease_us
-
         async def job(conn: aiosqlite.Connection) -> list[base.Claimed]:
             async with conn.execute(Q["due_push"], (queue, now_us, limit)) as c:
                 rows = list(await c.fetchall())
+            claimed = []
+            for row in rows:
+                task = codec.task_from_row(row)
+                lease = base.lease_for(task, lease_us=lease_us, slack_us=slack_us)
+                claimed.append(base.Claimed(task, now_us + lease))
             if rows:
-                await conn.executemany(Q["claim"], [(lease_eta, r["id"]) for r in rows])
-            return [base.Claimed(codec.task_from_row(r), lease_eta) for r in rows]
+                await conn.executemany(
+                    Q["claim"],
+                    [(c.lease_eta_us, r["id"]) for c, r in zip(claimed, rows, strict=True)],
+                )
+            return claimed
 
         return await self._writer.submit(job)
 

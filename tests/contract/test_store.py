@@ -372,3 +372,12 @@ async def test_open_store_refuses_what_it_cannot_open(tmp_path: Path) -> None:
         await open_store("postgresql://localhost/x")
     with pytest.raises(errors.PushdError, match="does not exist"):
         await open_store(str(tmp_path / "no" / "such" / "dir.sqlite3"))
+
+
+async def test_a_claim_lasts_the_tasks_own_deadline_plus_slack(store: base.Store) -> None:
+    await store.add([push("own", dispatch_deadline_us=20 * S), push("dflt")], now_us=T0)
+    claimed = await store.claim_due("q", now_us=T0, limit=5, lease_us=600 * S, slack_us=5 * S)
+    assert {c.task.name: c.lease_eta_us - T0 for c in claimed} == {
+        "own": 25 * S,
+        "dflt": 600 * S,
+    }
