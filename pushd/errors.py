@@ -104,6 +104,8 @@ class ConfigIssue:
     column: int  # 1-based; 0 when unknown
     path: str  # key path such as "queue[2].rate"; "" for the document itself
     message: str
+    #: True when App Engine accepts what pushd refuses here (the message says so too).
+    stricter: bool = False
 
     def __str__(self) -> str:
         where = f"{self.path}: " if self.path else ""

@@ -172,3 +172,53 @@ class QueueThrottle:
         if self.paused or not self.gate.can_start():
             return None
         return self.bucket.next_token_us(now_us)
+
+
+class AdaptiveRate:
+    """Adaptive back-off (beyond App Engine): slow a queue whose receiver answers 503 or 429.
+
+    Multiplicative decrease, gradual recovery, the policy documented in the README:
+
+    * each 503/429 halves the queue's enforced rate, at most once per ``cooldown_us`` (a burst
+      of concurrent refusals counts once), down to ``1/64`` of the configured rate;
+    * after ``recovery_us`` without a refusal, the enforced rate grows by a quarter, and again
+      after each further ``recovery_us``, until it is back at the configured rate.
+
+    The factor is an exact fraction, so the bucket's arithmetic stays exact.
+    """
+
+    DECREASE = Fraction(1, 2)
+    INCREASE = Fraction(5, 4)
+    MIN_FACTOR = Fraction(1, 64)
+
+    __slots__ = ("_last_decrease_us", "_quiet_since_us", "cooldown_us", "factor", "recovery_us")
+
+    def __init__(self, *, cooldown_us: int = 1 * US, recovery_us: int = 5 * US) -> None:
+        self.factor = Fraction(1)
+        self.cooldown_us = cooldown_us
+        self.recovery_us = recovery_us
+        self._last_decrease_us: int | None = None
+        self._quiet_since_us = 0  # last refusal or recovery step
+
+    def enforced(self, configured: Fraction) -> Fraction:
+        return configured * self.factor
+
+    def on_throttled(self, now_us: int) -> bool:
+        """A 503/429 arrived; returns True if the enforced rate changed."""
+        self._quiet_since_us = now_us
+        last = self._last_decrease_us
+        if last is not None and now_us - last < self.cooldown_us:
+            return False
+        self._last_decrease_us = now_us
+        new = max(self.MIN_FACTOR, self.factor * self.DECREASE)
+        changed = new != self.factor
+        self.factor = new
+        return changed
+
+    def on_ok(self, now_us: int) -> bool:
+        """Any other answer arrived; returns True if the enforced rate recovered a step."""
+        if self.factor >= 1 or now_us - self._quiet_since_us < self.recovery_us:
+            return False
+        self.factor = min(Fraction(1), self.factor * self.INCREASE)
+        self._quiet_since_us = now_us
+        return True

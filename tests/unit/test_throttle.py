@@ -208,3 +208,34 @@ def test_asking_about_an_earlier_instant_never_gives_an_early_token() -> None:
     assert b.try_take(T0)
     assert b.tokens(T0 + 100 * MS) == Fraction(1, 2)
     assert b.next_token_us(T0) == T0 + 200 * MS
+
+
+def test_adaptive_rate_halves_once_per_cooldown_and_recovers_gradually() -> None:
+    a = throttle.AdaptiveRate(cooldown_us=1_000_000, recovery_us=5_000_000)
+    assert a.enforced(Fraction(100)) == 100
+    assert a.on_throttled(T0)
+    assert not a.on_throttled(T0 + 500 * MS)  # same burst
+    assert a.enforced(Fraction(100)) == 50
+    assert a.on_throttled(T0 + 1_500 * MS)
+    assert a.enforced(Fraction(100)) == 25
+    assert not a.on_ok(T0 + 6_000 * MS)  # 5 s since the last change not yet over
+    assert a.on_ok(T0 + 6_500 * MS)
+    assert a.enforced(Fraction(100)) == Fraction(125, 4)
+    for k in range(1, 10):
+        a.on_ok(T0 + 6_500 * MS + k * 5_000 * MS)
+    assert a.enforced(Fraction(100)) == 100
+    assert not a.on_ok(T0 + 10**9)
+
+
+def test_adaptive_rate_never_falls_below_a_64th() -> None:
+    a = throttle.AdaptiveRate(cooldown_us=0)
+    for k in range(20):
+        a.on_throttled(T0 + k)
+    assert a.enforced(Fraction(64)) == 1
+
+
+def test_adaptive_rate_keeps_falling_under_steady_refusals() -> None:
+    a = throttle.AdaptiveRate(cooldown_us=1_000_000)
+    for k in range(7):  # a refusal every half second for 3.5 s
+        a.on_throttled(T0 + k * 500 * MS)
+    assert a.enforced(Fraction(16)) == 1  # halved at 0, 1 s, 2 s and 3 s
