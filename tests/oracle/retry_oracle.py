@@ -4,6 +4,8 @@ stdin: {"cases": [{"params": {...}, "n": int, "age_usec": int}, ...]}
 stdout: {"results": [{"backoff_usec": int, "can_retry": bool}, ...]}
 """
 
+from __future__ import annotations
+
 import json
 import sys
 

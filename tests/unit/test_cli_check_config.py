@@ -1,0 +1,104 @@
+"""`pushd check-config PATH`: one line per queue and exit 0, or every problem located and exit 1."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pushd import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "queue.yaml.example"
+MANY_PROBLEMS = ROOT / "tests" / "fixtures" / "queue_yaml" / "many_problems.yaml"
+
+
+def test_a_valid_file_prints_one_line_per_queue(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["check-config", str(EXAMPLE)]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines[:4]] == [
+        "emails",
+        "reports",
+        "pulled-work",
+        "default",
+    ]
+    assert lines[0].split() == [
+        "emails",
+        "push",
+        "rate=20/s",
+        "bucket=40",
+        "max_concurrent=10",
+        "retries=7",
+        "age_limit=172800s",
+        "backoff=10s..300s",
+        "doublings=3",
+    ]
+    assert lines[2].split() == ["pulled-work", "pull", "leases=5"]
+    assert lines[3].endswith("(implicit)")
+    assert lines[4] == "total_storage_limit: 524288000 bytes"
+    assert err == ""
+
+
+def test_every_problem_goes_to_stderr_as_path_line_column(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["check-config", str(MANY_PROBLEMS)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 8
+    assert lines[1] == f"{MANY_PROBLEMS}:4:9: queue[0].rate: '5/x' is not N/s, N/m, N/h or N/d"
+    assert all(line.startswith(f"{MANY_PROBLEMS}:") for line in lines)
+    assert lines[2].endswith("pushd is stricter than App Engine here")
+
+
+def test_warnings_do_not_fail_the_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "queue.yaml"
+    path.write_text("queue:\n- name: p\n  mode: pull\n  rate: 1/s\n")
+    assert cli.main(["check-config", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert err == f"{path}:4:9: queue[0].rate: ignored: it applies to push queues only (warning)\n"
+    assert out.splitlines()[0].split() == ["p", "pull", "leases=unlimited"]
+
+
+@pytest.mark.parametrize("name", ["missing.yaml", "."])
+def test_an_unreadable_path_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    path = tmp_path / name
+    assert cli.main(["check-config", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1
+    assert err.startswith(f"{path}: cannot read: ")
+    assert "Traceback" not in err
+
+
+def test_help_shows_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["check-config", "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:\n  pushd check-config queue.yaml\n" in out
+
+
+def test_no_command_prints_usage_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([]) == 2
+    assert "check-config" in capsys.readouterr().err
+
+
+def test_the_module_entry_point_checks_the_example() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pushd", "check-config", "queue.yaml.example"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("emails ")
+    assert proc.stderr == ""
