@@ -123,6 +123,16 @@ class AddResult:
         return self.error is None
 
 
+@dataclass(frozen=True, slots=True)
+class LiveStats:
+    """What only the running scheduler knows about a push queue."""
+
+    in_flight: int = 0
+    executed_last_minute: int = 0
+    enforced_rate: float = 0.0
+    paused: bool = False
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QueueStats:
     """Statistics of one queue (App Engine ``QueueStatistics`` plus pushd's own)."""

@@ -1,0 +1,230 @@
+"""One webhook attempt: build the request App Engine would send, send it, classify the answer.
+
+The request (SPEC 3): the task's method, its relative URL on the base URL of its target, its
+user headers, its body for POST and PUT, and the dispatcher's ``X-AppEngine-*`` headers.
+Redirects are not followed; any 2xx is success and everything else, a refused connection or
+the dispatch deadline passing is a failure. The dispatcher knows nothing of the store or of
+retries: it returns an :class:`Attempt` and the scheduler decides.
+
+Signing (beyond App Engine): with a secret configured, every request carries
+``X-Pushd-Timestamp`` (epoch seconds) and ``X-Pushd-Signature: v1=<hex>``, where ``<hex>`` is
+HMAC-SHA256 over ``b"<timestamp>.<task name>." + body``. See the README for a verifier.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiohttp
+import multidict
+
+from pushd import clock, models
+
+USER_AGENT = "AppEngine-Google; (+http://code.google.com/appengine) pushd"
+#: Headers of the task that the dispatcher owns or that would break the request (SPEC 3.3).
+RESERVED_HEADERS = frozenset(
+    {
+        "x-appengine-queuename",
+        "x-appengine-taskname",
+        "x-appengine-taskexecutioncount",
+        "x-appengine-taskpreviousresponse",
+        "x-appengine-taskretrycount",
+        "x-appengine-tasketa",
+        "x-appengine-taskretryreason",
+        "x-appengine-development-payload",
+        "x-pushd-timestamp",
+        "x-pushd-signature",
+        "content-length",
+        "host",
+        "transfer-encoding",
+        "connection",
+    }
+)
+BODY_METHODS = frozenset({models.Method.POST, models.Method.PUT})
+MAX_RESPONSE_READ = 64 * 1024  # bytes of a response body read to keep the connection reusable
+
+
+class _QueueLike(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def target(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What one delivery attempt came to."""
+
+    status: int | None  # HTTP status, None when no response arrived
+    error: str | None = None  # why there was no (successful) response, for logs and dead letters
+    retry_after_us: int | None = None  # the receiver's Retry-After, as a delay from now
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def throttled(self) -> bool:
+        """503 or 429: the receiver asks pushd to slow the whole queue down."""
+        return self.status in (429, 503)
+
+
+def resolve_target(
+    queue_target: str | None, task: models.Task, targets: Mapping[str, str]
+) -> str | None:
+    """The App Engine target name a task goes to (SPEC 8.2), or None for the default.
+
+    queue.yaml's ``target`` wins over the task's; a task's own ``target`` wins over its
+    ``Host`` header, from which the longest known ``version.service`` prefix is taken.
+    """
+    if queue_target:
+        return queue_target
+    if task.target:
+        return task.target
+    hosts = task.header_values("Host")
+    if hosts:
+        host = hosts[0].split(":", 1)[0].replace("-dot-", ".").lower()
+        labels = host.split(".")
+        for n in range(len(labels), 0, -1):
+            candidate = ".".join(labels[:n])
+            if candidate in targets:
+                return candidate
+    return None
+
+
+def signature(secret: str, timestamp: int, task_name: str, body: bytes) -> str:
+    """``v1=<hex HMAC-SHA256 of b"<timestamp>.<task name>." + body>``."""
+    message = f"{timestamp}.{task_name}.".encode() + body
+    return "v1=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def build_headers(
+    task: models.Task, *, queue: str, signing_secret: str | None, now_us: int
+) -> multidict.CIMultiDict[str]:
+    """Every header of the request for ``task`` (SPEC 3.2 and 3.3)."""
+    headers: multidict.CIMultiDict[str] = multidict.CIMultiDict()
+    for key, value in task.headers:
+        if key.lower() not in RESERVED_HEADERS:
+            headers.add(key, value)
+    headers["X-AppEngine-QueueName"] = queue
+    headers["X-AppEngine-TaskName"] = task.name
+    headers["X-AppEngine-TaskRetryCount"] = str(task.retry_count)
+    headers["X-AppEngine-TaskExecutionCount"] = str(task.execution_count)
+    headers["X-AppEngine-TaskETA"] = f"{task.eta_us / clock.US_PER_SECOND:.6f}"
+    if task.last_status is not None:
+        headers["X-AppEngine-TaskPreviousResponse"] = str(task.last_status)
+    if task.retry_count > 0:
+        headers["X-AppEngine-TaskRetryReason"] = (
+            f"previous attempt answered HTTP {task.last_status}"
+            if task.last_status is not None
+            else "previous attempt got no response (connection failed or deadline exceeded)"
+        )
+    body = task.payload if task.method in BODY_METHODS else b""
+    if body and "Content-Type" not in headers:
+        headers["Content-Type"] = "application/octet-stream"
+    headers.setdefault("User-Agent", USER_AGENT)
+    if signing_secret:
+        ts = now_us // clock.US_PER_SECOND
+        headers["X-Pushd-Timestamp"] = str(ts)
+        headers["X-Pushd-Signature"] = signature(signing_secret, ts, task.name, body)
+    return headers
+
+
+def parse_retry_after(value: str | None, now_us: int) -> int | None:
+    """A Retry-After header (delay in seconds or an HTTP date) as a delay in µs, or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return int(value) * clock.US_PER_SECOND
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0, clock.seconds_to_us(when.timestamp()) - now_us)
+
+
+async def deliver(
+    session: aiohttp.ClientSession,
+    task: models.Task,
+    *,
+    queue: str,
+    base_url: str,
+    deadline_s: float,
+    signing_secret: str | None,
+    now_us: int,
+) -> Attempt:
+    """Send one attempt of ``task`` and classify the result. Never raises for network errors."""
+    headers = build_headers(task, queue=queue, signing_secret=signing_secret, now_us=now_us)
+    body = task.payload if task.method in BODY_METHODS else None
+    url = base_url.rstrip("/") + task.url
+    try:
+        async with session.request(
+            task.method.value,
+            url,
+            data=body,
+            headers=headers,
+            allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(total=deadline_s),
+        ) as resp:
+            await resp.content.read(MAX_RESPONSE_READ)
+            status = resp.status
+            retry_after = parse_retry_after(resp.headers.get("Retry-After"), now_us)
+    except TimeoutError:
+        return Attempt(None, f"dispatch deadline of {deadline_s:g}s exceeded")
+    except aiohttp.ClientError as exc:
+        return Attempt(None, f"{type(exc).__name__}: {exc}")
+    except (OSError, ValueError) as exc:  # e.g. an invalid URL built from a bad target mapping
+        return Attempt(None, f"{type(exc).__name__}: {exc}")
+    ok = 200 <= status < 300
+    return Attempt(status, None if ok else f"HTTP {status}", retry_after)
+
+
+def make_session(max_connections: int) -> aiohttp.ClientSession:
+    """The one shared client session: keep-alive, capped at ``max_connections`` sockets."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=max_connections, limit_per_host=0),
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent",),
+    )
+
+
+class Deliverer:
+    """The daemon's delivery function: routes a task to its target and sends it."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        targets: Mapping[str, str],
+        default_target: str,
+        signing_secret: str | None,
+    ) -> None:
+        self.session = session
+        self.targets = targets
+        self.default_target = default_target
+        self.signing_secret = signing_secret
+
+    def base_url(self, queue_target: str | None, task: models.Task) -> str:
+        name = resolve_target(queue_target, task, self.targets)
+        return self.targets.get(name, self.default_target) if name else self.default_target
+
+    async def __call__(
+        self, task: models.Task, queue: _QueueLike, *, deadline_s: float, now_us: int
+    ) -> Attempt:
+        return await deliver(
+            self.session,
+            task,
+            queue=queue.name,
+            base_url=self.base_url(queue.target, task),
+            deadline_s=deadline_s,
+            signing_secret=self.signing_secret,
+            now_us=now_us,
+        )

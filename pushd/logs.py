@@ -1,0 +1,68 @@
+"""Logging: one line per event, with a stable event name and key=value fields (or JSON).
+
+Event names (the ``event`` field) are a public interface for log processors:
+
+=====================  ==============================================================
+``listening``          the HTTP API is up (``url``)
+``task_delivered``     a delivery got a 2xx (``queue``, ``task``, ``status``, ``ms``)
+``task_retry``         a delivery failed and will run again (``eta``, ``delay_s``)
+``task_dead``          a task ran out of retries and moved to the dead letters
+``queue_throttled``    a 503/429 lowered a queue's enforced rate
+``queue_recovered``    a queue's enforced rate recovered a step
+``config_reloaded``    SIGHUP reloaded queue.yaml
+``config_rejected``    SIGHUP found an invalid queue.yaml and kept the old one
+``shutdown``           the daemon is stopping (``in_flight``)
+=====================  ==============================================================
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+LOGGER_NAME = "pushd"
+
+
+class _Formatter(logging.Formatter):
+    def __init__(self, json_lines: bool) -> None:
+        super().__init__()
+        self.json_lines = json_lines
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields: dict[str, Any] = getattr(record, "fields", {})
+        event = getattr(record, "event", None) or record.getMessage()
+        if self.json_lines:
+            data = {"level": record.levelname.lower(), "event": event, **fields}
+            if record.exc_info:
+                data["exception"] = self.formatException(record.exc_info)
+            return json.dumps(data, default=str)
+        parts = [f"{record.levelname.lower():7}", str(event)]
+        parts += [f"{k}={_text(v)}" for k, v in fields.items()]
+        line = " ".join(parts)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def _text(value: object) -> str:
+    text = str(value)
+    return json.dumps(text) if (not text or any(c in text for c in ' "=\n')) else text
+
+
+def setup(level: str = "info", fmt: str = "text") -> None:
+    """Send pushd's events to stderr, one per line."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter(fmt == "json"))
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.handlers[:] = [handler]
+    logger.setLevel(level.upper())
+    logger.propagate = False
+
+
+def event(name: str, level: int = logging.INFO, **fields: object) -> None:
+    """Log one event with its fields."""
+    logger = logging.getLogger(LOGGER_NAME)
+    if logger.isEnabledFor(level):
+        logger.log(level, name, extra={"event": name, "fields": fields})

@@ -1,0 +1,387 @@
+"""The push scheduler: one loop per push queue, deliveries in flight, outcomes applied in bulk.
+
+Each queue's loop repeats: if the queue may dispatch now (not paused, a token in its bucket, a
+free ``max_concurrent_requests`` slot), claim that many due tasks from the store and start a
+delivery for each; otherwise sleep until the earliest of the next ETA, the next token and a
+wake-up (a new task added, a delivery finished, a resume or a reload). It never polls: an idle
+daemon with a million future tasks sleeps until the first of them is due.
+
+A delivery takes its queue's token and slot at claim time, then one of the daemon's global
+connection slots, sends the webhook (:mod:`pushd.dispatch`), and turns the answer into a store
+outcome with the App Engine retry policy (:mod:`pushd.retry`). Outcomes are collected and
+written by one flusher, so under load many share a commit.
+
+Shutdown: stop claiming, give in-flight deliveries ``grace_us`` to finish, cancel the rest.
+A cancelled delivery writes nothing; its claim simply expires and the task runs again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from fractions import Fraction
+
+import anyio
+import anyio.abc
+
+from pushd import clock, config, dispatch, logs, models, retry, throttle
+from pushd.store import base
+
+CLAIM_BATCH = 64  # most tasks one claim takes from the store
+LEASE_SLACK_US = 30 * clock.US_PER_SECOND  # claim = dispatch deadline + this, before redelivery
+HOUSEKEEPING_INTERVAL_US = 600 * clock.US_PER_SECOND  # how often expired tombstones are dropped
+EXECUTED_WINDOW_US = 60 * clock.US_PER_SECOND
+_AWAKE = -1  # a queue loop that is running (not waiting): every notification wakes it
+
+#: ``deliver(task, queue_config, deadline_s=..., now_us=...)`` sends one attempt.
+Deliver = Callable[..., Awaitable[dispatch.Attempt]]
+
+
+@dataclasses.dataclass(eq=False)
+class _Queue:
+    cfg: config.QueueConfig
+    limits: throttle.QueueThrottle
+    adaptive: throttle.AdaptiveRate = dataclasses.field(default_factory=throttle.AdaptiveRate)
+    wake: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    planned_us: int | None = _AWAKE  # when the loop will wake by itself; None: only when woken
+    executed: deque[int] = dataclasses.field(default_factory=deque)
+    operator_paused: bool = False
+    removed: bool = False  # gone from queue.yaml: paused, never dropped
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    @property
+    def paused(self) -> bool:
+        return self.operator_paused or self.removed or self.cfg.rate == 0
+
+    def enforced_rate(self) -> Fraction:
+        return self.adaptive.enforced(self.cfg.rate)
+
+
+class Scheduler:
+    """Delivers the push queues of one daemon (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        store: base.Store,
+        clock: clock.Clock,
+        queues: config.QueuesConfig,
+        deliver: Deliver,
+        default_deadline_us: int = models.DEFAULT_DISPATCH_DEADLINE_US,
+        max_connections: int = 256,
+        paused: set[str] | frozenset[str] = frozenset(),
+        grace_us: int = 30 * clock.US_PER_SECOND,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.deliver = deliver
+        self.default_deadline_us = default_deadline_us
+        self.grace_us = grace_us
+        self._limiter = anyio.CapacityLimiter(max_connections)
+        self._queues: dict[str, _Queue] = {}
+        self._outcomes: list[base.Outcome] = []
+        self._flush_wake = asyncio.Event()
+        self._flushed = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._in_flight = 0
+        self._loops: anyio.abc.TaskGroup | None = None
+        self._deliveries: anyio.abc.TaskGroup | None = None
+        now = clock.now_us()
+        for cfg in queues.queues.values():
+            if cfg.mode is models.QueueMode.PUSH:
+                self._queues[cfg.name] = self._new_queue(cfg, now, cfg.name in paused)
+
+    def _new_queue(self, cfg: config.QueueConfig, now_us: int, paused: bool) -> _Queue:
+        rt = _Queue(
+            cfg=cfg,
+            limits=throttle.QueueThrottle(
+                cfg.rate, cfg.bucket_size, cfg.max_concurrent_requests, now_us
+            ),
+        )
+        rt.operator_paused = paused
+        return rt
+
+    # ------------------------------------------------------------------ control surface
+    def notify(self, queue: str, eta_us: int) -> None:
+        """A task of ``queue`` became due at ``eta_us`` (added, redriven, run now)."""
+        rt = self._queues.get(queue)
+        if rt is None:
+            return
+        planned = rt.planned_us
+        if planned is None or planned == _AWAKE or eta_us < planned:
+            rt.wake.set()
+
+    def has_queue(self, queue: str) -> bool:
+        return queue in self._queues
+
+    async def pause(self, queue: str) -> None:
+        await self.store.set_paused(queue, True)
+        if rt := self._queues.get(queue):
+            rt.operator_paused = True
+            rt.limits.paused = rt.paused
+            rt.wake.set()
+
+    async def resume(self, queue: str) -> None:
+        await self.store.set_paused(queue, False)
+        if rt := self._queues.get(queue):
+            rt.operator_paused = False
+            rt.limits.paused = rt.paused
+            rt.wake.set()
+
+    def live(self, queue: str) -> models.LiveStats:
+        rt = self._queues.get(queue)
+        if rt is None:
+            return models.LiveStats()
+        now = self.clock.now_us()
+        while rt.executed and rt.executed[0] <= now - EXECUTED_WINDOW_US:
+            rt.executed.popleft()
+        return models.LiveStats(
+            in_flight=rt.limits.gate.in_flight,
+            executed_last_minute=len(rt.executed),
+            enforced_rate=float(rt.enforced_rate()),
+            paused=rt.paused,
+        )
+
+    def reconfigure(self, queues: config.QueuesConfig) -> None:
+        """Apply a reloaded queue.yaml at once: rates, buckets, limits, retry parameters.
+
+        Tokens already in a bucket are kept; a queue gone from the file is paused, not dropped.
+        """
+        now = self.clock.now_us()
+        wanted = {n: c for n, c in queues.queues.items() if c.mode is models.QueueMode.PUSH}
+        for name, rt in self._queues.items():
+            if name not in wanted:
+                rt.removed = True
+                rt.limits.paused = True
+                rt.wake.set()
+        for name, cfg in wanted.items():
+            rt_or_none = self._queues.get(name)
+            if rt_or_none is None:
+                rt = self._queues[name] = self._new_queue(cfg, now, False)
+                if self._loops is not None:
+                    self._loops.start_soon(self._queue_loop, rt, name=f"pushd-queue-{name}")
+                continue
+            rt = rt_or_none
+            rt.cfg = cfg
+            rt.removed = False
+            rt.limits.bucket.reconfigure(rt.enforced_rate(), cfg.bucket_size, now)
+            rt.limits.gate.limit = cfg.max_concurrent_requests
+            rt.limits.paused = rt.paused
+            rt.wake.set()
+
+    def stop(self) -> None:
+        """Stop claiming; :meth:`run` returns once in-flight deliveries end or the grace ends."""
+        self._stop.set()
+        for rt in self._queues.values():
+            rt.wake.set()
+
+    # ------------------------------------------------------------------ main loop
+    async def run(self) -> None:
+        for rt in self._queues.values():
+            rt.limits.paused = rt.paused
+        async with anyio.create_task_group() as outer:
+            outer.start_soon(self._flusher, name="pushd-flusher")
+            outer.start_soon(self._housekeeper, name="pushd-housekeeper")
+            async with anyio.create_task_group() as deliveries:
+                self._deliveries = deliveries
+                async with anyio.create_task_group() as loops:
+                    self._loops = loops
+                    for rt in list(self._queues.values()):
+                        loops.start_soon(self._queue_loop, rt, name=f"pushd-queue-{rt.name}")
+                self._loops = None
+                await self._wait_until(self.clock.now_us() + self.grace_us, self._idle_event())
+                deliveries.cancel_scope.cancel()
+            self._deliveries = None
+            self._flush_wake.set()
+            await self._flushed.wait()
+            outer.cancel_scope.cancel()
+
+    def _idle_event(self) -> asyncio.Event:
+        if self._in_flight == 0:
+            self._idle.set()
+        return self._idle
+
+    async def _wait_until(self, deadline_us: int | None, event: asyncio.Event) -> None:
+        """Return when ``event`` is set or the clock reaches ``deadline_us``."""
+        if event.is_set():
+            return
+        if deadline_us is None:
+            await event.wait()
+            return
+        async with anyio.create_task_group() as tg:
+
+            async def sleeper() -> None:
+                await self.clock.sleep_until(deadline_us)
+                tg.cancel_scope.cancel()
+
+            async def waiter() -> None:
+                await event.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(sleeper)
+            tg.start_soon(waiter)
+
+    async def _queue_loop(self, rt: _Queue) -> None:
+        while not self._stop.is_set():
+            rt.planned_us = _AWAKE
+            rt.wake.clear()  # before looking: a notification from here on is not lost
+            if rt.paused:
+                rt.planned_us = None
+                await rt.wake.wait()
+                continue
+            now = self.clock.now_us()
+            free = rt.limits.gate.free
+            n = min(
+                rt.limits.bucket.available(now),
+                CLAIM_BATCH,
+                CLAIM_BATCH if free is None else free,
+            )
+            if n > 0:
+                claimed = await self.store.claim_due(
+                    rt.name,
+                    now_us=now,
+                    limit=n,
+                    lease_us=self.default_deadline_us + LEASE_SLACK_US,
+                    slack_us=LEASE_SLACK_US,
+                )
+                for c in claimed:
+                    if not rt.limits.try_acquire(now):  # cannot happen: n was free
+                        raise RuntimeError(f"queue {rt.name}: throttle refused a counted slot")
+                    self._start_delivery(rt, c)
+                if len(claimed) == n:
+                    await anyio.lowlevel.checkpoint()
+                    continue
+            next_eta = await self.store.next_eta(rt.name)
+            token_at = rt.limits.ready_at(now)
+            deadline = None if token_at is None or next_eta is None else max(next_eta, token_at)
+            if deadline is not None and deadline <= now:
+                continue  # something became possible while we looked
+            rt.planned_us = deadline
+            await self._wait_until(deadline, rt.wake)
+
+    def _start_delivery(self, rt: _Queue, claimed: base.Claimed) -> None:
+        assert self._deliveries is not None
+        self._in_flight += 1
+        self._idle.clear()
+        self._deliveries.start_soon(
+            self._deliver, rt, claimed, name=f"pushd-deliver-{claimed.task.name}"
+        )
+
+    async def _deliver(self, rt: _Queue, claimed: base.Claimed) -> None:
+        task = claimed.task
+        deadline_us = task.dispatch_deadline_us or self.default_deadline_us
+        try:
+            async with self._limiter:
+                started = self.clock.now_us()
+                attempt = await self.deliver(
+                    task, rt.cfg, deadline_s=deadline_us / clock.US_PER_SECOND, now_us=started
+                )
+        finally:
+            rt.limits.release()
+            rt.wake.set()
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+        now = self.clock.now_us()
+        rt.executed.append(now)
+        self._adapt(rt, attempt, now)
+        self._outcomes.append(self._decide(rt, claimed, attempt, started, now))
+        self._flush_wake.set()
+
+    def _adapt(self, rt: _Queue, attempt: dispatch.Attempt, now_us: int) -> None:
+        changed = (
+            rt.adaptive.on_throttled(now_us) if attempt.throttled else rt.adaptive.on_ok(now_us)
+        )
+        if changed:
+            rt.limits.bucket.reconfigure(rt.enforced_rate(), rt.cfg.bucket_size, now_us)
+            logs.event(
+                "queue_throttled" if attempt.throttled else "queue_recovered",
+                logging.WARNING if attempt.throttled else logging.INFO,
+                queue=rt.name,
+                enforced_rate=f"{float(rt.enforced_rate()):g}",
+            )
+
+    def _decide(
+        self,
+        rt: _Queue,
+        claimed: base.Claimed,
+        attempt: dispatch.Attempt,
+        started_us: int,
+        now_us: int,
+    ) -> base.Outcome:
+        task = claimed.task
+        if attempt.ok:
+            logs.event(
+                "task_delivered",
+                queue=rt.name,
+                task=task.name,
+                status=attempt.status,
+                ms=(now_us - started_us) // 1000,
+            )
+            return base.Done(queue=rt.name, name=task.name, lease_eta_us=claimed.lease_eta_us)
+        first_try = task.first_try_us if task.first_try_us is not None else started_us
+        retry_count = task.retry_count + 1
+        # SPEC Q7: an attempt counts as an execution only if it got an HTTP response.
+        execution_count = task.execution_count + (attempt.status is not None)
+        policy = retry.effective_policy(rt.cfg.retry, task.retry_options)
+        decision = retry.next_delay(
+            policy, retry_number=retry_count, first_try_us=first_try, now_us=now_us
+        )
+        if isinstance(decision, retry.GiveUp):
+            reason = f"{decision.reason}; last attempt: {attempt.error}"
+            logs.event("task_dead", logging.WARNING, queue=rt.name, task=task.name, reason=reason)
+            return base.DeadLetter(
+                queue=rt.name,
+                name=task.name,
+                lease_eta_us=claimed.lease_eta_us,
+                retry_count=retry_count,
+                execution_count=execution_count,
+                first_try_us=first_try,
+                last_status=attempt.status,
+                reason=reason,
+            )
+        delay = max(decision, attempt.retry_after_us or 0)
+        logs.event(
+            "task_retry",
+            queue=rt.name,
+            task=task.name,
+            error=attempt.error,
+            retry=retry_count,
+            delay_s=f"{delay / clock.US_PER_SECOND:g}",
+        )
+        return base.Retry(
+            queue=rt.name,
+            name=task.name,
+            lease_eta_us=claimed.lease_eta_us,
+            eta_us=now_us + delay,
+            retry_count=retry_count,
+            execution_count=execution_count,
+            first_try_us=first_try,
+            last_status=attempt.status,
+        )
+
+    async def _flusher(self) -> None:
+        while True:
+            await self._flush_wake.wait()
+            self._flush_wake.clear()
+            while self._outcomes:
+                batch, self._outcomes = self._outcomes, []
+                await self.store.finish(batch, now_us=self.clock.now_us())
+                for outcome in batch:
+                    if isinstance(outcome, base.Retry):
+                        self.notify(outcome.queue, outcome.eta_us)
+            if self._deliveries is None and self._stop.is_set():
+                self._flushed.set()
+                return
+
+    async def _housekeeper(self) -> None:
+        while not self._stop.is_set():
+            await self.store.expire(now_us=self.clock.now_us())
+            await self._wait_until(self.clock.now_us() + HOUSEKEEPING_INTERVAL_US, self._stop)

@@ -1,0 +1,231 @@
+"""One webhook attempt against a real aiohttp receiver on 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from pushd import dispatch, models
+
+T0 = 1_700_000_000_123_456
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.status = 200
+        self.headers: dict[str, str] = {}
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests.append(
+            {
+                "method": request.method,
+                "path": request.path_qs,
+                "headers": request.headers.copy(),
+                "body": await request.read(),
+            }
+        )
+        return web.Response(status=self.status, headers=self.headers, text="x" * 10)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[Recorder, str]]:
+    rec = Recorder()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", rec.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    yield rec, f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+def task(**kw: Any) -> models.Task:
+    base: dict[str, Any] = {
+        "queue": "mail",
+        "name": "t1",
+        "url": "/send?x=1",
+        "payload": b"hello",
+        "eta_us": T0,
+    }
+    base.update(kw)
+    return models.Task(**base)
+
+
+async def test_first_attempt_headers_and_body(
+    receiver: tuple[Recorder, str], session: aiohttp.ClientSession
+) -> None:
+    rec, url = receiver
+    t = task(headers=(("X-Custom", "a"), ("X-Custom", "b"), ("Host", "ignored.example")))
+    attempt = await dispatch.deliver(
+        session, t, queue="mail", base_url=url, deadline_s=5, signing_secret=None, now_us=T0
+    )
+    assert attempt == dispatch.Attempt(200, None, None)
+    [req] = rec.requests
+    h = req["headers"]
+    assert (req["method"], req["path"], req["body"]) == ("POST", "/send?x=1", b"hello")
+    assert h["X-AppEngine-QueueName"] == "mail"
+    assert h["X-AppEngine-TaskName"] == "t1"
+    assert h["X-AppEngine-TaskRetryCount"] == "0"
+    assert h["X-AppEngine-TaskExecutionCount"] == "0"
+    assert h["X-AppEngine-TaskETA"] == "1700000000.123456"
+    assert "X-AppEngine-TaskPreviousResponse" not in h
+    assert "X-AppEngine-TaskRetryReason" not in h
+    assert h.getall("X-Custom") == ["a", "b"]
+    assert h["Content-Type"] == "application/octet-stream"
+    assert h["Host"].startswith("127.0.0.1:")
+    assert h["User-Agent"].startswith("AppEngine-Google")
+
+
+async def test_retry_headers_carry_the_previous_response(
+    receiver: tuple[Recorder, str], session: aiohttp.ClientSession
+) -> None:
+    rec, url = receiver
+    rec.status = 500
+    t = task(
+        retry_count=2, execution_count=1, last_status=503, headers=(("Content-Type", "text/x"),)
+    )
+    attempt = await dispatch.deliver(
+        session, t, queue="mail", base_url=url, deadline_s=5, signing_secret=None, now_us=T0
+    )
+    assert (attempt.status, attempt.ok, attempt.error) == (500, False, "HTTP 500")
+    h = rec.requests[0]["headers"]
+    assert (h["X-AppEngine-TaskRetryCount"], h["X-AppEngine-TaskExecutionCount"]) == ("2", "1")
+    assert h["X-AppEngine-TaskPreviousResponse"] == "503"
+    assert h["X-AppEngine-TaskRetryReason"] == "previous attempt answered HTTP 503"
+    assert h["Content-Type"] == "text/x"
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "DELETE"])
+async def test_bodyless_methods_send_no_body(
+    receiver: tuple[Recorder, str], session: aiohttp.ClientSession, method: str
+) -> None:
+    rec, url = receiver
+    t = task(method=models.Method(method), payload=b"")
+    await dispatch.deliver(
+        session, t, queue="mail", base_url=url, deadline_s=5, signing_secret=None, now_us=T0
+    )
+    assert rec.requests[0]["method"] == method
+    assert rec.requests[0]["body"] == b""
+    assert "Content-Type" not in rec.requests[0]["headers"]
+
+
+async def test_redirects_are_failures_and_not_followed(
+    receiver: tuple[Recorder, str], session: aiohttp.ClientSession
+) -> None:
+    rec, url = receiver
+    rec.status = 302
+    rec.headers = {"Location": "/elsewhere"}
+    attempt = await dispatch.deliver(
+        session, task(), queue="mail", base_url=url, deadline_s=5, signing_secret=None, now_us=T0
+    )
+    assert (attempt.status, attempt.ok) == (302, False)
+    assert len(rec.requests) == 1
+
+
+async def test_retry_after_seconds_and_dates(
+    receiver: tuple[Recorder, str], session: aiohttp.ClientSession
+) -> None:
+    rec, url = receiver
+    rec.status = 503
+    rec.headers = {"Retry-After": "120"}
+    attempt = await dispatch.deliver(
+        session, task(), queue="mail", base_url=url, deadline_s=5, signing_secret=None, now_us=T0
+    )
+    assert attempt.throttled
+    assert attempt.retry_after_us == 120_000_000
+    now = 1_700_000_000_000_000  # 2023-11-14 22:13:20 UTC
+    assert dispatch.parse_retry_after("Tue, 14 Nov 2023 22:13:50 GMT", now) == 30_000_000
+    assert dispatch.parse_retry_after("Tue, 14 Nov 2023 22:13:00 GMT", now) == 0
+    assert dispatch.parse_retry_after("soon", now) is None
+    assert dispatch.parse_retry_after(None, now) is None
+
+
+async def test_refused_connection_is_a_failure_without_status(
+    session: aiohttp.ClientSession,
+) -> None:
+    attempt = await dispatch.deliver(
+        session,
+        task(),
+        queue="mail",
+        base_url="http://127.0.0.1:9",
+        deadline_s=5,
+        signing_secret=None,
+        now_us=T0,
+    )
+    assert attempt.status is None
+    assert attempt.error is not None
+    assert not attempt.ok
+
+
+async def test_deadline_exceeded_is_a_failure(session: aiohttp.ClientSession) -> None:
+    import asyncio
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.Event().wait()  # never answers; the deadline cuts it off
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", slow)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        attempt = await dispatch.deliver(
+            session,
+            task(),
+            queue="mail",
+            base_url=f"http://127.0.0.1:{runner.addresses[0][1]}",
+            deadline_s=0.2,
+            signing_secret=None,
+            now_us=T0,
+        )
+    finally:
+        await runner.cleanup()
+    assert attempt == dispatch.Attempt(None, "dispatch deadline of 0.2s exceeded")
+
+
+async def test_signature_verifies_with_the_readme_recipe(
+    receiver: tuple[Recorder, str], session: aiohttp.ClientSession
+) -> None:
+    rec, url = receiver
+    secret = "s3cret-s3cret-s3cret"
+    await dispatch.deliver(
+        session, task(), queue="mail", base_url=url, deadline_s=5, signing_secret=secret, now_us=T0
+    )
+    h = rec.requests[0]["headers"]
+    ts = h["X-Pushd-Timestamp"]
+    assert ts == "1700000000"
+    expected = hmac.new(
+        secret.encode(),
+        f"{ts}.{h['X-AppEngine-TaskName']}.".encode() + rec.requests[0]["body"],
+        hashlib.sha256,
+    ).hexdigest()
+    assert h["X-Pushd-Signature"] == "v1=" + expected
+
+
+def test_target_resolution_follows_app_engine_precedence() -> None:
+    targets = {"worker": "http://w", "v2.worker": "http://v2w"}
+    t = task(target="v2.worker")
+    assert dispatch.resolve_target("worker", t, targets) == "worker"  # queue.yaml wins
+    assert dispatch.resolve_target(None, t, targets) == "v2.worker"
+    hosted = task(headers=(("Host", "v2.worker.myapp.appspot.com"),))
+    assert dispatch.resolve_target(None, hosted, targets) == "v2.worker"
+    dotted = task(headers=(("Host", "v2-dot-worker-dot-myapp.appspot.com:443"),))
+    assert dispatch.resolve_target(None, dotted, targets) == "v2.worker"
+    assert dispatch.resolve_target(None, task(), targets) is None

@@ -1,0 +1,280 @@
+"""The scheduler on a fake clock: exact virtual times, no sockets, no disk."""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
+import anyio
+import pytest
+
+from pushd import clock, config, dispatch, models, scheduler
+from pushd.store.memory import MemoryStore
+
+T0 = 1_700_000_000_000_000
+S = 1_000_000
+MS = 1_000
+
+
+def queues(**kw: Any) -> config.QueuesConfig:
+    cfg = config.QueueConfig(name="q", **kw)
+    return config.QueuesConfig(queues=types.MappingProxyType({"q": cfg}))
+
+
+def task(name: str, eta: int = T0, **kw: Any) -> models.Task:
+    return models.Task(queue="q", name=name, url="/work", eta_us=eta, created_us=T0, **kw)
+
+
+class Receiver:
+    """A scripted webhook receiver: records every attempt at its virtual time."""
+
+    def __init__(
+        self,
+        c: clock.FakeClock,
+        answer: Callable[[models.Task], dispatch.Attempt] | None = None,
+        duration_s: float = 0.0,
+    ) -> None:
+        self.clock = c
+        self.answer = answer or (lambda t: dispatch.Attempt(200))
+        self.duration_s = duration_s
+        self.calls: list[tuple[int, str, int, int]] = []  # (t - T0, name, retry, execution)
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def __call__(
+        self, task: models.Task, cfg: config.QueueConfig, *, deadline_s: float, now_us: int
+    ) -> dispatch.Attempt:
+        self.calls.append((now_us - T0, task.name, task.retry_count, task.execution_count))
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.duration_s:
+                await self.clock.sleep(self.duration_s)
+            return self.answer(task)
+        finally:
+            self.in_flight -= 1
+
+
+async def run_until(
+    sched: scheduler.Scheduler, c: clock.FakeClock, done: Callable[[], bool], limit_s: float
+) -> None:
+    """Run the scheduler on the autojumping clock until ``done()`` or ``limit_s`` virtual s.
+
+    ``done`` is checked every virtual 10 ms, which does not move any scheduler deadline: the
+    clock jumps to whichever sleeper is due first.
+    """
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sched.run)
+        while not done() and c.now_us() < T0 + limit_s * S:
+            await c.sleep(0.01 if c.now_us() < T0 + 5 * S else 1.0)
+        sched.stop()
+
+
+@pytest.fixture
+def fake() -> clock.FakeClock:
+    return clock.FakeClock(T0, autojump=True)
+
+
+async def test_rate_5_bucket_2_sends_two_at_once_then_five_per_second(
+    fake: clock.FakeClock,
+) -> None:
+    store = MemoryStore()
+    await store.add([task(f"t{i}") for i in range(8)], now_us=T0)
+    rx = Receiver(fake)
+    sched = scheduler.Scheduler(
+        store=store, clock=fake, queues=queues(rate=Fraction(5), bucket_size=2), deliver=rx
+    )
+    await run_until(sched, fake, lambda: len(rx.calls) == 8, 10)
+    assert [t for t, *_ in rx.calls] == [0, 0, 200 * MS, 400 * MS, 600 * MS, 800 * MS, S, 1200 * MS]
+    assert await store.list_tasks("q") == []
+
+
+async def test_failing_task_follows_worked_example_a_then_dead_letters(
+    fake: clock.FakeClock,
+) -> None:
+    store = MemoryStore()
+    await store.add([task("f")], now_us=T0)
+    rx = Receiver(fake, lambda t: dispatch.Attempt(500, "HTTP 500"))
+    retry_params = models.RetryParameters(
+        task_retry_limit=7,
+        task_age_limit_s=300,
+        min_backoff_s=10,
+        max_backoff_s=300,
+        max_doublings=3,
+    )
+    sched = scheduler.Scheduler(
+        store=store, clock=fake, queues=queues(rate=Fraction(100), retry=retry_params), deliver=rx
+    )
+    await run_until(sched, fake, lambda: len(rx.calls) == 8, 2000)
+    await fake.settle()
+    assert rx.calls == [
+        (0, "f", 0, 0),
+        (10 * S, "f", 1, 1),
+        (30 * S, "f", 2, 2),
+        (70 * S, "f", 3, 3),
+        (150 * S, "f", 4, 4),
+        (310 * S, "f", 5, 5),
+        (550 * S, "f", 6, 6),
+        (850 * S, "f", 7, 7),
+    ]
+    [dead] = await store.list_dead("q")
+    assert dead.task.retry_count == 8
+    assert dead.task.last_status == 500
+    assert dead.reason.startswith("task_retry_limit 7 reached and task_age_limit 300s exceeded")
+    assert await store.get("q", "f") is None
+
+
+async def test_no_response_does_not_count_as_an_execution(fake: clock.FakeClock) -> None:
+    store = MemoryStore()
+    await store.add([task("n")], now_us=T0)
+    answers = iter(
+        [dispatch.Attempt(None, "refused"), dispatch.Attempt(500), dispatch.Attempt(200)]
+    )
+    rx = Receiver(fake, lambda t: next(answers))
+    sched = scheduler.Scheduler(store=store, clock=fake, queues=queues(), deliver=rx)
+    await run_until(sched, fake, lambda: len(rx.calls) == 3, 10)
+    assert [(r, e) for _, _, r, e in rx.calls] == [(0, 0), (1, 0), (2, 1)]
+
+
+async def test_max_concurrent_requests_is_never_exceeded(fake: clock.FakeClock) -> None:
+    store = MemoryStore()
+    await store.add([task(f"t{i:02d}") for i in range(20)], now_us=T0)
+    rx = Receiver(fake, duration_s=1.0)
+    sched = scheduler.Scheduler(
+        store=store,
+        clock=fake,
+        queues=queues(rate=Fraction(1000), bucket_size=100, max_concurrent_requests=3),
+        deliver=rx,
+    )
+    await run_until(sched, fake, lambda: len(rx.calls) == 20 and rx.in_flight == 0, 60)
+    assert rx.max_in_flight == 3
+    # Three at a time, each taking one virtual second.
+    assert sorted(t for t, *_ in rx.calls)[:6] == [0, 0, 0, S, S, S]
+
+
+async def test_retry_after_is_the_minimum_delay(fake: clock.FakeClock) -> None:
+    store = MemoryStore()
+    await store.add([task("r")], now_us=T0)
+    answers = iter(
+        [dispatch.Attempt(503, "HTTP 503", retry_after_us=42 * S), dispatch.Attempt(200)]
+    )
+    rx = Receiver(fake, lambda t: next(answers))
+    sched = scheduler.Scheduler(store=store, clock=fake, queues=queues(), deliver=rx)
+    await run_until(sched, fake, lambda: len(rx.calls) == 2, 100)
+    assert [t for t, *_ in rx.calls] == [0, 42 * S]
+
+
+async def test_a_503_lowers_the_enforced_rate(fake: clock.FakeClock) -> None:
+    store = MemoryStore()
+    await store.add([task("a"), task("b", T0 + 50 * S)], now_us=T0)
+    rx = Receiver(fake, lambda t: dispatch.Attempt(503) if t.name == "a" else dispatch.Attempt(200))
+    sched = scheduler.Scheduler(
+        store=store, clock=fake, queues=queues(rate=Fraction(8)), deliver=rx
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sched.run)
+        while not rx.calls:
+            await fake.sleep(0.01)
+        await fake.settle()
+        assert sched.live("q").enforced_rate == 4.0
+        sched.stop()
+
+
+async def test_idle_scheduler_sleeps_until_the_next_eta(fake: clock.FakeClock) -> None:
+    store = MemoryStore()
+    await store.add([task("later", T0 + 3600 * S)], now_us=T0)
+    rx = Receiver(fake)
+    c = clock.FakeClock(T0)  # no autojump: we look at what it sleeps on
+    sched = scheduler.Scheduler(store=store, clock=c, queues=queues(), deliver=rx)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sched.run)
+        await c.settle()
+        assert T0 + 3600 * S in c.deadlines
+        assert rx.calls == []
+        # An add of an earlier task wakes it up and it replans.
+        await store.add([task("soon", T0 + 5 * S)], now_us=T0)
+        sched.notify("q", T0 + 5 * S)
+        await c.settle()
+        assert T0 + 5 * S in c.deadlines
+        c.advance(5 * S)
+        await c.settle()
+        assert [n for _, n, *_ in rx.calls] == ["soon"]
+        sched.stop()
+        await c.settle()
+        c.advance(60 * S)  # the grace period's clock
+
+
+async def test_paused_queue_holds_tasks_until_resumed(fake: clock.FakeClock) -> None:
+    store = MemoryStore()
+    await store.add([task("p")], now_us=T0)
+    rx = Receiver(fake)
+    sched = scheduler.Scheduler(store=store, clock=fake, queues=queues(), deliver=rx, paused={"q"})
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sched.run)
+        await fake.sleep(100)
+        assert rx.calls == []
+        assert sched.live("q").paused
+        await sched.resume("q")
+        while not rx.calls:
+            await fake.sleep(0.01)
+        assert rx.calls[0][0] == 100 * S
+        sched.stop()
+    assert await store.paused_queues() == set()
+
+
+async def test_rate_zero_queue_dispatches_nothing(fake: clock.FakeClock) -> None:
+    store = MemoryStore()
+    await store.add([task("z")], now_us=T0)
+    rx = Receiver(fake)
+    sched = scheduler.Scheduler(
+        store=store, clock=fake, queues=queues(rate=Fraction(0), rate_text="0"), deliver=rx
+    )
+    await run_until(sched, fake, lambda: False, 30)
+    assert rx.calls == []
+    assert await store.get("q", "z") is not None
+
+
+async def test_reload_applies_a_new_rate_without_losing_tasks(fake: clock.FakeClock) -> None:
+    store = MemoryStore()
+    await store.add([task(f"t{i}") for i in range(4)], now_us=T0)
+    rx = Receiver(fake)
+    sched = scheduler.Scheduler(
+        store=store, clock=fake, queues=queues(rate=Fraction(1), bucket_size=1), deliver=rx
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sched.run)
+        while len(rx.calls) < 1:
+            await fake.sleep(0.01)
+        sched.reconfigure(queues(rate=Fraction(10), bucket_size=1))
+        while len(rx.calls) < 4:
+            await fake.sleep(0.01)
+        sched.stop()
+    # Reloaded at t=10 ms with 0.01 token earned at 1/s: the other 0.99 take 99 ms at 10/s.
+    assert [t for t, *_ in rx.calls] == [0, 109 * MS, 209 * MS, 309 * MS]
+
+
+async def test_shutdown_waits_for_in_flight_deliveries_within_the_grace(
+    fake: clock.FakeClock,
+) -> None:
+    store = MemoryStore()
+    await store.add([task("slow"), task("slower")], now_us=T0)
+    durations = {"slow": 2.0, "slower": 100.0}
+
+    async def deliver(t: models.Task, cfg: config.QueueConfig, **kw: Any) -> dispatch.Attempt:
+        await fake.sleep(durations[t.name])
+        return dispatch.Attempt(200)
+
+    sched = scheduler.Scheduler(
+        store=store, clock=fake, queues=queues(), deliver=deliver, grace_us=10 * S
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sched.run)
+        await fake.sleep(1)
+        sched.stop()
+    assert fake.now_us() == T0 + 11 * S  # stopped at t=1 s, waited the 10 s grace
+    assert await store.get("q", "slow") is None  # finished within the grace
+    left = await store.get("q", "slower")  # cut off: claimed, will run again after its lease
+    assert left is not None
+    assert left.eta_us > T0 + 600 * S
