@@ -1,0 +1,52 @@
+"""The HTTP APIs of pushd as one aiohttp application.
+
+:func:`create_app` wires the dependencies into ``web.AppKey`` slots (see :mod:`pushd.api.native`)
+and installs two middlewares: the JSON error envelope (outermost, :mod:`pushd.api.errors`) and,
+when ``settings.auth_tokens`` is non-empty, bearer-token authentication
+(:func:`native.auth_middleware`). A request without a
+known token gets 401; a token whose role does not allow the route's action gets 403
+(``producer``: add tasks; ``consumer``: read and delete tasks; ``admin``: everything).
+``/healthz`` is always open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from pushd import clock, config, settings, wire
+from pushd.api import engine, native
+from pushd.api import errors as api_errors
+
+if TYPE_CHECKING:
+    from pushd.store import base
+
+Engine = engine.Engine
+
+__all__ = ["Engine", "create_app"]
+
+
+def create_app(
+    *,
+    store: base.Store,
+    clock: clock.Clock,
+    queues: Callable[[], config.QueuesConfig],
+    engine: engine.Engine,
+    settings: settings.Settings,
+) -> web.Application:
+    """The application serving ``/api/v1`` and ``/healthz``.
+
+    ``queues`` is called on every request, so a reloaded queue.yaml applies at once.
+    """
+    middlewares: list[api_errors.Middleware] = [api_errors.error_middleware]
+    if settings.auth_tokens:
+        middlewares.append(native.auth_middleware(settings.auth_tokens))
+    app = web.Application(middlewares=middlewares, client_max_size=wire.MAX_REQUEST_BYTES)
+    app[native.STORE] = store
+    app[native.CLOCK] = clock
+    app[native.QUEUES] = queues
+    app[native.ENGINE] = engine
+    native.add_routes(app)
+    return app

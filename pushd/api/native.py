@@ -1,0 +1,337 @@
+"""pushd's own HTTP API, ``/api/v1``: add tasks; inspect and manage queues, tasks, dead letters.
+
+Every answer is JSON (shapes in :mod:`pushd.wire`); every error is the envelope of
+:mod:`pushd.api.errors`. Adding follows App Engine (SPEC 1.13-1.15): the whole batch is
+validated first and nothing is stored if any task is invalid; then each task is inserted on its
+own, so a name clash fails only that task and is reported in its ``result``.
+
+Each route declares the :class:`Action` it performs; a token's role allows a set of actions
+(:data:`ROLE_ACTIONS`), checked by :func:`auth_middleware`, which :mod:`pushd.api` installs
+when tokens are configured.
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+import re
+from collections.abc import Callable, Sequence
+
+from aiohttp import hdrs, web
+
+from pushd import clock, config, errors, models, settings, tasks, wire
+from pushd.api import engine
+from pushd.api import errors as api_errors
+from pushd.store import base
+
+STORE = web.AppKey[base.Store]("store")
+CLOCK = web.AppKey[clock.Clock]("clock")
+QUEUES = web.AppKey[Callable[[], config.QueuesConfig]]("queues")
+ENGINE = web.AppKey[engine.Engine]("engine")
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+_PAGE_SIZE = re.compile(r"[0-9]{1,7}")
+
+Handler = api_errors.Handler
+
+
+class Action(enum.Enum):
+    """What a route does, as far as tokens are concerned."""
+
+    OPEN = "open"  # needs no token
+    ADD_TASKS = "add tasks"
+    READ_TASKS = "read tasks"
+    DELETE_TASKS = "delete tasks"
+    ADMIN = "administer queues"
+
+
+#: What each role of ``settings.ApiToken.role`` may do.
+ROLE_ACTIONS: dict[str, frozenset[Action]] = {
+    "admin": frozenset(Action),
+    "producer": frozenset({Action.OPEN, Action.ADD_TASKS}),
+    "consumer": frozenset({Action.OPEN, Action.READ_TASKS, Action.DELETE_TASKS}),
+}
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _queue(request: web.Request) -> config.QueueConfig:
+    return request.app[QUEUES]().queue(request.match_info["queue"])
+
+
+def _task_name(request: web.Request) -> str:
+    return tasks.check_task_name(request.match_info["name"])
+
+
+def _page(request: web.Request) -> tuple[int, str | None]:
+    """``?limit=`` (1 to 1000, default 100) and ``?after=`` (a name cursor)."""
+    raw = request.query.get("limit")
+    limit = DEFAULT_PAGE_SIZE
+    if raw is not None:
+        if not _PAGE_SIZE.fullmatch(raw) or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+            raise errors.Error(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}")
+        limit = int(raw)
+    return limit, request.query.get("after") or None
+
+
+def _notify(request: web.Request, task: models.Task) -> None:
+    if not task.is_pull:
+        request.app[ENGINE].notify(task.queue, task.eta_us)
+
+
+async def _queue_json(
+    request: web.Request, cfg: config.QueueConfig, paused: set[str]
+) -> wire.QueueJSON:
+    counts = await request.app[STORE].counts(cfg.name)
+    live = request.app[ENGINE].live(cfg.name)
+    stats = models.QueueStats(
+        queue=cfg.name,
+        tasks=counts.tasks,
+        oldest_eta_us=counts.oldest_eta_us,
+        executed_last_minute=live.executed_last_minute,
+        in_flight=live.in_flight,
+        enforced_rate=live.enforced_rate,
+        paused=live.paused or cfg.paused or cfg.name in paused,
+        dead_letters=counts.dead_letters,
+        extra=dict(counts.extra),
+    )
+    return wire.encode_queue(cfg, stats)
+
+
+async def _one_queue(request: web.Request, cfg: config.QueueConfig) -> web.Response:
+    paused = await request.app[STORE].paused_queues()
+    return api_errors.json_response(await _queue_json(request, cfg, paused))
+
+
+# ------------------------------------------------------------------ handlers
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return api_errors.json_response({"status": "ok"})
+
+
+async def list_queues(request: web.Request) -> web.Response:
+    paused = await request.app[STORE].paused_queues()
+    queues = request.app[QUEUES]().queues.values()
+    return api_errors.json_response(
+        {"queues": [await _queue_json(request, cfg, paused) for cfg in queues]}
+    )
+
+
+async def get_queue(request: web.Request) -> web.Response:
+    return await _one_queue(request, _queue(request))
+
+
+async def pause_queue(request: web.Request) -> web.Response:
+    cfg = _queue(request)
+    await request.app[ENGINE].pause(cfg.name)
+    return await _one_queue(request, cfg)
+
+
+async def resume_queue(request: web.Request) -> web.Response:
+    cfg = _queue(request)
+    await request.app[ENGINE].resume(cfg.name)
+    return await _one_queue(request, cfg)
+
+
+async def purge_queue(request: web.Request) -> web.Response:
+    cfg = _queue(request)
+    purged = await request.app[STORE].purge(cfg.name, now_us=request.app[CLOCK].now_us())
+    return api_errors.json_response({"queue": cfg.name, "purged": purged})
+
+
+async def add_tasks(request: web.Request) -> web.Response:
+    """Validate the whole batch, check the storage limit, insert, then wake the scheduler."""
+    queues = request.app[QUEUES]()
+    cfg = queues.queue(request.match_info["queue"])
+    body = wire.loads(await request.read())
+    pull = cfg.mode is models.QueueMode.PULL
+    default_method = models.Method.PULL if pull else models.Method.POST
+    requests = wire.decode_add(body, default_method=default_method.value)
+    now_us = request.app[CLOCK].now_us()
+    batch = tasks.validate_batch(requests, queue=cfg.name, mode=cfg.mode, now_us=now_us)
+    store = request.app[STORE]
+    limit = queues.total_storage_limit_bytes
+    if limit is not None:
+        used, adding = await store.total_bytes(), sum(task.size for task in batch)
+        if used + adding > limit:
+            raise errors.StorageLimitExceededError(
+                f"total_storage_limit is {limit} bytes; {used} are stored and "
+                f"this request adds {adding}"
+            )
+    results = await store.add(batch, now_us=now_us)
+    for result in results:
+        if result.ok:
+            _notify(request, result.task)
+    return api_errors.json_response({"tasks": [wire.encode_add_result(r) for r in results]})
+
+
+async def list_tasks(request: web.Request) -> web.Response:
+    cfg = _queue(request)
+    limit, after = _page(request)
+    found = await request.app[STORE].list_tasks(cfg.name, limit=limit + 1, after_name=after)
+    page = found[:limit]
+    return api_errors.json_response(
+        {
+            "tasks": [wire.encode_task(task, payload=False) for task in page],
+            "next": page[-1].name if len(found) > limit else None,
+        }
+    )
+
+
+async def get_task(request: web.Request) -> web.Response:
+    cfg, name = _queue(request), _task_name(request)
+    task = await request.app[STORE].get(cfg.name, name)
+    if task is None:
+        raise errors.UnknownTaskError(f"queue {cfg.name!r} has no task {name!r}")
+    return api_errors.json_response(wire.encode_task(task))
+
+
+async def delete_task(request: web.Request) -> web.Response:
+    cfg, name = _queue(request), _task_name(request)
+    now_us = request.app[CLOCK].now_us()
+    [deleted] = await request.app[STORE].delete(cfg.name, [name], now_us=now_us)
+    if not deleted:
+        raise errors.UnknownTaskError(f"queue {cfg.name!r} has no task {name!r}")
+    return api_errors.json_response({"queue": cfg.name, "name": name, "deleted": True})
+
+
+async def run_task(request: web.Request) -> web.Response:
+    cfg, name = _queue(request), _task_name(request)
+    now_us = request.app[CLOCK].now_us()
+    task = await request.app[STORE].run_now(cfg.name, name, now_us=now_us)
+    if task is None:
+        raise errors.UnknownTaskError(f"queue {cfg.name!r} has no task {name!r}")
+    _notify(request, task)
+    return api_errors.json_response(wire.encode_task(task))
+
+
+async def list_dead(request: web.Request) -> web.Response:
+    cfg = _queue(request)
+    limit, after = _page(request)
+    found = await request.app[STORE].list_dead(cfg.name, limit=limit + 1, after_name=after)
+    page = found[:limit]
+    return api_errors.json_response(
+        {
+            "tasks": [
+                wire.encode_dead(d.task, dead_us=d.dead_us, reason=d.reason, payload=False)
+                for d in page
+            ],
+            "next": page[-1].task.name if len(found) > limit else None,
+        }
+    )
+
+
+async def _dead(request: web.Request) -> tuple[config.QueueConfig, base.DeadTask]:
+    cfg, name = _queue(request), _task_name(request)
+    dead = await request.app[STORE].get_dead(cfg.name, name)
+    if dead is None:
+        raise errors.UnknownTaskError(f"queue {cfg.name!r} has no dead letter {name!r}")
+    return cfg, dead
+
+
+async def get_dead(request: web.Request) -> web.Response:
+    _, dead = await _dead(request)
+    encoded = wire.encode_dead(dead.task, dead_us=dead.dead_us, reason=dead.reason)
+    return api_errors.json_response(encoded)
+
+
+async def redrive_dead(request: web.Request) -> web.Response:
+    cfg, dead = await _dead(request)
+    now_us = request.app[CLOCK].now_us()
+    task = await request.app[STORE].redrive(cfg.name, dead.task.name, now_us=now_us)
+    if task is None:  # a live task took the name meanwhile
+        raise errors.TaskAlreadyExistsError(
+            f"queue {cfg.name!r} already has a live task {dead.task.name!r}"
+        )
+    _notify(request, task)
+    return api_errors.json_response(wire.encode_task(task))
+
+
+async def delete_dead(request: web.Request) -> web.Response:
+    cfg, name = _queue(request), _task_name(request)
+    if not await request.app[STORE].delete_dead(cfg.name, name):
+        raise errors.UnknownTaskError(f"queue {cfg.name!r} has no dead letter {name!r}")
+    return api_errors.json_response({"queue": cfg.name, "name": name, "deleted": True})
+
+
+# ------------------------------------------------------------------ routes
+
+_Q = "/api/v1/queues/{queue}"
+ROUTES: tuple[tuple[str, str, Handler, Action], ...] = (
+    ("GET", "/healthz", healthz, Action.OPEN),
+    ("GET", "/api/v1/queues", list_queues, Action.ADMIN),
+    ("GET", _Q, get_queue, Action.ADMIN),
+    ("POST", f"{_Q}/pause", pause_queue, Action.ADMIN),
+    ("POST", f"{_Q}/resume", resume_queue, Action.ADMIN),
+    ("POST", f"{_Q}/purge", purge_queue, Action.ADMIN),
+    ("POST", f"{_Q}/tasks", add_tasks, Action.ADD_TASKS),
+    ("GET", f"{_Q}/tasks", list_tasks, Action.READ_TASKS),
+    ("GET", f"{_Q}/tasks/{{name}}", get_task, Action.READ_TASKS),
+    ("DELETE", f"{_Q}/tasks/{{name}}", delete_task, Action.DELETE_TASKS),
+    ("POST", f"{_Q}/tasks/{{name}}/run", run_task, Action.ADMIN),
+    ("GET", f"{_Q}/dead", list_dead, Action.ADMIN),
+    ("GET", f"{_Q}/dead/{{name}}", get_dead, Action.ADMIN),
+    ("POST", f"{_Q}/dead/{{name}}/redrive", redrive_dead, Action.ADMIN),
+    ("DELETE", f"{_Q}/dead/{{name}}", delete_dead, Action.ADMIN),
+)
+_ACTIONS: dict[Handler, Action] = {handler: action for _, _, handler, action in ROUTES}
+
+
+def add_routes(app: web.Application) -> None:
+    for method, path, handler, _ in ROUTES:
+        app.router.add_route(method, path, handler)
+
+
+def action_of(request: web.Request) -> Action | None:
+    """The action of the route ``request`` matched; None when it matched none (404/405)."""
+    if request.match_info.http_exception is not None:
+        return None
+    return _ACTIONS.get(request.match_info.handler)
+
+
+# ------------------------------------------------------------------ tokens
+
+
+def _bearer(header: str) -> bytes | None:
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip().encode("utf-8", "surrogatepass")
+
+
+def find_token(tokens: Sequence[settings.ApiToken], header: str | None) -> settings.ApiToken | None:
+    """The token an ``Authorization: Bearer ...`` header presents, compared in constant time."""
+    presented = _bearer(header or "")
+    if presented is None:
+        return None
+    found = None
+    for token in tokens:  # no early exit: every token is compared
+        if hmac.compare_digest(presented, token.token.encode("utf-8")):
+            found = token
+    return found
+
+
+def auth_middleware(tokens: Sequence[settings.ApiToken]) -> api_errors.Middleware:
+    """401 without a known bearer token, 403 when its role does not allow the route."""
+
+    @web.middleware
+    async def authenticate(request: web.Request, handler: api_errors.Handler) -> web.StreamResponse:
+        action = action_of(request)
+        if action is Action.OPEN:
+            return await handler(request)
+        token = find_token(tokens, request.headers.get(hdrs.AUTHORIZATION))
+        if token is None:
+            raise web.HTTPUnauthorized(
+                headers={hdrs.WWW_AUTHENTICATE: 'Bearer realm="pushd"'},
+                text="this API needs an 'Authorization: Bearer <token>' header with a known token",
+            )
+        if action is not None and action not in ROLE_ACTIONS.get(token.role, frozenset()):
+            raise errors.PermissionDeniedError(
+                f"token {token.name!r} has role {token.role!r}, which may not {action.value}"
+            )
+        return await handler(request)
+
+    return authenticate
