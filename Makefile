@@ -35,7 +35,7 @@ install: $(STAMP)
 oracle: $(ORACLE_STAMP)
 
 serve: $(STAMP)
-	$(BIN)/pushd check-config queue.yaml.example
+	$(BIN)/pushd serve --config queue.yaml.example
 
 lint: $(STAMP)
 	$(BIN)/ruff check pushd tests benchmarks

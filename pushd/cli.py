@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from pushd import config, errors
+from pushd import config, errors, logs, settings
 
 EXIT_OK = 0
 EXIT_INVALID = 1  # the input (e.g. queue.yaml) was refused
@@ -21,6 +24,30 @@ examples:
   pushd check-config queue.yaml
   pushd check-config queue.yaml.example
   pushd check-config path/to/app/queue.yaml && echo valid
+"""
+
+
+SERVE_EPILOG = """\
+Runs the delivery daemon: loads queue.yaml, opens the task database (SQLite by default), serves
+the HTTP API and delivers push tasks to their targets until SIGTERM or Ctrl-C, which let
+in-flight deliveries finish (up to shutdown_grace_s). SIGHUP reloads queue.yaml. Flags override
+the settings file, which overrides PUSHD_* variables' defaults; see config/pushd.yaml.example.
+
+examples:
+  pushd serve --config queue.yaml
+  pushd serve --config queue.yaml --db /var/lib/pushd/tasks.sqlite3 --port 8460
+  pushd serve --settings config/pushd.yaml --default-target http://127.0.0.1:8080
+  kill -HUP $(pidof pushd)     # reload queue.yaml without dropping a task
+"""
+
+SINK_EPILOG = """\
+A local webhook receiver for trying pushd out: prints one line per delivery with its
+X-AppEngine-* headers, and answers with --status (or 500 for a --fail-rate share).
+
+examples:
+  pushd sink --port 8080
+  pushd sink --port 8080 --fail-rate 0.3          # watch retries happen
+  pushd sink --port 8080 --status 503 --delay 2   # watch adaptive back-off
 """
 
 
@@ -40,6 +67,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("path", metavar="PATH", help="the queue.yaml file to check")
     check.set_defaults(handler=_check_config)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the delivery daemon and its HTTP API",
+        description="Run pushd: deliver push tasks, lease pull tasks, serve the HTTP API.",
+        epilog=SERVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument(
+        "--config", metavar="QUEUE_YAML", help="queue.yaml to load (default: queue.yaml)"
+    )
+    serve.add_argument("--settings", metavar="PUSHD_YAML", help="daemon settings file")
+    serve.add_argument("--db", metavar="PATH", help="task database (default: pushd.sqlite3)")
+    serve.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: 8460; 0 picks one)")
+    serve.add_argument(
+        "--default-target", metavar="URL", help="base URL for tasks without a known target"
+    )
+    serve.set_defaults(handler=_serve)
+
+    sink = commands.add_parser(
+        "sink",
+        help="run a local webhook receiver that prints deliveries",
+        description="Receive pushd's webhooks locally and print them.",
+        epilog=SINK_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sink.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    sink.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
+    sink.add_argument(
+        "--status", type=int, default=200, help="HTTP status to answer (default: 200)"
+    )
+    sink.add_argument("--fail-rate", type=float, default=0.0, help="share of requests answered 500")
+    sink.add_argument("--delay", type=float, default=0.0, help="seconds to wait before answering")
+    sink.add_argument("--json", action="store_true", help="print one JSON object per delivery")
+    sink.set_defaults(handler=_sink)
     return parser
 
 
@@ -66,6 +131,79 @@ def _check_config(args: argparse.Namespace) -> int:
         print(f"{name:<{width}}  {queue.describe()}{implicit}")
     if loaded.total_storage_limit_bytes is not None:
         print(f"total_storage_limit: {loaded.total_storage_limit_bytes} bytes")
+    return EXIT_OK
+
+
+def _print_config_error(exc: errors.ConfigError) -> None:
+    for issue in exc.issues:
+        print(_issue_line(issue), file=sys.stderr)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from pushd import daemon  # the daemon's dependencies load only for `serve`
+
+    overrides = {
+        "host": args.host,
+        "port": args.port,
+        "database": args.db,
+        "default_target": args.default_target,
+        "queue_yaml": args.config,
+    }
+    try:
+        cfg = settings.load(args.settings, overrides=overrides)
+    except errors.ConfigError as exc:
+        _print_config_error(exc)
+        return EXIT_INVALID
+    logs.setup(cfg.log_level, cfg.log_format)
+    try:
+        runner = daemon.Daemon(cfg, cfg.queue_yaml)
+    except errors.ConfigError as exc:
+        _print_config_error(exc)
+        if not Path(cfg.queue_yaml).exists():
+            print("pushd: give the queue.yaml to load with --config PATH", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        asyncio.run(runner.run())
+    except errors.PushdError as exc:
+        print(f"pushd: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except OSError as exc:
+        print(
+            f"pushd: cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}", file=sys.stderr
+        )
+        return EXIT_INVALID
+    return EXIT_OK
+
+
+def _sink(args: argparse.Namespace) -> int:
+    from pushd import sink
+    from pushd.api import server
+
+    options = sink.SinkOptions(
+        status=args.status, fail_rate=args.fail_rate, delay_s=args.delay, json_lines=args.json
+    )
+    receiver = sink.Sink(options)
+
+    async def run() -> None:
+        srv = await server.Server.start(receiver.app(), args.host, args.port)
+        print(f"pushd sink listening on {srv.url}", file=sys.stderr, flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await srv.stop()
+
+    try:
+        asyncio.run(run())
+    except OSError as exc:
+        print(
+            f"pushd sink: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
     return EXIT_OK
 
 

@@ -31,7 +31,7 @@ from pushd import clock, config, dispatch, logs, models, retry, throttle
 from pushd.store import base
 
 CLAIM_BATCH = 64  # most tasks one claim takes from the store
-LEASE_SLACK_US = 30 * clock.US_PER_SECOND  # claim = dispatch deadline + this, before redelivery
+LEASE_SLACK_US = 5 * clock.US_PER_SECOND  # a claim lasts the dispatch deadline plus this
 HOUSEKEEPING_INTERVAL_US = 600 * clock.US_PER_SECOND  # how often expired tombstones are dropped
 EXECUTED_WINDOW_US = 60 * clock.US_PER_SECOND
 _AWAKE = -1  # a queue loop that is running (not waiting): every notification wakes it

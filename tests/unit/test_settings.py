@@ -84,8 +84,8 @@ def test_values_are_checked_after_merging(tmp_path: Path) -> None:
         settings.load(environ={"PUSHD_PORT": "70000"})
     with pytest.raises(errors.ConfigError, match="durability: 'sometimes' is not one of"):
         settings.from_mapping({"durability": "sometimes"})
-    with pytest.raises(errors.ConfigError, match="between 15s and 24h"):
-        settings.from_mapping({"default_dispatch_deadline_s": "5s"})
+    with pytest.raises(errors.ConfigError, match="between 1s and 24h"):
+        settings.from_mapping({"default_dispatch_deadline_s": "0.5s"})
 
 
 def test_broken_yaml_and_unreadable_files_are_config_errors(tmp_path: Path) -> None:
