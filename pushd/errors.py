@@ -18,9 +18,9 @@ maps to, so the REST, RPC and client layers share one mapping (:data:`BY_CODE`).
         │   ├── TaskAlreadyExistsError    TASK_ALREADY_EXISTS 10
         │   ├── TombstonedTaskError       TOMBSTONED_TASK 11
         │   ├── InvalidUrlError           INVALID_URL 7
-        │   ├── InvalidEtaError           INVALID_ETA 12
-        │   ├── InvalidTagError           INVALID_TAG 27
-        │   └── InvalidDispatchDeadlineError  INVALID_DISPATCH_DEADLINE 29
+        │   └── InvalidEtaError           INVALID_ETA 12
+        ├── InvalidTagError               INVALID_TAG 27
+        ├── InvalidDispatchDeadlineError  INVALID_DISPATCH_DEADLINE 29
         ├── BadTaskStateError             INVALID_REQUEST 13
         ├── InvalidQueueError             INVALID_QUEUE_RATE 8
         │   └── InvalidQueueNameError     INVALID_QUEUE_NAME 6
@@ -198,13 +198,13 @@ class InvalidEtaError(InvalidTaskError):
     code = ErrorCode.INVALID_ETA
 
 
-class InvalidTagError(InvalidTaskError):
+class InvalidTagError(Error):
     """The task tag is invalid."""
 
     code = ErrorCode.INVALID_TAG
 
 
-class InvalidDispatchDeadlineError(InvalidTaskError):
+class InvalidDispatchDeadlineError(Error):
     """The dispatch deadline is invalid."""
 
     code = ErrorCode.INVALID_DISPATCH_DEADLINE

@@ -467,3 +467,12 @@ def test_pushd_and_app_engine_agree_on_every_case() -> None:
 def _short(result: dict[str, Any]) -> str:
     text = repr(result)
     return text if len(text) < 600 else text[:600] + "..."
+
+
+def test_the_error_tree_matches_the_sdks() -> None:
+    """Every pushd class named like an SDK class has a parent of the same name."""
+    sdk = run_oracle("error_tree_oracle.py", {})["parents"]
+    ours = {cls.__name__: cls.__mro__[1].__name__ for cls in errors.ALL_ERRORS}
+    for name, parent in sdk.items():
+        if name in ours and name != "Error":
+            assert ours[name] == parent, (name, ours[name], parent)
