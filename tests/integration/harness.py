@@ -139,6 +139,7 @@ class Daemon:
     proc: asyncio.subprocess.Process | None = None
     log: list[str] = field(default_factory=list)
     _reader: asyncio.Task[None] | None = None
+    _logged: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     def __post_init__(self) -> None:
         self.db = self.db or self.tmp / "pushd.sqlite3"
@@ -180,6 +181,8 @@ class Daemon:
         async for raw in self.proc.stderr:
             line = raw.decode(errors="replace").rstrip()
             self.log.append(line)
+            async with self._logged:
+                self._logged.notify_all()
             if not ready.done() and (m := LISTENING.search(line)):
                 ready.set_result(m.group(1))
         if not ready.done():
@@ -208,6 +211,19 @@ class Daemon:
             await self.proc.wait()
         if self._reader is not None:
             await self._reader
+
+    async def wait_event(self, name: str, count: int = 1, timeout_s: float = 30.0) -> list[str]:
+        """Wait until the daemon has logged event ``name`` ``count`` times."""
+
+        async def enough() -> None:
+            async with self._logged:
+                await self._logged.wait_for(lambda: len(self.events(name)) >= count)
+
+        try:
+            await asyncio.wait_for(enough(), timeout_s)
+        except TimeoutError:
+            raise AssertionError(f"no {name!r} event:\n" + "\n".join(self.log)) from None
+        return self.events(name)
 
     def events(self, name: str) -> list[str]:
         return [line for line in self.log if f" {name} " in f" {line} "]
