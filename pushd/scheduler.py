@@ -140,8 +140,7 @@ class Scheduler:
         if rt is None:
             return models.LiveStats()
         now = self.clock.now_us()
-        while rt.executed and rt.executed[0] <= now - EXECUTED_WINDOW_US:
-            rt.executed.popleft()
+        _trim(rt.executed, now)
         return models.LiveStats(
             in_flight=rt.limits.gate.in_flight,
             executed_last_minute=len(rt.executed),
@@ -291,6 +290,7 @@ class Scheduler:
                 self._idle.set()
         now = self.clock.now_us()
         rt.executed.append(now)
+        _trim(rt.executed, now)  # bounded by one minute of deliveries, read or not
         self._adapt(rt, attempt, now)
         self._outcomes.append(self._decide(rt, claimed, attempt, started, now))
         self._flush_wake.set()
@@ -385,3 +385,8 @@ class Scheduler:
         while not self._stop.is_set():
             await self.store.expire(now_us=self.clock.now_us())
             await self._wait_until(self.clock.now_us() + HOUSEKEEPING_INTERVAL_US, self._stop)
+
+
+def _trim(executed: deque[int], now_us: int) -> None:
+    while executed and executed[0] <= now_us - EXECUTED_WINDOW_US:
+        executed.popleft()

@@ -278,3 +278,16 @@ async def test_shutdown_waits_for_in_flight_deliveries_within_the_grace(
     left = await store.get("q", "slower")  # cut off: claimed, will run again after its lease
     assert left is not None
     assert left.eta_us > T0 + 600 * S
+
+
+async def test_executed_last_minute_counts_a_sliding_minute_and_stays_bounded(
+    fake: clock.FakeClock,
+) -> None:
+    store = MemoryStore()
+    await store.add([task(f"t{i}", T0 + i * 20 * S) for i in range(6)], now_us=T0)
+    rx = Receiver(fake)
+    sched = scheduler.Scheduler(store=store, clock=fake, queues=queues(), deliver=rx)
+    await run_until(sched, fake, lambda: len(rx.calls) == 6, 200)
+    # Deliveries at 0, 20, ..., 100 s; the last minute before ~100 s holds 60..100 s (three).
+    assert sched.live("q").executed_last_minute == 3
+    assert len(sched._queues["q"].executed) <= 4
