@@ -58,6 +58,16 @@ class _Writer:
             await self._task
 
     async def _run(self) -> None:
+        try:
+            await self._loop()
+        finally:
+            # Whatever ended the writer, nobody may wait forever on a job it will not run.
+            while not self._jobs.empty():
+                item = self._jobs.get_nowait()
+                if item is not None and not item[1].done():
+                    item[1].set_exception(errors.InternalError("the SQLite store is closed"))
+
+    async def _loop(self) -> None:
         stopping = False
         while not stopping:
             first = await self._jobs.get()
@@ -83,7 +93,7 @@ class _Writer:
                 for job, fut in pending:
                     try:
                         results.append((fut, await job(self._conn)))
-                    except (errors.PushdError, sqlite3.Error) as exc:
+                    except Exception as exc:  # this job fails alone; the writer lives on
                         failed = (fut, exc)
                         break
                 if failed is None:

@@ -381,3 +381,29 @@ async def test_a_claim_lasts_the_tasks_own_deadline_plus_slack(store: base.Store
         "own": 25 * S,
         "dflt": 600 * S,
     }
+
+
+async def test_a_job_that_blows_up_fails_alone(tmp_path: Path) -> None:
+    """A write job raising something unexpected fails itself; its batch-mates still commit."""
+    import asyncio
+
+    from pushd.store.sqlite import SqliteStore
+
+    s = await SqliteStore.open(tmp_path / "b.sqlite3", durability="normal")
+
+    async def explode(conn: object) -> None:
+        raise ValueError("boom")
+
+    try:
+        results = await asyncio.gather(
+            s.add([push("a")], now_us=T0),
+            s._writer.submit(explode),
+            s.add([push("b")], now_us=T0),
+            return_exceptions=True,
+        )
+        assert isinstance(results[1], ValueError)
+        assert {t.name for t in await s.list_tasks("q")} == {"a", "b"}
+        [again] = await s.add([push("c")], now_us=T0)  # the writer is still alive
+        assert again.ok
+    finally:
+        await s.close()
