@@ -17,6 +17,11 @@ _RETRY_FIELDS = (
 )
 
 
+def dump_json(value: object) -> str:
+    """A JSON text parameter (name lists for ``json_each`` in batch queries)."""
+    return orjson.dumps(value).decode()
+
+
 def dump_headers(headers: tuple[tuple[str, str], ...]) -> bytes:
     return orjson.dumps([list(pair) for pair in headers])
 

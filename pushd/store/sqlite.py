@@ -201,21 +201,35 @@ class SqliteStore:
     async def add(self, tasks: Sequence[models.Task], *, now_us: int) -> list[models.AddResult]:
         rows = [codec.task_params(t) for t in tasks]
         live_after = now_us - self.tombstone_retention_us
+        by_queue: dict[str, list[str]] = {}
+        for t in tasks:
+            by_queue.setdefault(t.queue, []).append(t.name)
 
         async def job(conn: aiosqlite.Connection) -> list[models.AddResult]:
-            results = []
-            for task, row in zip(tasks, rows, strict=True):
+            # A few statements per batch, not per task: each one is a hop to SQLite's thread.
+            tombstoned: set[tuple[str, str]] = set()
+            taken: set[tuple[str, str]] = set()
+            for queue, names in by_queue.items():
+                names_json = codec.dump_json(names)
                 async with conn.execute(
-                    Q["live_tombstone"], (task.queue, task.name, live_after)
+                    Q["tombstoned_names"], (queue, live_after, names_json)
                 ) as c:
-                    if await c.fetchone() is not None:
-                        results.append(models.AddResult(task, errors.TombstonedTaskError))
-                        continue
-                cur = await conn.execute(Q["insert_task"], row)
-                if cur.rowcount == 0:
+                    tombstoned.update((queue, r[0]) for r in await c.fetchall())
+                async with conn.execute(Q["live_names"], (queue, names_json)) as c:
+                    taken.update((queue, r[0]) for r in await c.fetchall())
+            results, inserts = [], []
+            for task, row in zip(tasks, rows, strict=True):
+                key = (task.queue, task.name)
+                if key in tombstoned:
+                    results.append(models.AddResult(task, errors.TombstonedTaskError))
+                elif key in taken:
                     results.append(models.AddResult(task, errors.TaskAlreadyExistsError))
                 else:
+                    taken.add(key)
+                    inserts.append(row)
                     results.append(models.AddResult(task))
+            if inserts:
+                await conn.executemany(Q["insert_task"], inserts)
             return results
 
         return await self._writer.submit(job)
@@ -292,11 +306,13 @@ class SqliteStore:
         retries = [o for o in outcomes if isinstance(o, base.Retry)]
         dead = [o for o in outcomes if isinstance(o, base.DeadLetter)]
 
+        done_json = codec.dump_json([[o.queue, o.name, o.lease_eta_us] for o in done])
+
         async def job(conn: aiosqlite.Connection) -> None:
-            for o in done:
-                cur = await conn.execute(Q["finish_done"], (o.queue, o.name, o.lease_eta_us))
-                if cur.rowcount:
-                    await conn.execute(Q["tombstone"], (o.queue, o.name, now_us))
+            if done:
+                async with conn.execute(Q["finish_done_many"], (done_json,)) as c:
+                    deleted = list(await c.fetchall())
+                await conn.executemany(Q["tombstone"], [(q, n, now_us) for q, n in deleted])
             if retries:
                 await conn.executemany(
                     Q["finish_retry"],

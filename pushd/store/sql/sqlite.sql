@@ -100,9 +100,6 @@ UPDATE tasks SET eta_us = ? WHERE id = ?;
 -- name: next_eta
 SELECT MIN(eta_us) FROM tasks WHERE queue = ?;
 
--- name: finish_done
-DELETE FROM tasks WHERE queue = ? AND name = ? AND eta_us = ?;
-
 -- name: finish_retry
 UPDATE tasks SET eta_us = ?, retry_count = ?, execution_count = ?, first_try_us = ?,
                  last_status = ?
@@ -161,3 +158,22 @@ DELETE FROM tombstones WHERE at_us <= ?;
 
 -- name: expire_dead
 DELETE FROM dead_tasks WHERE dead_us <= ?;
+
+-- name: tombstoned_names
+-- ?3 is a JSON array of names: one statement checks a whole batch.
+SELECT name FROM tombstones
+WHERE queue = ?1 AND at_us > ?2 AND name IN (SELECT value FROM json_each(?3));
+
+-- name: live_names
+SELECT name FROM tasks WHERE queue = ?1 AND name IN (SELECT value FROM json_each(?2));
+
+-- name: finish_done_many
+-- ?1 is a JSON array of [queue, name, lease_eta_us]: delete the tasks whose lease still matches.
+DELETE FROM tasks WHERE id IN (
+    SELECT t.id FROM json_each(?1) AS j
+    JOIN tasks AS t
+      ON t.queue = json_extract(j.value, '$[0]')
+     AND t.name = json_extract(j.value, '$[1]')
+     AND t.eta_us = json_extract(j.value, '$[2]')
+)
+RETURNING queue, name;
