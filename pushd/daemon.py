@@ -110,7 +110,11 @@ class Daemon:
     async def _serve(self, sched: scheduler.Scheduler, app: object) -> None:
         srv = await server.Server.start(app, self.settings.host, self.settings.port)  # type: ignore[arg-type]
         logs.event(
-            "listening", url=srv.url, queues=len(self.queues.queues), db=self.settings.database
+            "listening",
+            always=True,  # with --port 0 this line is the only way to learn the port
+            url=srv.url,
+            queues=len(self.queues.queues),
+            db=self.settings.database,
         )
         if self.on_ready is not None:
             self.on_ready(srv.url)

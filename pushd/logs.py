@@ -61,8 +61,14 @@ def setup(level: str = "info", fmt: str = "text") -> None:
     logger.propagate = False
 
 
-def event(name: str, level: int = logging.INFO, **fields: object) -> None:
-    """Log one event with its fields."""
+def event(name: str, level: int = logging.INFO, *, always: bool = False, **fields: object) -> None:
+    """Log one event with its fields; ``always`` prints it whatever the configured level."""
     logger = logging.getLogger(LOGGER_NAME)
+    if always and not logger.isEnabledFor(level):
+        record = logger.makeRecord(
+            LOGGER_NAME, level, "", 0, name, (), None, extra={"event": name, "fields": fields}
+        )
+        logger.handle(record)  # Logger.handle skips the logger's own level check
+        return
     if logger.isEnabledFor(level):
         logger.log(level, name, extra={"event": name, "fields": fields})

@@ -67,8 +67,6 @@ class Settings:
     #: ``normal``: it is in the WAL before the answer (survives a crash or kill -9 of pushd, not
     #: a power cut of the machine).
     durability: str = "full"
-    #: Longest a write waits for others to share its commit (group commit).
-    group_commit_window_s: float = 0.002
     auth_tokens: tuple[ApiToken, ...] = ()
     #: HMAC-SHA256 secret for webhook signatures; None sends no signature.
     signing_secret: str | None = None

@@ -300,3 +300,15 @@ async def test_sighup_reloads_queue_yaml_and_a_removed_queue_is_paused_not_dropp
     await d.signal(signal.SIGHUP)
     [_, again] = await receiver.wait_for(2)
     assert again.headers["X-AppEngine-TaskName"] == "g1"
+
+
+async def test_the_listening_line_shows_even_when_only_errors_are_logged(
+    start_daemon: StartDaemon, receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    d = await start_daemon("queue:\n- name: work\n  rate: 5/s\n", env={"PUSHD_LOG_LEVEL": "error"})
+    status, body = await api(session, d, "GET", "/healthz")
+    assert (status, body) == (200, {"status": "ok"})
+    await add(session, d, "work", {"name": "quiet"})
+    await receiver.wait_for(1)
+    assert d.events("listening")
+    assert not d.events("task_delivered")
