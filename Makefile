@@ -8,6 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.pushd-installed
 ORACLE_STAMP := $(ORACLE_VENV)/.oracle-installed
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: help serve test lint typecheck pytest bench fmt clean install oracle
 
@@ -15,7 +16,7 @@ help:
 	@echo "make serve   run pushd with queue.yaml.example (creates $(VENV) on first use)"
 	@echo "make test    lint, type-check and run the test suite"
 	@echo "make lint    ruff + import-linter"
-	@echo "make bench   run the benchmarks (not part of make test)"
+	@echo "make bench   run the throughput benchmark (not part of make test; BENCH_ARGS=--quick)"
 	@echo "make fmt     format the code with ruff"
 
 $(STAMP): pyproject.toml
@@ -51,7 +52,7 @@ pytest: $(STAMP) $(ORACLE_STAMP)
 test: lint typecheck pytest
 
 bench: $(STAMP)
-	$(BIN)/pytest benchmarks -p no:cacheprovider -o testpaths=benchmarks
+	$(BIN)/python -m benchmarks.throughput $(BENCH_ARGS)
 
 fmt: $(STAMP)
 	$(BIN)/ruff format pushd tests benchmarks
