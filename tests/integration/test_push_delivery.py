@@ -191,7 +191,7 @@ async def test_rate_5_bucket_2_sends_two_at_once_then_five_per_second(
     await api(session, d, "POST", "/api/v1/queues/work/resume")
     deliveries = await receiver.wait_for(7)
     t = [x.at - deliveries[0].at for x in deliveries]
-    assert t[1] < 0.1  # the bucket's two tokens go at once
+    assert t[1] < 0.18  # the bucket's two tokens go at once (a third would wait 200 ms)
     for i in range(2, 7):  # then one token every 200 ms: never early
         assert t[i] >= (i - 1) * 0.2 - 0.03, t
     assert t[6] < 2.5, t  # and not much later either (generous: shared machines are noisy)
