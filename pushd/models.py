@@ -8,7 +8,7 @@ unit in their name. Nothing here validates user input: :mod:`pushd.tasks` builds
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # ------------------------------------------------------------------ limits (SPEC 1.1)
 MAX_QUEUE_NAME_LENGTH = 100
@@ -145,4 +145,3 @@ class QueueStats:
     enforced_rate: float = 0.0
     paused: bool = False
     dead_letters: int = 0
-    extra: dict[str, int] = field(default_factory=dict)

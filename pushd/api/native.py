@@ -16,6 +16,7 @@ import enum
 import hmac
 import re
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from aiohttp import hdrs, web
 
@@ -23,6 +24,8 @@ from pushd import clock, config, errors, models, settings, tasks, wire
 from pushd.api import engine
 from pushd.api import errors as api_errors
 from pushd.store import base
+
+T = TypeVar("T")
 
 STORE = web.AppKey[base.Store]("store")
 CLOCK = web.AppKey[clock.Clock]("clock")
@@ -95,7 +98,6 @@ async def _queue_json(
         enforced_rate=live.enforced_rate,
         paused=live.paused or cfg.paused or cfg.name in paused,
         dead_letters=counts.dead_letters,
-        extra=dict(counts.extra),
     )
     return wire.encode_queue(cfg, stats)
 
@@ -168,16 +170,18 @@ async def add_tasks(request: web.Request) -> web.Response:
     return api_errors.json_response({"tasks": [wire.encode_add_result(r) for r in results]})
 
 
+def _page_of(found: list[T], limit: int, name_of: Callable[[T], str]) -> tuple[list[T], str | None]:
+    """The first ``limit`` of ``limit + 1`` fetched items, and the cursor if more remain."""
+    return found[:limit], (name_of(found[limit - 1]) if len(found) > limit else None)
+
+
 async def list_tasks(request: web.Request) -> web.Response:
     cfg = _queue(request)
     limit, after = _page(request)
     found = await request.app[STORE].list_tasks(cfg.name, limit=limit + 1, after_name=after)
-    page = found[:limit]
+    page, cursor = _page_of(found, limit, lambda t: t.name)
     return api_errors.json_response(
-        {
-            "tasks": [wire.encode_task(task, payload=False) for task in page],
-            "next": page[-1].name if len(found) > limit else None,
-        }
+        {"tasks": [wire.encode_task(task, payload=False) for task in page], "next": cursor}
     )
 
 
@@ -212,14 +216,14 @@ async def list_dead(request: web.Request) -> web.Response:
     cfg = _queue(request)
     limit, after = _page(request)
     found = await request.app[STORE].list_dead(cfg.name, limit=limit + 1, after_name=after)
-    page = found[:limit]
+    page, cursor = _page_of(found, limit, lambda d: d.task.name)
     return api_errors.json_response(
         {
             "tasks": [
                 wire.encode_dead(d.task, dead_us=d.dead_us, reason=d.reason, payload=False)
                 for d in page
             ],
-            "next": page[-1].task.name if len(found) > limit else None,
+            "next": cursor,
         }
     )
 

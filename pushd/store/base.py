@@ -19,8 +19,9 @@ Invariants every backend keeps:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -92,7 +93,35 @@ class QueueCounts:
     oldest_eta_us: int | None = None
     dead_letters: int = 0
     bytes: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
+
+
+def lease_limit(task: models.Task, queue_retry_limit: int | None) -> int | None:
+    """How many leases a pull task may get: its own retry options win over its queue's."""
+    opts = task.retry_options
+    return opts.task_retry_limit if opts is not None else queue_retry_limit
+
+
+def leased(task: models.Task, lease_eta_us: int) -> models.Task:
+    """``task`` as one more lease leaves it."""
+    return dataclasses.replace(task, eta_us=lease_eta_us, retry_count=task.retry_count + 1)
+
+
+def as_dead(task: models.Task, outcome: DeadLetter) -> models.Task:
+    """``task`` with the counters of its last attempt, as kept in the dead letters."""
+    return dataclasses.replace(
+        task,
+        retry_count=outcome.retry_count,
+        execution_count=outcome.execution_count,
+        first_try_us=outcome.first_try_us,
+        last_status=outcome.last_status,
+    )
+
+
+def redriven(task: models.Task, now_us: int) -> models.Task:
+    """A dead task put back: due now, as if never tried."""
+    return dataclasses.replace(
+        task, eta_us=now_us, retry_count=0, execution_count=0, first_try_us=None, last_status=None
+    )
 
 
 def lease_for(task: models.Task, *, lease_us: int, slack_us: int) -> int:

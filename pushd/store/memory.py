@@ -155,13 +155,7 @@ class MemoryStore:
             else:
                 self._remove(q, outcome.name, now_us)
                 q.dead[outcome.name] = base.DeadTask(
-                    task=dataclasses.replace(
-                        task,
-                        retry_count=outcome.retry_count,
-                        execution_count=outcome.execution_count,
-                        first_try_us=outcome.first_try_us,
-                        last_status=outcome.last_status,
-                    ),
+                    task=base.as_dead(task, outcome),
                     dead_us=now_us,
                     reason=outcome.reason,
                 )
@@ -188,14 +182,11 @@ class MemoryStore:
         for task in available:
             if len(leased) >= max_tasks:
                 break
-            opts = task.retry_options
-            limit = opts.task_retry_limit if opts is not None else queue_retry_limit
+            limit = base.lease_limit(task, queue_retry_limit)
             if limit is not None and task.retry_count + 1 > limit:
                 self._remove(q, task.name, now_us)
                 continue
-            task = dataclasses.replace(
-                task, eta_us=now_us + lease_us, retry_count=task.retry_count + 1
-            )
+            task = base.leased(task, now_us + lease_us)
             q.put(task)
             leased.append(task)
         return leased
@@ -253,14 +244,7 @@ class MemoryStore:
             return None
         del q.dead[name]
         q.tombstones.pop(name, None)
-        task = dataclasses.replace(
-            dead.task,
-            eta_us=now_us,
-            retry_count=0,
-            execution_count=0,
-            first_try_us=None,
-            last_status=None,
-        )
+        task = base.redriven(dead.task, now_us)
         q.put(task)
         return task
 

@@ -239,16 +239,10 @@ class SqliteStore:
                     row = await c.fetchone()
                 if row is None:
                     continue
-                task = codec.task_from_row(row)
-                task = dataclasses.replace(
-                    task,
-                    retry_count=d.retry_count,
-                    execution_count=d.execution_count,
-                    first_try_us=d.first_try_us,
-                    last_status=d.last_status,
-                )
+                dead_task = base.as_dead(codec.task_from_row(row), d)
                 await conn.execute(
-                    Q["insert_dead"], (d.queue, d.name, now_us, d.reason, codec.dump_task(task))
+                    Q["insert_dead"],
+                    (d.queue, d.name, now_us, d.reason, codec.dump_task(dead_task)),
                 )
                 await conn.execute(Q["delete_task"], (d.queue, d.name))
                 await conn.execute(Q["tombstone"], (d.queue, d.name, now_us))
@@ -296,20 +290,13 @@ class SqliteStore:
                     break
                 for row in rows:
                     task = codec.task_from_row(row)
-                    opts = task.retry_options
-                    limit = opts.task_retry_limit if opts is not None else queue_retry_limit
+                    limit = base.lease_limit(task, queue_retry_limit)
                     if limit is not None and task.retry_count + 1 > limit:
                         expired.append(task.name)
                         await conn.execute(Q["delete_task"], (queue, task.name))
                         continue
                     await conn.execute(Q["lease_task"], (lease_eta, row["id"]))
-                    leased.append(
-                        dataclasses.replace(
-                            task,
-                            eta_us=lease_eta,
-                            retry_count=task.retry_count + 1,
-                        )
-                    )
+                    leased.append(base.leased(task, lease_eta))
             await self._tombstone_many(conn, queue, expired, now_us)
             return leased
 
@@ -382,14 +369,7 @@ class SqliteStore:
             if row is None:
                 return None
             old = codec.load_task(row["task"])
-            task = dataclasses.replace(
-                old,
-                eta_us=now_us,
-                retry_count=0,
-                execution_count=0,
-                first_try_us=None,
-                last_status=None,
-            )
+            task = base.redriven(old, now_us)
             cur = await conn.execute(Q["insert_task"], codec.task_params(task))
             if cur.rowcount == 0:
                 return None  # a live task took the name meanwhile
