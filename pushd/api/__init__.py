@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from pushd import clock, config, settings, wire
-from pushd.api import engine, native
+from pushd.api import engine, native, pull
 from pushd.api import errors as api_errors
 
 if TYPE_CHECKING:
@@ -48,5 +48,6 @@ def create_app(
     app[native.CLOCK] = clock
     app[native.QUEUES] = queues
     app[native.ENGINE] = engine
+    app[native.LEASES] = pull.LeaseMeter()
     native.add_routes(app)
     return app

@@ -38,11 +38,16 @@ def json_response(value: object, *, status: int = 200) -> web.Response:
 
 
 def error_response(
-    http_status: int, status: str, message: str, headers: Mapping[str, str] | None = None
+    http_status: int,
+    status: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    exception: str | None = None,
 ) -> web.Response:
     # Messages quote user input with repr(), but never let a stray surrogate break the encoder.
     text = message.encode("utf-8", "backslashreplace").decode("utf-8")
-    response = json_response(wire.encode_error(http_status, status, text), status=http_status)
+    body = wire.encode_error(http_status, status, text, exception)
+    response = json_response(body, status=http_status)
     response.headers.update(headers or {})
     return response
 
@@ -72,7 +77,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except errors.Error as exc:
         if exc.http_status >= 500:
             _log_failure(request, exc)
-        return error_response(exc.http_status, exc.code.name, exc.message)
+        return error_response(
+            exc.http_status, exc.code.name, exc.message, exception=type(exc).__name__
+        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -21,7 +21,7 @@ from typing import TypeVar
 from aiohttp import hdrs, web
 
 from pushd import clock, config, errors, models, settings, tasks, wire
-from pushd.api import engine
+from pushd.api import engine, pull
 from pushd.api import errors as api_errors
 from pushd.store import base
 
@@ -31,6 +31,7 @@ STORE = web.AppKey[base.Store]("store")
 CLOCK = web.AppKey[clock.Clock]("clock")
 QUEUES = web.AppKey[Callable[[], config.QueuesConfig]]("queues")
 ENGINE = web.AppKey[engine.Engine]("engine")
+LEASES = web.AppKey[pull.LeaseMeter]("leases")
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -43,8 +44,10 @@ class Action(enum.Enum):
     """What a route does, as far as tokens are concerned."""
 
     OPEN = "open"  # needs no token
+    READ_QUEUES = "read queue statistics"
     ADD_TASKS = "add tasks"
     READ_TASKS = "read tasks"
+    LEASE_TASKS = "lease tasks"
     DELETE_TASKS = "delete tasks"
     ADMIN = "administer queues"
 
@@ -52,9 +55,22 @@ class Action(enum.Enum):
 #: What each role of ``settings.ApiToken.role`` may do.
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     "admin": frozenset(Action),
-    "producer": frozenset({Action.OPEN, Action.ADD_TASKS}),
-    "consumer": frozenset({Action.OPEN, Action.READ_TASKS, Action.DELETE_TASKS}),
+    "producer": frozenset({Action.OPEN, Action.READ_QUEUES, Action.ADD_TASKS}),
+    "consumer": frozenset(
+        {
+            Action.OPEN,
+            Action.READ_QUEUES,
+            Action.READ_TASKS,
+            Action.LEASE_TASKS,
+            Action.DELETE_TASKS,
+        }
+    ),
 }
+#: The pull-queue ``acl`` list (SPEC 5.2) an action needs: writers insert, users do the rest.
+ACL_WRITER_ACTIONS = frozenset({Action.ADD_TASKS})
+ACL_USER_ACTIONS = frozenset(
+    {Action.READ_QUEUES, Action.READ_TASKS, Action.LEASE_TASKS, Action.DELETE_TASKS}
+)
 
 
 # ------------------------------------------------------------------ helpers
@@ -89,11 +105,14 @@ async def _queue_json(
 ) -> wire.QueueJSON:
     counts = await request.app[STORE].counts(cfg.name)
     live = request.app[ENGINE].live(cfg.name)
+    executed = live.executed_last_minute
+    if cfg.mode is models.QueueMode.PULL:  # App Engine counts leases for pull queues
+        executed = request.app[LEASES].last_minute(cfg.name, request.app[CLOCK].now_us())
     stats = models.QueueStats(
         queue=cfg.name,
         tasks=counts.tasks,
         oldest_eta_us=counts.oldest_eta_us,
-        executed_last_minute=live.executed_last_minute,
+        executed_last_minute=executed,
         in_flight=live.in_flight,
         enforced_rate=live.enforced_rate,
         paused=live.paused or cfg.paused or cfg.name in paused,
@@ -202,6 +221,42 @@ async def delete_task(request: web.Request) -> web.Response:
     return api_errors.json_response({"queue": cfg.name, "name": name, "deleted": True})
 
 
+async def delete_tasks(request: web.Request) -> web.Response:
+    """Delete several tasks by name; each answers whether it was live (App Engine's
+    ``was_deleted``): unknown and tombstoned names are not errors (SPEC 6)."""
+    cfg = _queue(request)
+    names = wire.decode_delete(wire.loads(await request.read()))
+    now_us = request.app[CLOCK].now_us()
+    deleted = await request.app[STORE].delete(cfg.name, names, now_us=now_us)
+    return api_errors.json_response(
+        {"tasks": [{"name": n, "deleted": d} for n, d in zip(names, deleted, strict=True)]}
+    )
+
+
+async def lease_tasks(request: web.Request) -> web.Response:
+    """Lease pull tasks: ``{"lease_seconds", "max_tasks", "group_by_tag", "tag"}``."""
+    cfg = _queue(request)
+    lease = wire.decode_lease(wire.loads(await request.read()))
+    now_us = request.app[CLOCK].now_us()
+    leased = await pull.lease(request.app[STORE], request.app[LEASES], cfg, lease, now_us=now_us)
+    return api_errors.json_response({"tasks": [wire.encode_task(task) for task in leased]})
+
+
+async def modify_task_lease(request: web.Request) -> web.Response:
+    """Renew or release a lease: ``{"eta_us": <ETA the lease gave>, "lease_seconds": 30}``."""
+    cfg, name = _queue(request), _task_name(request)
+    eta_us, lease_us = wire.decode_modify_lease(wire.loads(await request.read()))
+    task = await pull.modify_lease(
+        request.app[STORE],
+        cfg,
+        name,
+        current_eta_us=eta_us,
+        lease_us=lease_us,
+        now_us=request.app[CLOCK].now_us(),
+    )
+    return api_errors.json_response(wire.encode_task(task))
+
+
 async def run_task(request: web.Request) -> web.Response:
     cfg, name = _queue(request), _task_name(request)
     now_us = request.app[CLOCK].now_us()
@@ -266,8 +321,8 @@ async def delete_dead(request: web.Request) -> web.Response:
 _Q = "/api/v1/queues/{queue}"
 ROUTES: tuple[tuple[str, str, Handler, Action], ...] = (
     ("GET", "/healthz", healthz, Action.OPEN),
-    ("GET", "/api/v1/queues", list_queues, Action.ADMIN),
-    ("GET", _Q, get_queue, Action.ADMIN),
+    ("GET", "/api/v1/queues", list_queues, Action.READ_QUEUES),
+    ("GET", _Q, get_queue, Action.READ_QUEUES),
     ("POST", f"{_Q}/pause", pause_queue, Action.ADMIN),
     ("POST", f"{_Q}/resume", resume_queue, Action.ADMIN),
     ("POST", f"{_Q}/purge", purge_queue, Action.ADMIN),
@@ -275,6 +330,9 @@ ROUTES: tuple[tuple[str, str, Handler, Action], ...] = (
     ("GET", f"{_Q}/tasks", list_tasks, Action.READ_TASKS),
     ("GET", f"{_Q}/tasks/{{name}}", get_task, Action.READ_TASKS),
     ("DELETE", f"{_Q}/tasks/{{name}}", delete_task, Action.DELETE_TASKS),
+    ("POST", f"{_Q}/delete", delete_tasks, Action.DELETE_TASKS),
+    ("POST", f"{_Q}/lease", lease_tasks, Action.LEASE_TASKS),
+    ("POST", f"{_Q}/tasks/{{name}}/lease", modify_task_lease, Action.LEASE_TASKS),
     ("POST", f"{_Q}/tasks/{{name}}/run", run_task, Action.ADMIN),
     ("GET", f"{_Q}/dead", list_dead, Action.ADMIN),
     ("GET", f"{_Q}/dead/{{name}}", get_dead, Action.ADMIN),

@@ -122,10 +122,12 @@ async def env() -> AsyncIterator[Env]:
 
 def assert_error(status: int, body: Any, http_status: int, name: str, text: str = "") -> None:
     assert status == http_status, body
-    assert body == {
-        "error": {"code": http_status, "status": name, "message": body["error"]["message"]}
-    }
-    assert text in body["error"]["message"]
+    error = dict(body["error"])
+    exception = error.pop("exception", None)
+    assert error == {"code": http_status, "status": name, "message": error["message"]}
+    assert text in error["message"]
+    if exception is not None:  # pushd errors name their class, which carries the same code
+        assert getattr(errors, exception).code.name == name
 
 
 async def kill(env: Env, queue: str, name: str, *, status: int = 500) -> None:
@@ -179,6 +181,9 @@ async def test_unknown_queue_is_404_on_every_queue_route(env: Env) -> None:
         ("GET", "/api/v1/queues/nope/dead/a"),
         ("POST", "/api/v1/queues/nope/dead/a/redrive"),
         ("DELETE", "/api/v1/queues/nope/dead/a"),
+        ("POST", "/api/v1/queues/nope/delete"),
+        ("POST", "/api/v1/queues/nope/lease"),
+        ("POST", "/api/v1/queues/nope/tasks/a/lease"),
     ]:
         status, body = await env.call(method, path, json={})
         assert_error(status, body, 404, "UNKNOWN_QUEUE", "'nope'")
@@ -611,8 +616,11 @@ ALL_ROUTES = [
     ("GET", "/api/v1/queues/fast/tasks/t", "read"),
     ("DELETE", "/api/v1/queues/fast/tasks/t", "delete"),
     ("POST", "/api/v1/queues/fast/tasks/t/run", "admin"),
-    ("GET", "/api/v1/queues", "admin"),
-    ("GET", "/api/v1/queues/fast", "admin"),
+    ("POST", "/api/v1/queues/fast/delete", "delete"),
+    ("POST", "/api/v1/queues/fast/lease", "lease"),
+    ("POST", "/api/v1/queues/fast/tasks/t/lease", "lease"),
+    ("GET", "/api/v1/queues", "stats"),
+    ("GET", "/api/v1/queues/fast", "stats"),
     ("POST", "/api/v1/queues/fast/pause", "admin"),
     ("POST", "/api/v1/queues/fast/resume", "admin"),
     ("POST", "/api/v1/queues/fast/purge", "admin"),
@@ -622,9 +630,9 @@ ALL_ROUTES = [
     ("DELETE", "/api/v1/queues/fast/dead/t", "admin"),
 ]
 ALLOWED = {
-    ADMIN: {"add", "read", "delete", "admin"},
-    PRODUCER: {"add"},
-    CONSUMER: {"read", "delete"},
+    ADMIN: {"add", "read", "delete", "admin", "lease", "stats"},
+    PRODUCER: {"add", "stats"},
+    CONSUMER: {"read", "delete", "lease", "stats"},
 }
 
 
@@ -754,7 +762,8 @@ def _check_answer(status: int, body: Any) -> None:
         )
         return
     assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "status", "message"}
+    assert set(body["error"]) == {"code", "status", "message", "exception"}
+    assert getattr(errors, body["error"]["exception"]).code.name == body["error"]["status"]
     assert body["error"]["code"] == status
     assert body["error"]["status"] in errors.ErrorCode.__members__
     assert isinstance(body["error"]["message"], str)
