@@ -1,0 +1,221 @@
+"""Talking to a running pushd over its native HTTP API (``/api/v1``), sync or async.
+
+:class:`Client` (``http.client``, one keep-alive connection per thread, no event loop needed)
+serves plain scripts and the command line; :class:`AsyncClient` (aiohttp) serves async code.
+Both answer the decoded JSON body and turn every error answer back into the very
+:mod:`pushd.errors` class the daemon raised (the envelope names it), so callers catch the same
+exceptions App Engine's client raises. A daemon that cannot be reached is a
+:class:`errors.TransientError` whose message says where pushd was looked for.
+
+The server comes from the ``url`` argument, else ``PUSHD_URL``, else ``http://127.0.0.1:8460``;
+a bearer token from ``token``, else ``PUSHD_TOKEN``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import threading
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+import aiohttp
+
+from pushd import errors, wire
+
+DEFAULT_URL = "http://127.0.0.1:8460"
+URL_ENV = "PUSHD_URL"
+TOKEN_ENV = "PUSHD_TOKEN"
+DEFAULT_TIMEOUT_S = 30.0
+
+Query = Mapping[str, str | int | float | bool]
+
+
+def server_url(url: str | None = None) -> str:
+    """The base URL of the daemon: ``url``, ``$PUSHD_URL`` or the default, without a final /."""
+    chosen = url or os.environ.get(URL_ENV) or DEFAULT_URL
+    parts = urllib.parse.urlsplit(chosen)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise errors.Error(
+            f"the pushd server URL {chosen!r} is not an http:// or https:// URL "
+            f"(set it with --server or {URL_ENV}, e.g. {DEFAULT_URL})"
+        )
+    return chosen.rstrip("/")
+
+
+def server_token(token: str | None = None) -> str | None:
+    return token or os.environ.get(TOKEN_ENV) or None
+
+
+def quote(segment: str) -> str:
+    """One path segment (a queue or task name), percent-encoded."""
+    return urllib.parse.quote(segment, safe="")
+
+
+def _target(path: str, query: Query | None) -> str:
+    if not query:
+        return path
+    pairs = {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in query.items()}
+    return f"{path}?{urllib.parse.urlencode(pairs)}"
+
+
+def _headers(token: str | None, has_body: bool) -> dict[str, str]:
+    headers = {"Accept": "application/json"}
+    if has_body:
+        headers["Content-Type"] = "application/json"
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+def raise_for_answer(status: int, body: bytes, where: str) -> NoReturn:
+    """Raise the :mod:`pushd.errors` class an error answer names (or the nearest one)."""
+    try:
+        decoded = wire.loads(body)
+    except errors.Error:
+        decoded = None
+    error = decoded.get("error") if isinstance(decoded, dict) else None
+    if not isinstance(error, dict):
+        text = body[:200].decode("utf-8", "replace").strip()
+        cls: type[errors.Error] = errors.TransientError if status >= 500 else errors.Error
+        raise cls(f"{where} answered HTTP {status}: {text or 'no body'}")
+    message = str(error.get("message", ""))
+    found = getattr(errors, str(error.get("exception", "")), None)
+    if isinstance(found, type) and issubclass(found, errors.Error):
+        raise found(message)
+    name = str(error.get("status", ""))
+    code = errors.ErrorCode.__members__.get(name)
+    if code is not None:
+        raise errors.from_code(code, message)
+    raise errors.Error(f"HTTP {status}: {message}")
+
+
+def _decode(status: int, body: bytes, where: str) -> Any:
+    if status >= 400:
+        raise_for_answer(status, body, where)
+    if not body:
+        return None
+    return wire.loads(body)
+
+
+def _unreachable(base: str, exc: BaseException) -> errors.TransientError:
+    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return errors.TransientError(
+        f"cannot reach pushd at {base}: {reason}; is `pushd serve` running there? "
+        f"(set the address with --server or {URL_ENV})"
+    )
+
+
+class Client:
+    """A blocking client of the native API; safe to share between threads."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        token: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self.url = server_url(url)
+        self.token = server_token(token)
+        self.timeout_s = timeout_s
+        parts = urllib.parse.urlsplit(self.url)
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port
+        self._prefix = parts.path.rstrip("/")
+        self._local = threading.local()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            conn = cls(self._host, self._port, timeout=self.timeout_s)
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def call(
+        self, method: str, path: str, body: object = None, *, query: Query | None = None
+    ) -> Any:
+        """``method path`` with a JSON ``body``; the decoded answer, or the error raised."""
+        payload = None if body is None else wire.dumps(body)
+        target = self._prefix + _target(path, query)
+        headers = _headers(self.token, payload is not None)
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                conn.request(method, target, body=payload, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+                # A kept-alive connection the server had already closed: one fresh try.
+                self.close()
+                if attempt == 2:
+                    raise _unreachable(self.url, exc) from None
+                continue
+            except (OSError, http.client.HTTPException) as exc:
+                self.close()
+                raise _unreachable(self.url, exc) from None
+            if response.will_close:
+                self.close()
+            return _decode(response.status, data, f"pushd at {self.url}")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class AsyncClient:
+    """The same calls for asyncio code; use ``async with`` or call :meth:`close`."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        token: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self.url = server_url(url)
+        self.token = server_token(token)
+        self.timeout_s = timeout_s
+        self._session: aiohttp.ClientSession | None = None
+
+    async def call(
+        self, method: str, path: str, body: object = None, *, query: Query | None = None
+    ) -> Any:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s)
+            )
+        payload = None if body is None else wire.dumps(body)
+        headers = _headers(self.token, payload is not None)
+        try:
+            async with self._session.request(
+                method, self.url + _target(path, query), data=payload, headers=headers
+            ) as response:
+                data = await response.read()
+                status = response.status
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise _unreachable(self.url, exc) from None
+        return _decode(status, data, f"pushd at {self.url}")
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
