@@ -339,11 +339,15 @@ ROUTES: tuple[tuple[str, str, Handler, Action], ...] = (
     ("POST", f"{_Q}/dead/{{name}}/redrive", redrive_dead, Action.ADMIN),
     ("DELETE", f"{_Q}/dead/{{name}}", delete_dead, Action.ADMIN),
 )
-_ACTIONS: dict[Handler, Action] = {handler: action for _, _, handler, action in ROUTES}
+Route = tuple[str, str, Handler, Action]
+_ACTIONS: dict[Handler, Action] = {}
 
 
-def add_routes(app: web.Application) -> None:
-    for method, path, handler, _ in ROUTES:
+def add_routes(app: web.Application, routes: Sequence[Route] = ROUTES) -> None:
+    """Serve ``routes`` (method, path, handler, action); any API module registers this way, so
+    :func:`auth_middleware` knows every route's action."""
+    for method, path, handler, action in routes:
+        _ACTIONS[handler] = action
         app.router.add_route(method, path, handler)
 
 
