@@ -48,6 +48,8 @@ _NAMESPACE_RE = re.compile(NAMESPACE_PATTERN)
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 _US = datetime.timedelta(microseconds=1)
 _BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE"})
+#: Floats this large are whole numbers, and times 1e6 they could overflow to infinity.
+_WHOLE_FLOAT_S = 2.0**53
 
 NameFactory = Callable[[], str]
 #: App Engine's size formula (SPEC 1.11); see :func:`encoding.task_size`.
@@ -301,7 +303,7 @@ def _build(
     eta_us = _eta_us(request.eta, request.countdown, now_us)
     if eta_us - now_us > models.MAX_ETA_AHEAD_US:
         raise errors.InvalidEtaError(
-            f"ETA must be at most 30 days ahead; found {(eta_us - now_us) / 1e6:.6f} s ahead"
+            f"ETA must be at most 30 days ahead; found {_format_us(eta_us - now_us)} s ahead"
         )
 
     # The client's size check counts every header it holds, including those that production
@@ -362,11 +364,23 @@ def _number(value: object) -> int | float | None:
     return None
 
 
+def _format_us(us: int) -> str:
+    """µs as exact decimal seconds (``2592000.000001``), whatever their size."""
+    whole, frac = divmod(us, clock.US_PER_SECOND)
+    return f"{whole}.{frac:06d}"
+
+
+def _finite(number: int | float) -> bool:
+    # math.isfinite(10**400) raises OverflowError; every int is finite.
+    return isinstance(number, int) or math.isfinite(number)
+
+
 def _seconds_to_us(seconds: int | float) -> int:
-    # ints stay exact (and never overflow a float); floats round like App Engine's eta_usec.
-    return (
-        seconds * clock.US_PER_SECOND if isinstance(seconds, int) else clock.seconds_to_us(seconds)
-    )
+    # ints stay exact (and never overflow a float); floats round like App Engine's eta_usec,
+    # except huge ones, which are whole already and would overflow (found by the API fuzz).
+    if isinstance(seconds, int) or abs(seconds) >= _WHOLE_FLOAT_S:
+        return int(seconds) * clock.US_PER_SECOND
+    return clock.seconds_to_us(seconds)
 
 
 def _eta_us(eta: object, countdown: object, now_us: int) -> int:
@@ -402,9 +416,9 @@ def _eta_us(eta: object, countdown: object, now_us: int) -> int:
             seconds = number
     else:
         return now_us
-    if math.isnan(seconds):
+    if isinstance(seconds, float) and math.isnan(seconds):
         raise errors.InvalidTaskError("countdown or ETA must be a number, not NaN")
-    if math.isinf(seconds):
+    if isinstance(seconds, float) and math.isinf(seconds):
         if seconds > 0:
             raise errors.InvalidEtaError("ETA must be at most 30 days ahead; found infinity")
         raise errors.InvalidEtaError("ETA must not be before the epoch; found -infinity")
@@ -433,7 +447,7 @@ def _dispatch_deadline_us(deadline: object, *, pull: bool) -> int | None:
     if pull:
         raise errors.InvalidTaskError("dispatch_deadline can only be specified for push tasks")
     seconds = _number(deadline)
-    if seconds is None or not math.isfinite(seconds):
+    if seconds is None or not _finite(seconds):
         raise errors.InvalidDispatchDeadlineError(
             f"dispatch_deadline must be a number of seconds; got {encoding.show(deadline)}"
         )
@@ -482,7 +496,7 @@ def _retry_value(value: object, field: str, *, whole: bool = False) -> int | flo
         raise errors.InvalidTaskRetryOptionsError(
             f"retry option {field} must be {kind}; got {encoding.show(value)}"
         )
-    if not math.isfinite(number) or number < 0:
+    if not _finite(number) or number < 0:
         raise errors.InvalidTaskRetryOptionsError(
             f"retry option {field} must be a finite number >= 0; got {number}"
         )
@@ -499,7 +513,7 @@ def check_lease_seconds(lease_seconds: object) -> int:
     :class:`errors.InvalidLeaseTimeError` too.
     """
     seconds = _number(lease_seconds)
-    if seconds is None or not math.isfinite(seconds):
+    if seconds is None or not _finite(seconds):
         raise errors.InvalidLeaseTimeError(
             f"lease_seconds must be a number of seconds; got {encoding.show(lease_seconds)}"
         )

@@ -545,6 +545,15 @@ def test_an_infinite_countdown_is_too_far_and_minus_infinity_too_early() -> None
     rejects(errors.InvalidEtaError, "epoch", countdown=float("-inf"))
 
 
+@pytest.mark.parametrize("seconds", [1e300, 1.7976931348623157e308, 10**400])
+def test_a_huge_finite_countdown_or_eta_is_an_eta_error_not_an_overflow(seconds: Any) -> None:
+    # Found by the API fuzz: 1e300 * 1e6 overflowed to inf and round() raised OverflowError.
+    rejects(errors.InvalidEtaError, "30 days", countdown=seconds)
+    rejects(errors.InvalidEtaError, "epoch", countdown=-seconds)
+    rejects(errors.InvalidEtaError, "30 days", eta=seconds)
+    rejects(errors.InvalidDispatchDeadlineError, "24 h", dispatch_deadline=seconds)
+
+
 def test_countdown_and_eta_together_are_rejected() -> None:
     error = rejects(errors.InvalidTaskError, countdown=1, eta=NOW_DT)
     assert str(error) == "Cannot use a countdown and ETA together"
