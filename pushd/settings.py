@@ -12,6 +12,7 @@ Durations accept seconds (``30``, ``0.5``) or a number with a unit ``s``/``m``/`
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -41,6 +42,9 @@ class ApiToken:
     name: str
     token: str
     role: str = "admin"  # admin: everything; producer: add tasks; consumer: lease/delete tasks
+    #: Who presents the token (an email, as in queue.yaml ``acl``); pull queues with an ``acl``
+    #: admit a producer or consumer token only if its identity is listed there.
+    identity: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,6 +96,16 @@ _SCALARS: dict[str, type] = {
         }.get(str(f.type))
     )
 }
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_duration_s(value: object) -> float:
@@ -220,7 +234,7 @@ def _tokens(value: Any, issues: _Issues) -> tuple[ApiToken, ...]:
         if not isinstance(entry, Mapping) or not isinstance(entry.get("token"), str):
             issues.add(path, "needs at least a string 'token'")
             continue
-        unknown = set(entry) - {"name", "token", "role"}
+        unknown = set(entry) - {"name", "token", "role", "identity"}
         if unknown:
             issues.add(path, f"unknown key(s) {', '.join(sorted(map(str, unknown)))}")
             continue
@@ -231,8 +245,17 @@ def _tokens(value: Any, issues: _Issues) -> tuple[ApiToken, ...]:
         if len(entry["token"]) < 16:
             issues.add(f"{path}.token", "is shorter than 16 characters; use a long random token")
             continue
+        identity = entry.get("identity")
+        if identity is not None and (not isinstance(identity, str) or not identity.strip()):
+            issues.add(f"{path}.identity", "must be an email address or other non-empty name")
+            continue
         out.append(
-            ApiToken(name=str(entry.get("name", f"token{i}")), token=entry["token"], role=role)
+            ApiToken(
+                name=str(entry.get("name", f"token{i}")),
+                token=entry["token"],
+                role=role,
+                identity=identity.strip() if identity else None,
+            )
         )
     return tuple(out)
 
@@ -240,6 +263,13 @@ def _tokens(value: Any, issues: _Issues) -> tuple[ApiToken, ...]:
 def _validate(settings: Settings, issues: _Issues) -> None:
     if not 0 <= settings.port <= 65535:
         issues.add("port", f"{settings.port} is not a TCP port (0-65535)")
+    if not settings.auth_tokens and not is_loopback(settings.host):
+        issues.add(
+            "host",
+            f"{settings.host!r} is not a loopback address and no auth_tokens are set, so anyone "
+            "who reaches it could add, read and delete tasks; add auth_tokens (see "
+            "config/pushd.yaml.example) or listen on 127.0.0.1",
+        )
     if problem := _check_url(settings.default_target):
         issues.add("default_target", problem)
     # Tasks' own deadlines follow App Engine (15 s to 24 h); the daemon's default may be

@@ -380,6 +380,33 @@ def find_token(tokens: Sequence[settings.ApiToken], header: str | None) -> setti
     return found
 
 
+def check_acl(request: web.Request, token: settings.ApiToken, action: Action) -> None:
+    """A pull queue with an ``acl`` (SPEC 5.2) admits only the identities it lists:
+    ``writer_email`` to add tasks, ``user_email`` to read, lease and delete them. Admin tokens,
+    push queues and pull queues without an ``acl`` are not restricted further."""
+    queue = request.match_info.get("queue")
+    if token.role == "admin" or queue is None:
+        return
+    try:
+        cfg = request.app[QUEUES]().queue(queue)
+    except errors.UnknownQueueError:
+        return  # the handler answers 404
+    if cfg.mode is not models.QueueMode.PULL or not cfg.acl:
+        return
+    if action in ACL_WRITER_ACTIONS:
+        key, allowed = "writer_email", {e.writer_email for e in cfg.acl}
+    elif action in ACL_USER_ACTIONS:
+        key, allowed = "user_email", {e.user_email for e in cfg.acl}
+    else:
+        return
+    if token.identity is None or token.identity not in allowed:
+        who = f"identity {token.identity!r}" if token.identity else "no identity"
+        raise errors.PermissionDeniedError(
+            f"token {token.name!r} has {who}, which is not a {key} in the acl of pull queue "
+            f"{cfg.name!r} in queue.yaml; add it there, or give the token that identity"
+        )
+
+
 def auth_middleware(tokens: Sequence[settings.ApiToken]) -> api_errors.Middleware:
     """401 without a known bearer token, 403 when its role does not allow the route."""
 
@@ -398,6 +425,8 @@ def auth_middleware(tokens: Sequence[settings.ApiToken]) -> api_errors.Middlewar
             raise errors.PermissionDeniedError(
                 f"token {token.name!r} has role {token.role!r}, which may not {action.value}"
             )
+        if action is not None:
+            check_acl(request, token, action)
         return await handler(request)
 
     return authenticate

@@ -107,3 +107,24 @@ def test_tokens_and_roles(tmp_path: Path) -> None:
     assert s.auth_tokens == (settings.ApiToken(name="bot", token="x" * 32, role="producer"),)
     with pytest.raises(errors.ConfigError, match=r"auth_tokens\[0\].role: 'root' is not one of"):
         settings.from_mapping({"auth_tokens": [{"token": "x" * 32, "role": "root"}]})
+
+
+def test_tokens_carry_an_identity_for_queue_acls() -> None:
+    token = {"name": "w", "token": "x" * 32, "role": "consumer", "identity": " w@example.com "}
+    s = settings.from_mapping({"auth_tokens": [token]})
+    assert s.auth_tokens[0].identity == "w@example.com"
+    with pytest.raises(errors.ConfigError, match=r"auth_tokens\[0\].identity: must be"):
+        settings.from_mapping({"auth_tokens": [{**token, "identity": ""}]})
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost"])
+def test_loopback_hosts_need_no_tokens(host: str) -> None:
+    assert settings.from_mapping({"host": host}).host == host
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.5", "example.com"])
+def test_other_hosts_are_refused_without_tokens(host: str) -> None:
+    with pytest.raises(errors.ConfigError, match="not a loopback address and no auth_tokens"):
+        settings.from_mapping({"host": host})
+    with_token = {"host": host, "auth_tokens": [{"token": "x" * 32}]}
+    assert settings.from_mapping(with_token).host == host
