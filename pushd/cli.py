@@ -12,8 +12,33 @@ from pathlib import Path
 from pushd import config, errors, logs, settings
 
 EXIT_OK = 0
-EXIT_INVALID = 1  # the input (e.g. queue.yaml) was refused
+EXIT_INVALID = 1  # the input (e.g. queue.yaml) was refused; for client commands: the daemon refused
 EXIT_USAGE = 2  # argparse's own code for a bad command line
+EXIT_UNREACHABLE = 3  # client commands: the daemon could not be reached (pushd.commands)
+
+MAIN_EPILOG = """\
+The client commands (queues, stats, add, tasks, delete, lease, run, pause, resume, purge,
+dead, redrive) talk to a running `pushd serve`: at --server URL, else $PUSHD_URL, else
+http://127.0.0.1:8460, with the bearer token --token, else $PUSHD_TOKEN. They print tables
+for people; --json prints the daemon's JSON answer for scripts. Errors go to stderr as one
+"pushd: <message>" line.
+
+exit status:
+  0    done
+  1    refused: the daemon refused the request (unknown queue, name in use, wrong token, ...),
+       part of it was not done (the rest is printed), or check-config/serve found a bad file
+  2    usage error: a bad command line or an unreadable input file
+  3    cannot reach the daemon, or it answered a transient error: try again later
+  130  interrupted (Ctrl-C)
+
+examples:
+  pushd serve --config queue.yaml
+  pushd queues
+  pushd add default --url /hello --payload hi
+  pushd tasks default
+  PUSHD_URL=http://10.0.0.5:8460 pushd stats emails --json
+  pushd COMMAND --help            # every command's options and examples
+"""
 
 CHECK_CONFIG_EPILOG = """\
 Prints one line per queue (mode, rate, bucket, concurrency, retry policy) and exits 0, or prints
@@ -51,10 +76,404 @@ examples:
 """
 
 
+QUEUES_EPILOG = """\
+One line per queue: mode, state (running or paused), rate (and the rate enforced now when the
+queue slowed itself down after 429/503 answers), bucket size, concurrency cap, tasks stored,
+the oldest ETA, deliveries in flight, deliveries in the last minute (leases, for a pull queue)
+and dead letters.
+
+examples:
+  pushd queues
+  pushd queues --json | jq '.queues[] | {name, tasks: .stats.tasks}'
+  pushd queues --server http://10.0.0.5:8460
+"""
+
+STATS_EPILOG = """\
+One queue's configuration (rate, bucket, concurrency, target, retry parameters) and statistics
+(tasks stored, oldest ETA, deliveries in flight and in the last minute, or leases in the last
+minute for a pull queue, dead letters, paused or running).
+
+examples:
+  pushd stats default
+  pushd stats emails --json | jq .stats.tasks
+"""
+
+ADD_EPILOG = """\
+Adds one task as taskqueue.add() does; what is not given takes App Engine's defaults: a name
+pushd picks, POST to /_ah/queue/QUEUE on a push queue, a PULL task on a pull queue, the queue's
+retry parameters. Prints each task's name, ETA and result. A name in use (TASK_ALREADY_EXISTS)
+or deleted too recently (TOMBSTONED_TASK) is reported on stderr and exits 1. Retry options
+replace the queue's retry_parameters as a whole, as on App Engine.
+
+examples:
+  pushd add default --url /hello --payload hi
+  pushd add emails --name welcome-42 --url /send --param to=a@example.com --countdown 30
+  pushd add emails --url /send --header 'Content-Type: application/json' --payload-file mail.json
+  pushd add reports --url /run --eta 2024-05-01T06:00:00Z --retry-limit 3 --age-limit 1d
+  pushd add pulled-work --payload '{"id": 7}' --tag batch-1      # a pull task
+  echo hi | pushd add default --url /load --payload-file - --count 500
+"""
+
+TASKS_EPILOG = """\
+Lists a queue's tasks in name order: ETA, method, URL, tag, retries, last HTTP status and
+payload size; 100 at a time: --limit N for more, --all for every one, --after NAME to go on
+where a listing stopped (stderr says so when more follow). With a NAME, shows that task in full
+with its payload: as text if it is UTF-8 (escaped onto one line), else as base64:....
+
+examples:
+  pushd tasks default
+  pushd tasks emails --all --json | jq -r '.tasks[].name'
+  pushd tasks emails welcome-42
+  pushd task emails welcome-42 --json         # `task` is another name for `tasks`
+"""
+
+DELETE_EPILOG = """\
+Deletes tasks by name: push tasks before they run, pull tasks a worker has finished. A name
+the queue does not hold is reported on stderr and exits 1, after the others are deleted. A
+deleted name cannot be reused for a while (it is tombstoned), as on App Engine. With --dead,
+deletes dead letters instead.
+
+examples:
+  pushd delete emails welcome-42
+  pushd delete pulled-work task-1 task-2 task-3
+  pushd delete emails welcome-42 --dead
+"""
+
+LEASE_EPILOG = """\
+Leases up to --max tasks of a pull queue for --seconds: no one else can lease them until the
+lease ends. Delete each task once it is done (pushd delete QUEUE NAME); a task whose lease ends
+can be leased again, up to the queue's task_retry_limit. --tag leases only tasks with that tag;
+--by-tag leases tasks sharing the tag of the oldest task. Payloads show as text if UTF-8, else
+as base64:...; --json gives payload_base64 and the exact end of the lease (eta_us).
+
+examples:
+  pushd lease pulled-work --seconds 60
+  pushd lease pulled-work --seconds 300 --max 100 --tag batch-1
+  pushd lease pulled-work --seconds 60 --json | jq -r '.tasks[].name'
+"""
+
+RUN_EPILOG = """\
+Makes a waiting task due now ("Run now" in App Engine's console); the queue's rate, bucket and
+concurrency limits still apply.
+
+examples:
+  pushd run reports nightly-2024-05-01
+"""
+
+PAUSE_EPILOG = """\
+Stops delivering a push queue's tasks (or leasing a pull queue's) until `pushd resume`; tasks
+can still be added. The pause is stored and survives a restart.
+
+examples:
+  pushd pause emails
+  pushd pause emails --json | jq .stats.paused
+"""
+
+RESUME_EPILOG = """\
+Resumes a queue paused with `pushd pause`. A queue that queue.yaml pauses (rate 0, or no
+longer defined there) stays paused until queue.yaml changes; the output says so.
+
+examples:
+  pushd resume emails
+"""
+
+PURGE_EPILOG = """\
+Deletes every task of a queue for good; dead letters stay (see pushd dead). Asks first on a
+terminal; anywhere else it needs --yes.
+
+examples:
+  pushd purge emails
+  pushd purge emails --yes
+"""
+
+DEAD_EPILOG = """\
+Lists a queue's dead letters: tasks that ran out of retries (task_retry_limit and
+task_age_limit), which App Engine would have dropped, with when and why each died; 100 at a
+time, as pushd tasks. With a NAME, shows one in full, payload included. Put them back with
+pushd redrive; delete them with pushd delete --dead.
+
+examples:
+  pushd dead emails
+  pushd dead emails welcome-42
+  pushd dead emails --all --json | jq -r '.tasks[] | [.name, .reason] | @tsv'
+"""
+
+REDRIVE_EPILOG = """\
+Puts dead letters back into their queue as tasks due now, as if never tried (retry counts
+reset), by name or all of them. A name that is not a dead letter is reported on stderr and
+exits 1, after the others are put back.
+
+examples:
+  pushd redrive emails welcome-42
+  pushd redrive emails welcome-42 welcome-43
+  pushd redrive emails --all
+"""
+
+
+def _header_arg(text: str) -> tuple[str, str]:
+    name, colon, value = text.partition(":")
+    if not colon or not name.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not 'Name: value'")
+    return name.strip(), value.strip()
+
+
+def _param_arg(text: str) -> tuple[str, str]:
+    key, equals, value = text.partition("=")
+    if not equals or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not key=value")
+    return key, value
+
+
+def _eta_arg(text: str) -> float | str:
+    """POSIX seconds, or RFC 3339 text (checked here, sent as written)."""
+    from pushd import wire
+
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        wire.parse_rfc3339(text, "TIME")
+    except errors.Error as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+    return text
+
+
+def _age_arg(text: str) -> float | str:
+    """Seconds, or a duration such as 90s, 15m, 1.5h or 2d."""
+    from pushd import wire
+
+    value: float | str
+    try:
+        value = float(text)
+    except ValueError:
+        value = text
+    try:
+        wire.parse_age_limit_s(value, "AGE")
+    except errors.Error as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1; got {value}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0; got {text}")
+    return value
+
+
+def _client_options() -> argparse.ArgumentParser:
+    """The options every client command takes."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("daemon and output")
+    group.add_argument(
+        "--server",
+        metavar="URL",
+        help="the daemon's base URL (default: $PUSHD_URL, else http://127.0.0.1:8460)",
+    )
+    group.add_argument(
+        "--token",
+        help="API bearer token (default: $PUSHD_TOKEN, which keeps it out of `ps`)",
+    )
+    group.add_argument(
+        "--json", action="store_true", help="print the daemon's JSON answer instead of a table"
+    )
+    group.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="give up on an answer after this long (default: 30)",
+    )
+    return parent
+
+
+def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parent = _client_options()
+
+    def command(
+        name: str, help: str, description: str, epilog: str, aliases: Sequence[str] = ()
+    ) -> argparse.ArgumentParser:
+        parser = commands.add_parser(
+            name,
+            aliases=list(aliases),
+            help=help,
+            description=description,
+            epilog=epilog,
+            parents=[parent],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        parser.set_defaults(handler=_client, client_command=name)
+        return parser
+
+    def listing(parser: argparse.ArgumentParser, what: str) -> None:
+        parser.add_argument(
+            "--limit", type=_positive_int, help=f"show at most this many {what} (default: 100)"
+        )
+        parser.add_argument("--all", action="store_true", help=f"show every {what[:-1]}")
+        parser.add_argument("--after", metavar="NAME", help="start after this name")
+
+    command(
+        "queues",
+        "list the queues with their statistics",
+        "List every queue of the daemon with its statistics.",
+        QUEUES_EPILOG,
+    )
+
+    stats = command(
+        "stats",
+        "show one queue's configuration and statistics",
+        "Show one queue's configuration and statistics.",
+        STATS_EPILOG,
+    )
+    stats.add_argument("queue", metavar="QUEUE", help="the queue's name")
+
+    add = command("add", "add a task to a queue", "Add a task to a queue.", ADD_EPILOG)
+    add.add_argument("queue", metavar="QUEUE", help="the queue's name")
+    add.add_argument("--name", help="the task's name (default: one pushd picks)")
+    add.add_argument("--url", help="relative URL to deliver to (default: /_ah/queue/QUEUE)")
+    add.add_argument(
+        "--method", help="HTTP method: POST (default), GET, HEAD, PUT, DELETE; PULL for pull"
+    )
+    body = add.add_mutually_exclusive_group()
+    body.add_argument("--payload", metavar="TEXT", help="the request body, as UTF-8 text")
+    body.add_argument(
+        "--payload-file", metavar="FILE", help="the request body, read from FILE (- for stdin)"
+    )
+    add.add_argument(
+        "--param",
+        metavar="KEY=VALUE",
+        type=_param_arg,
+        action="append",
+        help="a form parameter (repeatable; a query string for GET, the body for POST)",
+    )
+    add.add_argument(
+        "--header",
+        metavar="'NAME: VALUE'",
+        type=_header_arg,
+        action="append",
+        help="an HTTP header to send (repeatable)",
+    )
+    due = add.add_mutually_exclusive_group()
+    due.add_argument(
+        "--countdown", type=float, metavar="SECONDS", help="run no sooner than this from now"
+    )
+    due.add_argument(
+        "--eta",
+        type=_eta_arg,
+        metavar="TIME",
+        help="run no sooner than TIME: RFC 3339 or POSIX seconds",
+    )
+    add.add_argument("--tag", help="a tag, for leasing pull tasks by tag")
+    add.add_argument("--target", help="service or version.service to deliver to")
+    add.add_argument(
+        "--dispatch-deadline", type=float, metavar="SECONDS", help="how long one attempt may take"
+    )
+    add.add_argument("--namespace", help="the namespace sent as X-AppEngine-Current-Namespace")
+    add.add_argument(
+        "--count",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="add this many identical tasks, named by pushd (default: 1)",
+    )
+    retry = add.add_argument_group("retry options (replace the queue's retry_parameters)")
+    retry.add_argument("--retry-limit", type=int, metavar="N", help="task_retry_limit")
+    retry.add_argument("--age-limit", type=_age_arg, metavar="AGE", help="task_age_limit: 2d, 1.5h")
+    retry.add_argument("--min-backoff", type=float, metavar="SECONDS", help="min_backoff_seconds")
+    retry.add_argument("--max-backoff", type=float, metavar="SECONDS", help="max_backoff_seconds")
+    retry.add_argument("--max-doublings", type=int, metavar="N", help="max_doublings")
+
+    tasks = command(
+        "tasks",
+        "list a queue's tasks, or show one",
+        "List a queue's tasks, or show one task in full.",
+        TASKS_EPILOG,
+        aliases=["task"],
+    )
+    tasks.add_argument("queue", metavar="QUEUE", help="the queue's name")
+    tasks.add_argument("name", metavar="NAME", nargs="?", help="show this task in full")
+    listing(tasks, "tasks")
+
+    delete = command(
+        "delete", "delete tasks by name", "Delete tasks (or dead letters) by name.", DELETE_EPILOG
+    )
+    delete.add_argument("queue", metavar="QUEUE", help="the queue's name")
+    delete.add_argument("names", metavar="NAME", nargs="+", help="the tasks to delete")
+    delete.add_argument("--dead", action="store_true", help="delete dead letters of these names")
+
+    lease = command(
+        "lease", "lease tasks of a pull queue", "Lease tasks of a pull queue.", LEASE_EPILOG
+    )
+    lease.add_argument("queue", metavar="QUEUE", help="the queue's name")
+    lease.add_argument(
+        "--seconds", type=float, required=True, help="how long the lease lasts (at most 604800)"
+    )
+    lease.add_argument(
+        "--max", type=int, default=1, metavar="N", help="lease at most N tasks (default: 1)"
+    )
+    by_tag = lease.add_mutually_exclusive_group()
+    by_tag.add_argument("--tag", help="lease only tasks with this tag")
+    by_tag.add_argument(
+        "--by-tag", action="store_true", help="lease tasks with the tag of the oldest task"
+    )
+
+    run = command("run", "make a task due now", "Make a waiting task due now.", RUN_EPILOG)
+    run.add_argument("queue", metavar="QUEUE", help="the queue's name")
+    run.add_argument("name", metavar="NAME", help="the task to run now")
+
+    for name, help, epilog in (
+        ("pause", "pause a queue", PAUSE_EPILOG),
+        ("resume", "resume a paused queue", RESUME_EPILOG),
+    ):
+        toggle = command(name, help, f"{help[0].upper()}{help[1:]}.", epilog)
+        toggle.add_argument("queue", metavar="QUEUE", help="the queue's name")
+
+    purge = command(
+        "purge", "delete every task of a queue", "Delete every task of a queue.", PURGE_EPILOG
+    )
+    purge.add_argument("queue", metavar="QUEUE", help="the queue's name")
+    purge.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+    dead = command(
+        "dead",
+        "list a queue's dead letters, or show one",
+        "List the dead letters of a queue (tasks out of retries), or show one in full.",
+        DEAD_EPILOG,
+    )
+    dead.add_argument("queue", metavar="QUEUE", help="the queue's name")
+    dead.add_argument("name", metavar="NAME", nargs="?", help="show this dead letter in full")
+    listing(dead, "dead letters")
+
+    redrive = command(
+        "redrive",
+        "put dead letters back into their queue",
+        "Put dead letters back into their queue, due now.",
+        REDRIVE_EPILOG,
+    )
+    redrive.add_argument("queue", metavar="QUEUE", help="the queue's name")
+    redrive.add_argument("names", metavar="NAME", nargs="*", help="the dead letters to redrive")
+    redrive.add_argument("--all", action="store_true", help="redrive every dead letter")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pushd",
         description="Self-hosted App Engine Task Queues.",
+        epilog=MAIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -105,6 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     sink.add_argument("--delay", type=float, default=0.0, help="seconds to wait before answering")
     sink.add_argument("--json", action="store_true", help="print one JSON object per delivery")
     sink.set_defaults(handler=_sink)
+    _add_client_commands(commands)
     return parser
 
 
@@ -205,6 +625,12 @@ def _sink(args: argparse.Namespace) -> int:
         )
         return EXIT_INVALID
     return EXIT_OK
+
+
+def _client(args: argparse.Namespace) -> int:
+    from pushd import commands  # the HTTP client loads only for the client commands
+
+    return commands.run(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
