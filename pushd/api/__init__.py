@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from pushd import clock, config, settings, wire
-from pushd.api import engine, native, openapi, pull
+from pushd.api import engine, native, openapi, pull, v1beta2
 from pushd.api import errors as api_errors
 
 if TYPE_CHECKING:
@@ -50,5 +50,6 @@ def create_app(
     app[native.ENGINE] = engine
     app[native.LEASES] = pull.LeaseMeter()
     native.add_routes(app)
+    v1beta2.add_routes(app)
     native.add_routes(app, openapi.ROUTES)
     return app

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NotRequired, Required, get_args, get_origin, get_type_hints
 
-from pushd import __version__, wire
+from pushd import __version__, models, wire
 from pushd.api import errors as api_errors
-from pushd.api import native
+from pushd.api import native, v1beta2
 
 if typing.TYPE_CHECKING:
     from aiohttp import web
@@ -110,11 +110,10 @@ class Operation:
     status: int = 200
     query: tuple[Query, ...] = ()
     errors: tuple[int, ...] = (400, 404)
+    #: the error envelope: a TypedDict or a component name
+    error_schema: object = "ErrorJSON"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
-
-#: Operations of routes registered by other API modules (v1beta2), added by those modules.
-EXTRA_OPERATIONS: dict[tuple[str, str], Operation] = {}
 
 _PAGE = (
     Query(
@@ -216,6 +215,67 @@ def _native_operations() -> dict[tuple[str, str], Operation]:
         ),
         ("DELETE", f"{_Q}/dead/{{name}}"): Operation(
             summary="Forget a dead letter", tag=d, answer="Deleted"
+        ),
+    }
+
+
+def _v1beta2_operations() -> dict[tuple[str, str], Operation]:
+    q = v1beta2.PREFIX + "projects/{project}/taskqueues/{queue}"
+    tag, errors = "taskqueue v1beta2", (400, 401, 403, 404, 500)
+
+    def op(summary: str, answer: object, **kw: Any) -> Operation:
+        kw.setdefault("errors", errors)
+        return Operation(
+            summary=summary, tag=tag, answer=answer, error_schema=v1beta2.GoogleError, **kw
+        )
+
+    def int32(name: str, high: int, text: str, low: int = 0) -> Query:
+        schema = {"type": "integer", "format": "int32", "minimum": low, "maximum": high}
+        return Query(name=name, schema=schema, description=text, required=True)
+
+    lease = (
+        int32("numTasks", models.MAX_TASKS_PER_LEASE, "how many tasks to lease", low=1),
+        int32("leaseSecs", models.MAX_LEASE_SECONDS, "the lease in seconds"),
+        Query(
+            name="groupByTag",
+            schema={"type": "boolean"},
+            description="lease tasks of one tag only (the given tag, else the oldest task's)",
+        ),
+        Query(name="tag", schema={"type": "string"}, description="needs groupByTag"),
+    )
+    renew = (int32("newLeaseSeconds", models.MAX_LEASE_SECONDS, "the new lease, from now"),)
+    stats = Query(name="getStats", schema={"type": "boolean"}, description="include stats")
+    return {
+        ("GET", q): op(
+            "taskqueue.taskqueues.get: a pull queue", v1beta2.RestTaskQueue, query=(stats,)
+        ),
+        ("POST", f"{q}/tasks/lease"): op(
+            "taskqueue.tasks.lease (parameters in the query or a form-encoded body)",
+            v1beta2.RestTasks,
+            query=lease,
+        ),
+        ("POST", f"{q}/tasks"): op(
+            "taskqueue.tasks.insert",
+            v1beta2.RestTask,
+            body=v1beta2.RestTaskIn,
+            errors=(*errors, 507),
+        ),
+        ("GET", f"{q}/tasks"): op(
+            "taskqueue.tasks.list: up to 100 tasks, without payloads", v1beta2.RestTasks
+        ),
+        ("GET", f"{q}/tasks/{{task}}"): op("taskqueue.tasks.get", v1beta2.RestTask),
+        ("DELETE", f"{q}/tasks/{{task}}"): op("taskqueue.tasks.delete", None, status=204),
+        ("POST", f"{q}/tasks/{{task}}"): op(
+            "taskqueue.tasks.update: renew a lease",
+            v1beta2.RestTask,
+            body=v1beta2.RestTaskIn,
+            query=renew,
+        ),
+        ("PATCH", f"{q}/tasks/{{task}}"): op(
+            "taskqueue.tasks.patch: renew a lease",
+            v1beta2.RestTask,
+            body=v1beta2.RestTaskIn,
+            query=renew,
         ),
     }
 
@@ -421,7 +481,7 @@ def _operation(s: SchemaSet, method: str, path: str, op: Operation) -> Schema:
     if op.answer is not None:
         answer.update(_content(s, op.answer, ("application/json",)))
     responses: Schema = {str(op.status): answer}
-    error = {"description": "an error", **_content(s, "ErrorJSON", ("application/json",))}
+    error = {"description": "an error", **_content(s, op.error_schema, ("application/json",))}
     for status in op.errors:
         responses[str(status)] = error
     out["responses"] = responses
@@ -442,7 +502,7 @@ def document(app: web.Application) -> Schema:
     """The OpenAPI document of ``app``; KeyError names a served route without an Operation."""
     s = SchemaSet()
     _native_components(s)
-    known = {**_native_operations(), **EXTRA_OPERATIONS}
+    known = {**_native_operations(), **_v1beta2_operations()}
     paths: dict[str, Schema] = {}
     for method, path in _served(app):
         op = known.get((method, path))
