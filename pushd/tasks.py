@@ -542,7 +542,7 @@ def check_lease_tag(tag: object, *, group_by_tag: bool) -> bytes | None:
     """The tag to lease by: only with ``group_by_tag`` (App Engine: generic ``Error``)."""
     if tag is not None and not group_by_tag:
         raise errors.Error("a tag can only be given when leasing by tag (group_by_tag)")
-    if tag is None:
+    if not tag:  # stored tasks never have an empty tag: "" means "the earliest task's tag"
         return None
     if not isinstance(tag, bytes | str):
         raise errors.InvalidTagError(f"tag must be bytes or str; got {encoding.show(tag)}")

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from pushd import errors
+
 if TYPE_CHECKING:
     from pushd import models
 
@@ -122,6 +124,16 @@ def redriven(task: models.Task, now_us: int) -> models.Task:
     return dataclasses.replace(
         task, eta_us=now_us, retry_count=0, execution_count=0, first_try_us=None, last_status=None
     )
+
+
+def check_lease(name: str, *, eta_us: int, current_eta_us: int, now_us: int) -> None:
+    """A lease change needs the holder's ETA and a lease still running (SPEC 6).
+
+    A lease whose ETA is ``now`` has run out: at that instant the task is leasable again, so
+    renewing it too would hand it to two workers.
+    """
+    if eta_us != current_eta_us or eta_us <= now_us:
+        raise errors.TaskLeaseExpiredError(f"the lease on task {name!r} has expired")
 
 
 def lease_for(task: models.Task, *, lease_us: int, slack_us: int) -> int:

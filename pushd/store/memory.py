@@ -200,8 +200,7 @@ class MemoryStore:
             if self._tombstoned(q, name, now_us):
                 raise errors.TombstonedTaskError(f"task {name!r} was deleted or has run")
             raise errors.UnknownTaskError(f"task {name!r} does not exist in queue {queue!r}")
-        if task.eta_us != current_eta_us or task.eta_us < now_us:
-            raise errors.TaskLeaseExpiredError(f"the lease on task {name!r} has expired")
+        base.check_lease(name, eta_us=task.eta_us, current_eta_us=current_eta_us, now_us=now_us)
         task = dataclasses.replace(task, eta_us=now_us + lease_us)
         q.put(task)
         return task

@@ -315,8 +315,9 @@ class SqliteStore:
                     if await c.fetchone() is not None:
                         raise errors.TombstonedTaskError(f"task {name!r} was deleted or has run")
                 raise errors.UnknownTaskError(f"task {name!r} does not exist in queue {queue!r}")
-            if row["eta_us"] != current_eta_us or row["eta_us"] < now_us:
-                raise errors.TaskLeaseExpiredError(f"the lease on task {name!r} has expired")
+            base.check_lease(
+                name, eta_us=row["eta_us"], current_eta_us=current_eta_us, now_us=now_us
+            )
             await conn.execute(Q["set_eta"], (now_us + lease_us, queue, name))
             task = codec.task_from_row(row)
             return dataclasses.replace(

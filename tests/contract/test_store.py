@@ -316,6 +316,17 @@ async def test_modify_lease(store: base.Store) -> None:
         await store.modify_lease("p", "a", current_eta_us=0, lease_us=S, now_us=T0)
 
 
+async def test_at_the_instant_a_lease_ends_only_a_new_lease_wins(store: base.Store) -> None:
+    # Found in review: with "expired" meaning ETA < now, at ETA == now the old holder could renew
+    # while another worker leased the same task.
+    await store.add([pull("a")], now_us=T0)
+    [t] = await store.lease("p", now_us=T0, lease_us=60 * S, max_tasks=1)
+    with pytest.raises(errors.TaskLeaseExpiredError):
+        await store.modify_lease("p", "a", current_eta_us=t.eta_us, lease_us=S, now_us=t.eta_us)
+    [again] = await store.lease("p", now_us=t.eta_us, lease_us=60 * S, max_tasks=1)
+    assert again.retry_count == 2
+
+
 async def test_expire_drops_old_tombstones_and_dead_letters(store: base.Store) -> None:
     await store.add([push("a"), push("b")], now_us=T0)
     await store.delete("q", ["a"], now_us=T0)

@@ -105,6 +105,12 @@ async def test_lease_by_tag(env: Env) -> None:
     assert (status, body["tasks"]) == (200, [])
 
 
+async def test_an_empty_tag_means_the_earliest_tasks_tag(env: Env) -> None:
+    # Found in review: "" became b"", which no stored task has (empty tags are stored as none).
+    await add(env, "work", {"name": "a1", "tag": "a"}, {"name": "u1"})
+    assert await leased_names(env, "work", group_by_tag=True, tag="") == ["a1"]
+
+
 async def test_task_retry_limit_is_a_lease_limit(env: Env) -> None:
     await add(env, "limited", {"name": "t"})
     for expected in (1, 2):
