@@ -18,11 +18,12 @@ import os
 import threading
 import urllib.parse
 from collections.abc import Mapping
-from typing import Any, NoReturn
-
-import aiohttp
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pushd import errors, wire
+
+if TYPE_CHECKING:
+    import aiohttp  # imported when an AsyncClient first calls: the CLI never pays for it
 
 DEFAULT_URL = "http://127.0.0.1:8460"
 URL_ENV = "PUSHD_URL"
@@ -107,6 +108,19 @@ def _unreachable(base: str, exc: BaseException) -> errors.TransientError:
     )
 
 
+class _HeldConnection:
+    """A thread's kept-alive connection, closed when the thread-local that holds it goes away
+    (its thread ended), so a socket is never left for the garbage collector to complain about."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: http.client.HTTPConnection) -> None:
+        self.conn = conn
+
+    def __del__(self) -> None:
+        self.conn.close()
+
+
 class Client:
     """A blocking client of the native API; safe to share between threads."""
 
@@ -128,17 +142,18 @@ class Client:
         self._local = threading.local()
 
     def _connection(self) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
-        if conn is None:
+        held: _HeldConnection | None = getattr(self._local, "conn", None)
+        if held is None:
             cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            conn = cls(self._host, self._port, timeout=self.timeout_s)
-            self._local.conn = conn
-        return conn
+            held = _HeldConnection(cls(self._host, self._port, timeout=self.timeout_s))
+            self._local.conn = held
+        return held.conn
 
     def close(self) -> None:
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
+        """Close this thread's connection (other threads' close when their threads end)."""
+        held: _HeldConnection | None = getattr(self._local, "conn", None)
+        if held is not None:
+            held.conn.close()
             self._local.conn = None
 
     def call(
@@ -193,6 +208,8 @@ class AsyncClient:
     async def call(
         self, method: str, path: str, body: object = None, *, query: Query | None = None
     ) -> Any:
+        import aiohttp  # lazily, see the module's imports
+
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s)

@@ -273,25 +273,28 @@ class SqliteStore:
                 chosen_tag = first["tag"]
             leased: list[models.Task] = []
             expired: list[str] = []
-            # Over-fetch so that tasks deleted for exceeding their retry limit do not shrink
-            # the answer; loop until enough are found or none are left.
+            seen: set[int] = set()
+            # Query again when tasks deleted for exceeding their retry limit shrank the answer.
+            # A lease of 0 s leaves a task due at once, so rows leased by this very call can
+            # come back: fetch that many more and skip them, never leasing a task twice.
             while len(leased) < max_tasks:
-                want = max_tasks - len(leased)
+                limit = max_tasks - len(leased) + len(seen)
                 params: tuple[Any, ...]
                 if not group_by_tag:
-                    query, params = "due_pull", (queue, now_us, want)
+                    query, params = "due_pull", (queue, now_us, limit)
                 elif chosen_tag is None:
-                    query, params = "due_pull_untagged", (queue, now_us, want)
+                    query, params = "due_pull_untagged", (queue, now_us, limit)
                 else:
-                    query, params = "due_pull_tagged", (queue, chosen_tag, now_us, want)
+                    query, params = "due_pull_tagged", (queue, chosen_tag, now_us, limit)
                 async with conn.execute(Q[query], params) as c:
-                    rows = list(await c.fetchall())
+                    rows = [row for row in await c.fetchall() if row["id"] not in seen]
                 if not rows:
                     break
-                for row in rows:
+                for row in rows[: max_tasks - len(leased)]:
+                    seen.add(row["id"])
                     task = codec.task_from_row(row)
-                    limit = base.lease_limit(task, queue_retry_limit)
-                    if limit is not None and task.retry_count + 1 > limit:
+                    allowed = base.lease_limit(task, queue_retry_limit)
+                    if allowed is not None and task.retry_count + 1 > allowed:
                         expired.append(task.name)
                         await conn.execute(Q["delete_task"], (queue, task.name))
                         continue

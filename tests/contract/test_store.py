@@ -327,6 +327,16 @@ async def test_at_the_instant_a_lease_ends_only_a_new_lease_wins(store: base.Sto
     assert again.retry_count == 2
 
 
+async def test_a_zero_second_lease_hands_each_task_out_once_per_call(store: base.Store) -> None:
+    # Found by the differential client test: SQLite re-selected the task its 0 s lease had
+    # just made due again, returning it three times (and burning its retry limit).
+    await store.add([pull("a"), pull("b")], now_us=T0)
+    leased = await store.lease("p", now_us=T0, lease_us=0, max_tasks=3)
+    assert sorted((t.name, t.retry_count) for t in leased) == [("a", 1), ("b", 1)]
+    again = await store.lease("p", now_us=T0, lease_us=0, max_tasks=3, queue_retry_limit=1)
+    assert again == []  # both were over their limit of one lease: deleted, not leased
+
+
 async def test_expire_drops_old_tombstones_and_dead_letters(store: base.Store) -> None:
     await store.add([push("a"), push("b")], now_us=T0)
     await store.delete("q", ["a"], now_us=T0)
