@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import http.client
 import os
+import select
+import socket
 import threading
 import urllib.parse
 from collections.abc import Mapping
@@ -100,6 +102,18 @@ def _decode(status: int, body: bytes, where: str) -> Any:
     return wire.loads(body)
 
 
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+
+def _dropped(sock: socket.socket) -> bool:
+    """True if an idle kept-alive socket was closed by the server (it reads as ready)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
 def _unreachable(base: str, exc: BaseException) -> errors.TransientError:
     reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     return errors.TransientError(
@@ -141,13 +155,23 @@ class Client:
         self._prefix = parts.path.rstrip("/")
         self._local = threading.local()
 
-    def _connection(self) -> http.client.HTTPConnection:
+    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
+        """This thread's connection, and whether it is a kept-alive one being reused.
+
+        A kept-alive socket the server has closed (or written to unasked) reads as ready:
+        such a connection is replaced before a request is sent on it, as urllib3 does.
+        """
         held: _HeldConnection | None = getattr(self._local, "conn", None)
-        if held is None:
-            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            held = _HeldConnection(cls(self._host, self._port, timeout=self.timeout_s))
-            self._local.conn = held
-        return held.conn
+        if held is not None and held.conn.sock is not None and _dropped(held.conn.sock):
+            self.close()
+            held = None
+        if held is None or held.conn.sock is None:
+            if held is None:
+                cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+                held = _HeldConnection(cls(self._host, self._port, timeout=self.timeout_s))
+                self._local.conn = held
+            return held.conn, False
+        return held.conn, True
 
     def close(self) -> None:
         """Close this thread's connection (other threads' close when their threads end)."""
@@ -164,18 +188,24 @@ class Client:
         target = self._prefix + _target(path, query)
         headers = _headers(self.token, payload is not None)
         for attempt in (1, 2):
-            conn = self._connection()
+            conn, reused = self._connection()
             try:
                 conn.request(method, target, body=payload, headers=headers)
                 response = conn.getresponse()
-                data = response.read()
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
-                # A kept-alive connection the server had already closed: one fresh try.
+                # The server closed a kept-alive connection as the request went out. Sending
+                # again is safe only if the request cannot have taken effect twice: idempotent
+                # methods (a POST may have added or leased tasks before the connection broke).
                 self.close()
-                if attempt == 2:
+                if attempt == 2 or not reused or method not in _IDEMPOTENT:
                     raise _unreachable(self.url, exc) from None
                 continue
             except (OSError, http.client.HTTPException) as exc:
+                self.close()
+                raise _unreachable(self.url, exc) from None
+            try:
+                data = response.read()
+            except (OSError, http.client.HTTPException) as exc:  # answered, then cut: no retry
                 self.close()
                 raise _unreachable(self.url, exc) from None
             if response.will_close:
