@@ -126,6 +126,16 @@ def redriven(task: models.Task, now_us: int) -> models.Task:
     )
 
 
+def check_runnable(task: models.Task, now_us: int) -> None:
+    """ "Run now" must not break a worker's running lease: that would hand the task to two."""
+    if task.is_pull and task.retry_count > 0 and task.eta_us > now_us:
+        raise errors.Error(
+            f"task {task.name!r} is leased by a worker for another "
+            f"{(task.eta_us - now_us) / 1e6:.0f} s; it becomes available when the lease ends "
+            "(or delete it)"
+        )
+
+
 def check_lease(name: str, *, eta_us: int, current_eta_us: int, now_us: int) -> None:
     """A lease change needs the holder's ETA and a lease still running (SPEC 6).
 
@@ -168,7 +178,10 @@ class Store(Protocol):
         ...
 
     async def run_now(self, queue: str, name: str, *, now_us: int) -> models.Task | None:
-        """Make a stored task due at once (its ETA becomes ``now_us``)."""
+        """Make a stored task due at once (its ETA becomes ``now_us``); None if unknown.
+
+        A pull task under a running lease raises :class:`errors.Error` (:func:`check_runnable`).
+        """
         ...
 
     # ---- push delivery

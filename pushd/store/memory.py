@@ -110,6 +110,7 @@ class MemoryStore:
         task = q.tasks.get(name)
         if task is None:
             return None
+        base.check_runnable(task, now_us)
         task = dataclasses.replace(task, eta_us=now_us)
         q.put(task)
         return task

@@ -170,11 +170,14 @@ class SqliteStore:
 
     async def run_now(self, queue: str, name: str, *, now_us: int) -> models.Task | None:
         async def job(conn: aiosqlite.Connection) -> models.Task | None:
-            cur = await conn.execute(Q["set_eta"], (now_us, queue, name))
-            if not cur.rowcount:
-                return None
+            # In the writer's transaction, so no lease can slip between the check and the update.
             async with conn.execute(Q["get_task"], (queue, name)) as c:
-                return codec.task_from_row(await c.fetchone())  # type: ignore[arg-type]
+                row = await c.fetchone()
+            if row is None:
+                return None
+            base.check_runnable(codec.task_from_row(row), now_us)
+            await conn.execute(Q["set_eta"], (now_us, queue, name))
+            return dataclasses.replace(codec.task_from_row(row), eta_us=now_us)
 
         return await self._writer.submit(job)
 

@@ -337,6 +337,20 @@ async def test_a_zero_second_lease_hands_each_task_out_once_per_call(store: base
     assert again == []  # both were over their limit of one lease: deleted, not leased
 
 
+async def test_run_now_never_breaks_a_running_pull_lease(store: base.Store) -> None:
+    # Found in review: "run now" on a leased pull task let a second worker lease it.
+    await store.add([pull("a"), pull("b", eta=T0 + 60 * S)], now_us=T0)
+    [t] = await store.lease("p", now_us=T0, lease_us=600 * S, max_tasks=1)
+    with pytest.raises(errors.Error, match="leased by a worker"):
+        await store.run_now("p", "a", now_us=T0 + S)
+    assert (await store.get("p", "a")) == t
+    waiting = await store.run_now("p", "b", now_us=T0 + S)  # not leased yet: fine
+    assert waiting is not None
+    assert waiting.eta_us == T0 + S
+    expired = await store.run_now("p", "a", now_us=t.eta_us + 1)  # lease over: fine
+    assert expired is not None
+
+
 async def test_expire_drops_old_tombstones_and_dead_letters(store: base.Store) -> None:
     await store.add([push("a"), push("b")], now_us=T0)
     await store.delete("q", ["a"], now_us=T0)
