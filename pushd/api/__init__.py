@@ -43,12 +43,15 @@ def create_app(
     middlewares: list[api_errors.Middleware] = [api_errors.error_middleware]
     if settings.auth_tokens:
         middlewares.append(native.auth_middleware(settings.auth_tokens))
+    else:
+        middlewares.append(native.loopback_guard)
     app = web.Application(middlewares=middlewares, client_max_size=wire.MAX_REQUEST_BYTES)
     app[native.STORE] = store
     app[native.CLOCK] = clock
     app[native.QUEUES] = queues
     app[native.ENGINE] = engine
     app[native.LEASES] = pull.LeaseMeter()
+    app[native.TOKENS] = settings.auth_tokens
     native.add_routes(app)
     v1beta2.add_routes(app)
     native.add_routes(app, openapi.ROUTES)

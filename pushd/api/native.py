@@ -32,6 +32,7 @@ CLOCK = web.AppKey[clock.Clock]("clock")
 QUEUES = web.AppKey[Callable[[], config.QueuesConfig]]("queues")
 ENGINE = web.AppKey[engine.Engine]("engine")
 LEASES = web.AppKey[pull.LeaseMeter]("leases")
+TOKENS = web.AppKey[tuple[settings.ApiToken, ...]]("tokens")
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -135,7 +136,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def list_queues(request: web.Request) -> web.Response:
     paused = await request.app[STORE].paused_queues()
-    queues = request.app[QUEUES]().queues.values()
+    queues = [cfg for cfg in request.app[QUEUES]().queues.values() if visible(request, cfg)]
     return api_errors.json_response(
         {"queues": [await _queue_json(request, cfg, paused) for cfg in queues]}
     )
@@ -380,31 +381,85 @@ def find_token(tokens: Sequence[settings.ApiToken], header: str | None) -> setti
     return found
 
 
-def check_acl(request: web.Request, token: settings.ApiToken, action: Action) -> None:
-    """A pull queue with an ``acl`` (SPEC 5.2) admits only the identities it lists:
+def acl_refusal(cfg: config.QueueConfig, token: settings.ApiToken, action: Action) -> str | None:
+    """Why ``token`` may not do ``action`` on ``cfg`` under its ``acl``, or None if it may.
+
+    A pull queue with an ``acl`` (SPEC 5.2) admits only the identities it lists:
     ``writer_email`` to add tasks, ``user_email`` to read, lease and delete them. Admin tokens,
-    push queues and pull queues without an ``acl`` are not restricted further."""
-    queue = request.match_info.get("queue")
-    if token.role == "admin" or queue is None:
-        return
-    try:
-        cfg = request.app[QUEUES]().queue(queue)
-    except errors.UnknownQueueError:
-        return  # the handler answers 404
-    if cfg.mode is not models.QueueMode.PULL or not cfg.acl:
-        return
+    push queues and pull queues without an ``acl`` are not restricted further.
+    """
+    if token.role == "admin" or cfg.mode is not models.QueueMode.PULL or not cfg.acl:
+        return None
     if action in ACL_WRITER_ACTIONS:
         key, allowed = "writer_email", {e.writer_email for e in cfg.acl}
     elif action in ACL_USER_ACTIONS:
         key, allowed = "user_email", {e.user_email for e in cfg.acl}
     else:
+        return None
+    if token.identity is not None and token.identity in allowed:
+        return None
+    who = f"identity {token.identity!r}" if token.identity else "no identity"
+    return (
+        f"token {token.name!r} has {who}, which is not a {key} in the acl of pull queue "
+        f"{cfg.name!r} in queue.yaml; add it there, or give the token that identity"
+    )
+
+
+def check_acl(request: web.Request, token: settings.ApiToken, action: Action) -> None:
+    """Apply the ``acl`` of the queue the request names, if any."""
+    queue = request.match_info.get("queue")
+    if queue is None:
         return
-    if token.identity is None or token.identity not in allowed:
-        who = f"identity {token.identity!r}" if token.identity else "no identity"
+    try:
+        cfg = request.app[QUEUES]().queue(queue)
+    except errors.UnknownQueueError:
+        return  # the handler answers 404
+    if (refusal := acl_refusal(cfg, token, action)) is not None:
+        raise errors.PermissionDeniedError(refusal)
+
+
+def visible(request: web.Request, cfg: config.QueueConfig) -> bool:
+    """Whether a listing shows ``cfg`` to the request's token (its acl may hide it)."""
+    tokens = request.app[TOKENS]
+    if not tokens:
+        return True
+    token = find_token(tokens, request.headers.get(hdrs.AUTHORIZATION))
+    return token is None or acl_refusal(cfg, token, Action.READ_QUEUES) is None
+
+
+def _loopback_host(value: str) -> bool:
+    """A Host header (``name``, ``name:port``, ``[v6]:port``) naming a loopback address."""
+    host = value.strip()
+    if host.startswith("["):
+        host = host[1 : host.find("]")]
+    elif host.count(":") == 1:
+        host = host.rsplit(":", 1)[0]
+    return settings.is_loopback(host)
+
+
+def _loopback_origin(origin: str) -> bool:
+    scheme, _, rest = origin.partition("://")
+    return scheme in ("http", "https") and _loopback_host(rest.split("/", 1)[0])
+
+
+@web.middleware
+async def loopback_guard(request: web.Request, handler: api_errors.Handler) -> web.StreamResponse:
+    """Without tokens the API trusts whoever reaches the loopback address, so it must not be
+    reachable *through* a browser: requests addressed to another host name (DNS rebinding) or
+    sent by a page of another origin (cross-site requests) are refused."""
+    host = request.headers.get(hdrs.HOST, "")
+    origin = request.headers.get(hdrs.ORIGIN)
+    if not _loopback_host(host):
         raise errors.PermissionDeniedError(
-            f"token {token.name!r} has {who}, which is not a {key} in the acl of pull queue "
-            f"{cfg.name!r} in queue.yaml; add it there, or give the token that identity"
+            f"without auth_tokens pushd only answers requests addressed to localhost or a "
+            f"loopback address; this one was addressed to {host!r}"
         )
+    if origin is not None and not _loopback_origin(origin):
+        raise errors.PermissionDeniedError(
+            f"without auth_tokens pushd refuses requests from web pages of other origins "
+            f"({origin!r}); configure auth_tokens to call it from a browser"
+        )
+    return await handler(request)
 
 
 def auth_middleware(tokens: Sequence[settings.ApiToken]) -> api_errors.Middleware:

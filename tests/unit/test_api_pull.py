@@ -317,3 +317,50 @@ async def test_acl_of_a_pull_queue_applies_to_token_identities() -> None:
         # an unknown queue is still a 404, not a 403
         status, body = await env.call("POST", f"{Q}/nope/lease", token=STRANGER, json=lease_body)
         assert_error(status, body, 404, "UNKNOWN_QUEUE")
+
+
+async def test_listing_queues_hides_pull_queues_whose_acl_excludes_the_token() -> None:
+    # Found in review: GET /api/v1/queues showed counts of queues the token may not read.
+    async with secured() as env:
+        names = {
+            token: [q["name"] for q in (await env.call("GET", Q, token=token))[1]["queues"]]
+            for token in (ADMIN, WORKER, STRANGER)
+        }
+    assert "guarded" in names[ADMIN]
+    assert "guarded" in names[WORKER]
+    assert "guarded" not in names[STRANGER]
+    assert "work" in names[STRANGER]
+
+
+# ------------------------------------------------------------------ browsers, without tokens
+
+
+@pytest.mark.parametrize(
+    ("headers", "allowed"),
+    [
+        ({}, True),
+        ({"Host": "localhost:8460"}, True),
+        ({"Host": "127.0.0.1"}, True),
+        ({"Host": "[::1]:8460"}, True),
+        ({"Origin": "http://localhost:3000"}, True),
+        ({"Origin": "http://127.0.0.1:8460"}, True),
+        ({"Host": "evil.example:8460"}, False),  # DNS rebinding
+        ({"Host": "127.0.0.1.evil.example"}, False),
+        ({"Origin": "https://evil.example"}, False),  # a cross-site "simple" request
+        ({"Origin": "http://localhost.evil.example"}, False),
+        ({"Origin": "null"}, False),
+    ],
+)
+async def test_without_tokens_browsers_cannot_reach_the_api(
+    env: Env, headers: dict[str, str], allowed: bool
+) -> None:
+    # Found in review: a text/plain or form POST from any web page reached a tokenless daemon.
+    async with env.client.post(
+        f"{Q}/work/tasks", data=b'{"payload": "x"}', headers=headers
+    ) as response:
+        body = await response.json()
+    if allowed:
+        assert response.status == 200, body
+    else:
+        assert_error(response.status, body, 403, "PERMISSION_DENIED", "without auth_tokens")
+    assert len(await env.store.list_tasks("work")) == (1 if allowed else 0)
