@@ -164,6 +164,21 @@ async def purge_queue(request: web.Request) -> web.Response:
     return api_errors.json_response({"queue": cfg.name, "purged": purged})
 
 
+async def check_storage_limit(
+    store: base.Store, queues: config.QueuesConfig, batch: Sequence[models.Task]
+) -> None:
+    """Refuse tasks that would take the store past queue.yaml's ``total_storage_limit``."""
+    limit = queues.total_storage_limit_bytes
+    if limit is None:
+        return
+    used, adding = await store.total_bytes(), sum(task.size for task in batch)
+    if used + adding > limit:
+        raise errors.StorageLimitExceededError(
+            f"total_storage_limit is {limit} bytes; {used} are stored and "
+            f"this request adds {adding}"
+        )
+
+
 async def add_tasks(request: web.Request) -> web.Response:
     """Validate the whole batch, check the storage limit, insert, then wake the scheduler."""
     queues = request.app[QUEUES]()
@@ -175,14 +190,7 @@ async def add_tasks(request: web.Request) -> web.Response:
     now_us = request.app[CLOCK].now_us()
     batch = tasks.validate_batch(requests, queue=cfg.name, mode=cfg.mode, now_us=now_us)
     store = request.app[STORE]
-    limit = queues.total_storage_limit_bytes
-    if limit is not None:
-        used, adding = await store.total_bytes(), sum(task.size for task in batch)
-        if used + adding > limit:
-            raise errors.StorageLimitExceededError(
-                f"total_storage_limit is {limit} bytes; {used} are stored and "
-                f"this request adds {adding}"
-            )
+    await check_storage_limit(store, queues, batch)
     results = await store.add(batch, now_us=now_us)
     for result in results:
         if result.ok:

@@ -450,12 +450,7 @@ async def insert_task(request: web.Request) -> web.Response:
         [_decode_insert(body, cfg)], queue=cfg.name, mode=cfg.mode, now_us=now_us
     )
     store = request.app[native.STORE]
-    limit = queues.total_storage_limit_bytes
-    if limit is not None and (used := await store.total_bytes()) + task.size > limit:
-        raise errors.StorageLimitExceededError(
-            f"total_storage_limit is {limit} bytes; {used} are stored and this task adds "
-            f"{task.size}"
-        )
+    await native.check_storage_limit(store, queues, [task])
     [result] = await store.add([task], now_us=now_us)
     if result.error is errors.TaskAlreadyExistsError:
         raise errors.TaskAlreadyExistsError(f"queue {cfg.name!r} already has a task {task.name!r}")
