@@ -19,6 +19,7 @@ import select
 import socket
 import threading
 import urllib.parse
+import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -126,7 +127,7 @@ class _HeldConnection:
     """A thread's kept-alive connection, closed when the thread-local that holds it goes away
     (its thread ended), so a socket is never left for the garbage collector to complain about."""
 
-    __slots__ = ("conn",)
+    __slots__ = ("__weakref__", "conn")
 
     def __init__(self, conn: http.client.HTTPConnection) -> None:
         self.conn = conn
@@ -154,6 +155,10 @@ class Client:
         self._port = parts.port
         self._prefix = parts.path.rstrip("/")
         self._local = threading.local()
+        # Every thread's connection, so close_all() can close them without relying on the
+        # order in which the garbage collector finalizes a thread-local and its socket.
+        self._held: weakref.WeakSet[_HeldConnection] = weakref.WeakSet()
+        self._held_lock = threading.Lock()
 
     def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
         """This thread's connection, and whether it is a kept-alive one being reused.
@@ -170,6 +175,8 @@ class Client:
                 cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
                 held = _HeldConnection(cls(self._host, self._port, timeout=self.timeout_s))
                 self._local.conn = held
+                with self._held_lock:
+                    self._held.add(held)
             return held.conn, False
         return held.conn, True
 
@@ -179,6 +186,14 @@ class Client:
         if held is not None:
             held.conn.close()
             self._local.conn = None
+
+    def close_all(self) -> None:
+        """Close every thread's connection; call it when no request is running any more."""
+        with self._held_lock:
+            held = list(self._held)
+        for each in held:
+            each.conn.close()
+        self.close()
 
     def call(
         self, method: str, path: str, body: object = None, *, query: Query | None = None
@@ -217,7 +232,7 @@ class Client:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.close()
+        self.close_all()
 
 
 class AsyncClient:

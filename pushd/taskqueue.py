@@ -225,7 +225,9 @@ def configure(
         http.server_url(url)  # a malformed URL fails here, not at the first call
     with _lock:
         _defaults.url, _defaults.token, _defaults.clock = url, token, clock
-        # Forget the clients; each thread's kept-alive connection closes with its client.
+        # Forget the clients, closing every thread's kept-alive connection.
+        for found in _clients.values():
+            found.close_all()
         _clients.clear()
 
 
