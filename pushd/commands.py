@@ -612,20 +612,32 @@ def task_details(t: Mapping[str, Any], now_us: int) -> list[str]:
     return details(pairs)
 
 
-def tasks_(ctx: Context, args: argparse.Namespace) -> int:
+def _one_or_page(
+    ctx: Context, args: argparse.Namespace, collection: str
+) -> tuple[list[dict[str, Any]], str | None] | None:
+    """``tasks``/``dead`` share this: show the one named item (None returned), or fetch the
+    page(s) asked for; with --json the page is printed here too (None returned)."""
     if args.name is not None:
-        found = ctx.api.call("GET", queue_path(args.queue, "tasks", args.name))
+        found = ctx.api.call("GET", queue_path(args.queue, collection, args.name))
         if ctx.json:
             ctx.emit(found)
         else:
             ctx.lines(task_details(found, ctx.now_us))
-        return EXIT_OK
+        return None
     items, cursor = fetch_pages(
-        ctx, queue_path(args.queue, "tasks"), limit=_page_limit(args), after=args.after
+        ctx, queue_path(args.queue, collection), limit=_page_limit(args), after=args.after
     )
     if ctx.json:
         ctx.emit({"tasks": items, "next": cursor})
+        return None
+    return items, cursor
+
+
+def tasks_(ctx: Context, args: argparse.Namespace) -> int:
+    page = _one_or_page(ctx, args, "tasks")
+    if page is None:
         return EXIT_OK
+    items, cursor = page
     if not items:
         ctx.line(f"no tasks in queue {args.queue}" + (f" after {args.after}" if args.after else ""))
         return EXIT_OK
@@ -717,19 +729,10 @@ def lease(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def dead(ctx: Context, args: argparse.Namespace) -> int:
-    if args.name is not None:
-        found = ctx.api.call("GET", queue_path(args.queue, "dead", args.name))
-        if ctx.json:
-            ctx.emit(found)
-        else:
-            ctx.lines(task_details(found, ctx.now_us))
+    page = _one_or_page(ctx, args, "dead")
+    if page is None:
         return EXIT_OK
-    items, cursor = fetch_pages(
-        ctx, queue_path(args.queue, "dead"), limit=_page_limit(args), after=args.after
-    )
-    if ctx.json:
-        ctx.emit({"tasks": items, "next": cursor})
-        return EXIT_OK
+    items, cursor = page
     if not items:
         ctx.line(f"no dead letters in queue {args.queue}")
         return EXIT_OK

@@ -97,10 +97,12 @@ class QueueCounts:
     bytes: int = 0
 
 
-def lease_limit(task: models.Task, queue_retry_limit: int | None) -> int | None:
-    """How many leases a pull task may get: its own retry options win over its queue's."""
+def over_lease_limit(task: models.Task, queue_retry_limit: int | None) -> bool:
+    """Whether one more lease would exceed the task's retry limit (SPEC 6): its own retry
+    options win over its queue's; such a task is deleted instead of leased."""
     opts = task.retry_options
-    return opts.task_retry_limit if opts is not None else queue_retry_limit
+    limit = opts.task_retry_limit if opts is not None else queue_retry_limit
+    return limit is not None and task.retry_count + 1 > limit
 
 
 def leased(task: models.Task, lease_eta_us: int) -> models.Task:

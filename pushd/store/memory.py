@@ -183,8 +183,7 @@ class MemoryStore:
         for task in available:
             if len(leased) >= max_tasks:
                 break
-            limit = base.lease_limit(task, queue_retry_limit)
-            if limit is not None and task.retry_count + 1 > limit:
+            if base.over_lease_limit(task, queue_retry_limit):
                 self._remove(q, task.name, now_us)
                 continue
             task = base.leased(task, now_us + lease_us)

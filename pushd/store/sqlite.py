@@ -296,8 +296,7 @@ class SqliteStore:
                 for row in rows[: max_tasks - len(leased)]:
                     seen.add(row["id"])
                     task = codec.task_from_row(row)
-                    allowed = base.lease_limit(task, queue_retry_limit)
-                    if allowed is not None and task.retry_count + 1 > allowed:
+                    if base.over_lease_limit(task, queue_retry_limit):
                         expired.append(task.name)
                         await conn.execute(Q["delete_task"], (queue, task.name))
                         continue
