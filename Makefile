@@ -10,7 +10,7 @@ ORACLE_STAMP := $(ORACLE_VENV)/.oracle-installed
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help serve test lint typecheck pytest bench fmt clean install oracle
+.PHONY: help serve test lint typecheck pytest bench fmt clean install oracle proto
 
 help:
 	@echo "make serve   run pushd with queue.yaml.example (creates $(VENV) on first use)"
@@ -18,6 +18,7 @@ help:
 	@echo "make lint    ruff + import-linter"
 	@echo "make bench   run the throughput benchmark (not part of make test; BENCH_ARGS=--quick)"
 	@echo "make fmt     format the code with ruff"
+	@echo "make proto   regenerate pushd/proto/*_pb2.py(i) from pushd/proto/*.proto"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +54,12 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.throughput $(BENCH_ARGS)
+
+# The /rpc_http messages: pushd's own .proto files, compiled with the protobuf toolchain
+# (grpcio-tools' protoc, a dev dependency); the generated modules are committed, so the
+# runtime needs the protobuf package alone. tests/unit/test_proto.py checks they are fresh.
+proto: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. pushd/proto/*.proto
 
 fmt: $(STAMP)
 	$(BIN)/ruff format pushd tests benchmarks

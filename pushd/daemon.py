@@ -76,6 +76,7 @@ class Daemon:
         )
         try:
             paused = await store.paused_queues()
+            api_tickets = api.tickets_for(s)
             session = dispatch.make_session(s.max_connections)
             try:
                 deliverer = dispatch.Deliverer(
@@ -83,6 +84,7 @@ class Daemon:
                     targets=s.targets,
                     default_target=s.default_target,
                     signing_secret=s.signing_secret,
+                    api_tickets=api_tickets,
                 )
                 sched = scheduler.Scheduler(
                     store=store,
@@ -100,6 +102,7 @@ class Daemon:
                     queues=self.current_queues,
                     engine=sched,
                     settings=s,
+                    api_tickets=api_tickets,
                 )
                 await self._serve(sched, app)
             finally:

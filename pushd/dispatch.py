@@ -9,6 +9,12 @@ retries: it returns an :class:`Attempt` and the scheduler decides.
 Signing (beyond App Engine): with a secret configured, every request carries
 ``X-Pushd-Timestamp`` (epoch seconds) and ``X-Pushd-Signature: v1=<hex>``, where ``<hex>`` is
 HMAC-SHA256 over ``b"<timestamp>.<task name>." + body``. See the README for a verifier.
+
+For apps on App Engine's SDK (``wrap_wsgi_app``), every request also carries an API ticket
+(``X-AppEngine-Api-Ticket``, :mod:`pushd.tickets`), so the handler can add tasks through
+``/rpc_http`` while it runs, and ``X-AppEngine-User-IP: 0.1.0.2``, App Engine's source address
+for task requests, which the SDK's middleware makes the request's ``REMOTE_ADDR`` (its
+``deferred`` handler refuses task requests from any other address).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import Protocol
 import aiohttp
 import multidict
 
-from pushd import clock, models
+from pushd import clock, models, tickets
 
 USER_AGENT = "AppEngine-Google; (+http://code.google.com/appengine) pushd"
 #: Headers of the task that the dispatcher owns or that would break the request (SPEC 3.3).
@@ -37,6 +43,8 @@ RESERVED_HEADERS = frozenset(
         "x-appengine-tasketa",
         "x-appengine-taskretryreason",
         "x-appengine-development-payload",
+        "x-appengine-api-ticket",
+        "x-appengine-user-ip",
         "x-pushd-timestamp",
         "x-pushd-signature",
         "content-length",
@@ -47,6 +55,10 @@ RESERVED_HEADERS = frozenset(
 )
 BODY_METHODS = frozenset({models.Method.POST, models.Method.PUT})
 MAX_RESPONSE_READ = 64 * 1024  # bytes of a response body read to keep the connection reusable
+#: The address App Engine's task requests come from (SPEC 3.1), as the SDK's middleware reads it.
+TASK_SOURCE_IP = "0.1.0.2"
+#: How long an API ticket outlives the dispatch deadline of the request that carried it.
+TICKET_SLACK_US = 300 * clock.US_PER_SECOND
 
 
 class _QueueLike(Protocol):
@@ -104,7 +116,12 @@ def signature(secret: str, timestamp: int, task_name: str, body: bytes) -> str:
 
 
 def build_headers(
-    task: models.Task, *, queue: str, signing_secret: str | None, now_us: int
+    task: models.Task,
+    *,
+    queue: str,
+    signing_secret: str | None,
+    now_us: int,
+    api_ticket: str | None = None,
 ) -> multidict.CIMultiDict[str]:
     """Every header of the request for ``task`` (SPEC 3.2 and 3.3)."""
     headers: multidict.CIMultiDict[str] = multidict.CIMultiDict()
@@ -128,6 +145,9 @@ def build_headers(
     if body and "Content-Type" not in headers:
         headers["Content-Type"] = "application/octet-stream"
     headers.setdefault("User-Agent", USER_AGENT)
+    headers["X-AppEngine-User-IP"] = TASK_SOURCE_IP
+    if api_ticket is not None:
+        headers["X-AppEngine-Api-Ticket"] = api_ticket
     if signing_secret:
         ts = now_us // clock.US_PER_SECOND
         headers["X-Pushd-Timestamp"] = str(ts)
@@ -160,9 +180,12 @@ async def deliver(
     deadline_s: float,
     signing_secret: str | None,
     now_us: int,
+    api_ticket: str | None = None,
 ) -> Attempt:
     """Send one attempt of ``task`` and classify the result. Never raises for network errors."""
-    headers = build_headers(task, queue=queue, signing_secret=signing_secret, now_us=now_us)
+    headers = build_headers(
+        task, queue=queue, signing_secret=signing_secret, now_us=now_us, api_ticket=api_ticket
+    )
     body = task.payload if task.method in BODY_METHODS else None
     url = base_url.rstrip("/") + task.url
     try:
@@ -206,11 +229,13 @@ class Deliverer:
         targets: Mapping[str, str],
         default_target: str,
         signing_secret: str | None,
+        api_tickets: tickets.Tickets | None = None,
     ) -> None:
         self.session = session
         self.targets = targets
         self.default_target = default_target
         self.signing_secret = signing_secret
+        self.api_tickets = api_tickets
 
     def base_url(self, queue_target: str | None, task: models.Task) -> str:
         name = resolve_target(queue_target, task, self.targets)
@@ -227,4 +252,11 @@ class Deliverer:
             deadline_s=deadline_s,
             signing_secret=self.signing_secret,
             now_us=now_us,
+            api_ticket=self._ticket(deadline_s, now_us),
         )
+
+    def _ticket(self, deadline_s: float, now_us: int) -> str | None:
+        if self.api_tickets is None:
+            return None
+        valid_us = clock.seconds_to_us(deadline_s) + TICKET_SLACK_US
+        return self.api_tickets.mint(now_us=now_us, valid_us=valid_us)

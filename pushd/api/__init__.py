@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from pushd import clock, config, settings, wire
-from pushd.api import engine, native, openapi, pull, v1beta2
+from pushd import clock, config, settings, tickets, wire
+from pushd.api import engine, native, openapi, pull, rpc, rpc_taskqueue, v1beta2
 from pushd.api import errors as api_errors
 
 if TYPE_CHECKING:
@@ -25,7 +25,16 @@ if TYPE_CHECKING:
 
 Engine = engine.Engine
 
-__all__ = ["Engine", "create_app"]
+__all__ = ["Engine", "create_app", "tickets_for"]
+
+
+def tickets_for(cfg: settings.Settings) -> tickets.Tickets:
+    """The API tickets of a daemon: keyed by its secrets, so daemons sharing a configuration
+    (and a restarted daemon) accept each other's tickets."""
+    material = [token.token for token in cfg.auth_tokens]
+    if cfg.signing_secret:
+        material.append(cfg.signing_secret)
+    return tickets.Tickets(tickets.derive_key(material))
 
 
 def create_app(
@@ -35,8 +44,11 @@ def create_app(
     queues: Callable[[], config.QueuesConfig],
     engine: engine.Engine,
     settings: settings.Settings,
+    api_tickets: tickets.Tickets | None = None,
 ) -> web.Application:
-    """The application serving ``/api/v1`` and ``/healthz``.
+    """The application serving ``/api/v1``, ``/taskqueue/v1beta2``, ``/rpc_http``, ``/healthz``.
+
+    ``api_tickets`` checks the tickets of ``/rpc_http`` calls; by default :func:`tickets_for`.
 
     ``queues`` is called on every request, so a reloaded queue.yaml applies at once.
     """
@@ -54,5 +66,6 @@ def create_app(
     app[native.TOKENS] = settings.auth_tokens
     native.add_routes(app)
     v1beta2.add_routes(app)
+    rpc.add_routes(app, {"taskqueue": rpc_taskqueue.METHODS}, api_tickets or tickets_for(settings))
     native.add_routes(app, openapi.ROUTES)
     return app

@@ -101,15 +101,16 @@ def _notify(request: web.Request, task: models.Task) -> None:
         request.app[ENGINE].notify(task.queue, task.eta_us)
 
 
-async def _queue_json(
-    request: web.Request, cfg: config.QueueConfig, paused: set[str]
-) -> wire.QueueJSON:
-    counts = await request.app[STORE].counts(cfg.name)
-    live = request.app[ENGINE].live(cfg.name)
+async def queue_stats(
+    app: web.Application, cfg: config.QueueConfig, paused: set[str]
+) -> models.QueueStats:
+    """The statistics of ``cfg``; ``paused`` holds the queues paused in the store."""
+    counts = await app[STORE].counts(cfg.name)
+    live = app[ENGINE].live(cfg.name)
     executed = live.executed_last_minute
     if cfg.mode is models.QueueMode.PULL:  # App Engine counts leases for pull queues
-        executed = request.app[LEASES].last_minute(cfg.name, request.app[CLOCK].now_us())
-    stats = models.QueueStats(
+        executed = app[LEASES].last_minute(cfg.name, app[CLOCK].now_us())
+    return models.QueueStats(
         queue=cfg.name,
         tasks=counts.tasks,
         oldest_eta_us=counts.oldest_eta_us,
@@ -119,7 +120,12 @@ async def _queue_json(
         paused=live.paused or cfg.paused or cfg.name in paused,
         dead_letters=counts.dead_letters,
     )
-    return wire.encode_queue(cfg, stats)
+
+
+async def _queue_json(
+    request: web.Request, cfg: config.QueueConfig, paused: set[str]
+) -> wire.QueueJSON:
+    return wire.encode_queue(cfg, await queue_stats(request.app, cfg, paused))
 
 
 async def _one_queue(request: web.Request, cfg: config.QueueConfig) -> web.Response:
@@ -179,22 +185,30 @@ async def check_storage_limit(
         )
 
 
+async def store_batch(
+    app: web.Application, batch: Sequence[models.Task], *, now_us: int
+) -> list[models.AddResult]:
+    """Insert validated tasks within the storage limit, then wake the scheduler for each push
+    task stored: every API adds through here."""
+    store = app[STORE]
+    await check_storage_limit(store, app[QUEUES](), batch)
+    results = await store.add(batch, now_us=now_us)
+    for result in results:
+        if result.ok and not result.task.is_pull:
+            app[ENGINE].notify(result.task.queue, result.task.eta_us)
+    return results
+
+
 async def add_tasks(request: web.Request) -> web.Response:
     """Validate the whole batch, check the storage limit, insert, then wake the scheduler."""
-    queues = request.app[QUEUES]()
-    cfg = queues.queue(request.match_info["queue"])
+    cfg = _queue(request)
     body = wire.loads(await request.read())
     pull = cfg.mode is models.QueueMode.PULL
     default_method = models.Method.PULL if pull else models.Method.POST
     requests = wire.decode_add(body, default_method=default_method.value)
     now_us = request.app[CLOCK].now_us()
     batch = tasks.validate_batch(requests, queue=cfg.name, mode=cfg.mode, now_us=now_us)
-    store = request.app[STORE]
-    await check_storage_limit(store, queues, batch)
-    results = await store.add(batch, now_us=now_us)
-    for result in results:
-        if result.ok:
-            _notify(request, result.task)
+    results = await store_batch(request.app, batch, now_us=now_us)
     return api_errors.json_response({"tasks": [wire.encode_add_result(r) for r in results]})
 
 
@@ -380,8 +394,11 @@ def _bearer(header: str) -> bytes | None:
 def find_token(tokens: Sequence[settings.ApiToken], header: str | None) -> settings.ApiToken | None:
     """The token an ``Authorization: Bearer ...`` header presents, compared in constant time."""
     presented = _bearer(header or "")
-    if presented is None:
-        return None
+    return None if presented is None else token_for(tokens, presented)
+
+
+def token_for(tokens: Sequence[settings.ApiToken], presented: bytes) -> settings.ApiToken | None:
+    """The token whose value is ``presented``, compared in constant time."""
     found = None
     for token in tokens:  # no early exit: every token is compared
         if hmac.compare_digest(presented, token.token.encode("utf-8")):

@@ -17,7 +17,7 @@ from typing import Any, NotRequired, Required, get_args, get_origin, get_type_hi
 
 from pushd import __version__, models, wire
 from pushd.api import errors as api_errors
-from pushd.api import native, v1beta2
+from pushd.api import native, rpc, v1beta2
 
 if typing.TYPE_CHECKING:
     from aiohttp import web
@@ -107,6 +107,7 @@ class Operation:
     body: object = None
     body_types: tuple[str, ...] = ("application/json",)
     answer: object = None  # a type annotation or a component name; None: no body
+    answer_types: tuple[str, ...] = ("application/json",)
     status: int = 200
     query: tuple[Query, ...] = ()
     errors: tuple[int, ...] = (400, 404)
@@ -453,6 +454,34 @@ def _native_components(s: SchemaSet) -> None:
     s.of(wire.ErrorJSON)
 
 
+def _rpc_operations(s: SchemaSet) -> dict[tuple[str, str], Operation]:
+    """``/rpc_http``: App Engine's API protocol, protocol buffers both ways (pushd.api.rpc)."""
+    binary = {"type": "string", "format": "binary"}
+    s.add("RemoteApiRequest", {**binary, "description": "a remote_api Request protocol buffer"})
+    s.add(
+        "RemoteApiResponse",
+        {
+            **binary,
+            "description": "a remote_api Response: response, application_error or rpc_error",
+        },
+    )
+    octets = ("application/octet-stream",)
+    return {
+        ("POST", rpc.PATH): Operation(
+            summary=(
+                "App Engine SDK API calls (taskqueue service); errors are answered with 200 and "
+                "an error field, as the SDK expects; authenticated by the call's API ticket"
+            ),
+            tag="App Engine SDK",
+            body="RemoteApiRequest",
+            body_types=octets,
+            answer="RemoteApiResponse",
+            answer_types=octets,
+            errors=(),
+        )
+    }
+
+
 def _wrap(key: str, schema: Schema) -> Schema:
     return {"type": "object", "properties": {key: schema}, "required": [key]}
 
@@ -479,7 +508,7 @@ def _operation(s: SchemaSet, method: str, path: str, op: Operation) -> Schema:
         out["requestBody"] = {"required": True, **_content(s, op.body, op.body_types)}
     answer: Schema = {"description": "OK"}
     if op.answer is not None:
-        answer.update(_content(s, op.answer, ("application/json",)))
+        answer.update(_content(s, op.answer, op.answer_types))
     responses: Schema = {str(op.status): answer}
     error = {"description": "an error", **_content(s, op.error_schema, ("application/json",))}
     for status in op.errors:
@@ -502,7 +531,7 @@ def document(app: web.Application) -> Schema:
     """The OpenAPI document of ``app``; KeyError names a served route without an Operation."""
     s = SchemaSet()
     _native_components(s)
-    known = {**_native_operations(), **_v1beta2_operations()}
+    known = {**_native_operations(), **_v1beta2_operations(), **_rpc_operations(s)}
     paths: dict[str, Schema] = {}
     for method, path in _served(app):
         op = known.get((method, path))
@@ -516,7 +545,8 @@ def document(app: web.Application) -> Schema:
             "version": __version__,
             "description": (
                 "Self-hosted App Engine Task Queues: pushd's native API under /api/v1 and the "
-                "TaskQueue REST API v1beta2 for pull queues. With auth_tokens configured every "
+                "TaskQueue REST API v1beta2 for pull queues, and the App Engine SDK's /rpc_http. "
+                "With auth_tokens configured every "
                 "route but /healthz and /openapi.json needs 'Authorization: Bearer <token>'."
             ),
         },

@@ -449,9 +449,7 @@ async def insert_task(request: web.Request) -> web.Response:
     [task] = tasks.validate_batch(
         [_decode_insert(body, cfg)], queue=cfg.name, mode=cfg.mode, now_us=now_us
     )
-    store = request.app[native.STORE]
-    await native.check_storage_limit(store, queues, [task])
-    [result] = await store.add([task], now_us=now_us)
+    [result] = await native.store_batch(request.app, [task], now_us=now_us)
     if result.error is errors.TaskAlreadyExistsError:
         raise errors.TaskAlreadyExistsError(f"queue {cfg.name!r} already has a task {task.name!r}")
     if result.error is errors.TombstonedTaskError:
