@@ -56,7 +56,10 @@ class Tickets:
         """Whether ``ticket`` was minted with this key and has not expired at ``now_us``."""
         prefix, _, rest = ticket.partition(".")
         expiry, _, mac = rest.partition(".")
-        if prefix != PREFIX or not expiry.isdigit() or len(expiry) > 12:
+        # only the form mint writes: ASCII digits without a leading zero ("²".isdigit() too)
+        if prefix != PREFIX or not expiry.isascii() or not expiry.isdigit() or len(expiry) > 12:
+            return False
+        if str(int(expiry)) != expiry:
             return False
         if not hmac.compare_digest(mac.encode("ascii", "replace"), self._mac(int(expiry)).encode()):
             return False

@@ -120,6 +120,14 @@ def _holder(request: web.Request, ticket: str, now_us: int) -> settings.ApiToken
     )
 
 
+def _missing(parsed: pb_message.Message) -> str:
+    """What a parsed proto2 message lacks: protobuf's parser does not check required fields."""
+    if parsed.IsInitialized():
+        return ""
+    missing: list[str] = parsed.FindInitializationErrors()  # type: ignore[attr-defined]  # unstubbed
+    return "it lacks the required field(s) " + ", ".join(missing)
+
+
 async def serve(request: web.Request) -> web.Response:
     """``POST /rpc_http``: one API call in, one ``Response`` out, always with HTTP 200."""
     envelope = remote.Request()
@@ -127,6 +135,8 @@ async def serve(request: web.Request) -> web.Response:
         envelope.ParseFromString(await request.read())
     except pb_message.DecodeError as exc:
         return rpc_error(_RpcCode.PARSE_ERROR, f"the body is not a remote API Request: {exc}")
+    if missing := _missing(envelope):
+        return rpc_error(_RpcCode.PARSE_ERROR, f"the body is not a remote API Request: {missing}")
     service, name = envelope.service_name, envelope.method
     services = request.app[SERVICES]
     method = services.get(service, {}).get(name)
@@ -151,6 +161,11 @@ async def serve(request: web.Request) -> web.Response:
             return rpc_error(
                 _RpcCode.PARSE_ERROR,
                 f"the request of {service}.{name}() is not a {method.request.__name__}: {exc}",
+            )
+        if missing := _missing(call_request):
+            return rpc_error(
+                _RpcCode.PARSE_ERROR,
+                f"the request of {service}.{name}() is not a {method.request.__name__}: {missing}",
             )
     answer = await method.handler(Call(request.app, method.action, token, now_us), call_request)
     return _answer(remote.Response(response=answer.SerializeToString()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 from collections.abc import AsyncIterator
@@ -11,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from pushd import dispatch, models
+from pushd import dispatch, models, tickets
 
 T0 = 1_700_000_000_123_456
 
@@ -229,3 +230,79 @@ def test_target_resolution_follows_app_engine_precedence() -> None:
     dotted = task(headers=(("Host", "v2-dot-worker-dot-myapp.appspot.com:443"),))
     assert dispatch.resolve_target(None, dotted, targets) == "v2.worker"
     assert dispatch.resolve_target(None, task(), targets) is None
+
+
+def test_build_headers_add_the_source_address_and_the_api_ticket() -> None:
+    plain = dispatch.build_headers(task(), queue="mail", signing_secret=None, now_us=T0)
+    assert plain.getall("X-AppEngine-User-IP") == ["0.1.0.2"]
+    assert "X-AppEngine-Api-Ticket" not in plain
+    with_ticket = dispatch.build_headers(
+        task(), queue="mail", signing_secret=None, now_us=T0, api_ticket="pushd1.1.abc"
+    )
+    assert with_ticket.getall("X-AppEngine-User-IP") == ["0.1.0.2"]
+    assert with_ticket.getall("X-AppEngine-Api-Ticket") == ["pushd1.1.abc"]
+
+
+def test_a_task_cannot_forge_the_api_ticket_or_the_source_address() -> None:
+    forged = task(
+        headers=(
+            ("X-AppEngine-Api-Ticket", "forged"),
+            ("x-appengine-user-ip", "203.0.113.9"),
+            ("X-AppEngine-User-IP", "10.0.0.1"),
+            ("X-Custom", "kept"),
+        )
+    )
+    headers = dispatch.build_headers(
+        forged, queue="mail", signing_secret=None, now_us=T0, api_ticket="real"
+    )
+    assert headers.getall("X-AppEngine-Api-Ticket") == ["real"]
+    assert headers.getall("X-AppEngine-User-IP") == ["0.1.0.2"]
+    assert headers.getall("X-Custom") == ["kept"]
+    # without a ticket of pushd's, the task's own is not sent either
+    headers = dispatch.build_headers(forged, queue="mail", signing_secret=None, now_us=T0)
+    assert "X-AppEngine-Api-Ticket" not in headers
+    assert {"x-appengine-api-ticket", "x-appengine-user-ip"} <= dispatch.RESERVED_HEADERS
+
+
+async def test_the_deliverer_sends_a_ticket_valid_for_the_attempt(
+    receiver: tuple[Recorder, str], session: aiohttp.ClientSession
+) -> None:
+    rec, url = receiver
+    key = tickets.Tickets(b"delivery key")
+    deliverer = dispatch.Deliverer(
+        session, targets={}, default_target=url, signing_secret=None, api_tickets=key
+    )
+    forged = task(headers=(("X-AppEngine-Api-Ticket", "forged"),))
+    attempt = await deliverer(forged, _Queue("mail"), deadline_s=5, now_us=T0)
+    assert attempt.ok
+    h = rec.requests[0]["headers"]
+    assert h["X-AppEngine-User-IP"] == "0.1.0.2"
+    [ticket] = h.getall("X-AppEngine-Api-Ticket")
+    # valid from the attempt until the dispatch deadline plus 300 s (rounded up to a second)
+    assert key.valid(ticket, now_us=T0)
+    expiry_us = 1_700_000_306 * 1_000_000  # ceil(T0 + 5 s + 300 s)
+    assert key.valid(ticket, now_us=expiry_us - 1)
+    assert not key.valid(ticket, now_us=expiry_us)
+    assert not tickets.Tickets(b"another key").valid(ticket, now_us=T0)
+    # a longer deadline, a longer ticket
+    await deliverer(task(), _Queue("mail"), deadline_s=600, now_us=T0)
+    longer = rec.requests[1]["headers"]["X-AppEngine-Api-Ticket"]
+    assert key.valid(longer, now_us=T0 + 900 * 1_000_000 - 1)
+    assert not key.valid(longer, now_us=1_700_000_901 * 1_000_000)
+
+
+async def test_the_deliverer_without_tickets_sends_none(
+    receiver: tuple[Recorder, str], session: aiohttp.ClientSession
+) -> None:
+    rec, url = receiver
+    deliverer = dispatch.Deliverer(session, targets={}, default_target=url, signing_secret=None)
+    await deliverer(task(), _Queue("mail"), deadline_s=5, now_us=T0)
+    h = rec.requests[0]["headers"]
+    assert "X-AppEngine-Api-Ticket" not in h
+    assert h["X-AppEngine-User-IP"] == "0.1.0.2"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Queue:
+    name: str
+    target: str | None = None
