@@ -20,7 +20,7 @@ from pathlib import Path
 
 import anyio
 
-from pushd import api, clock, config, dispatch, errors, logs, scheduler, settings
+from pushd import api, clock, config, dispatch, errors, logs, scheduler, settings, tickets
 from pushd.api import server
 from pushd.store import open_store
 
@@ -76,7 +76,7 @@ class Daemon:
         )
         try:
             paused = await store.paused_queues()
-            api_tickets = api.tickets_for(s)
+            api_tickets = tickets.Tickets()  # one random key for deliveries and /rpc_http
             session = dispatch.make_session(s.max_connections)
             try:
                 deliverer = dispatch.Deliverer(

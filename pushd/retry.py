@@ -93,6 +93,10 @@ def effective_policy(
     return RetryPolicy.from_parameters(task_options if task_options is not None else queue_params)
 
 
+#: The longest backoff pushd waits, whatever the configuration says (100 years).
+MAX_BACKOFF_S = 100 * 365 * 86400.0
+
+
 def backoff_us(policy: RetryPolicy, n: int) -> int:
     """Delay in µs before retry number ``n`` (n >= 1), in exact integer arithmetic.
 
@@ -102,8 +106,10 @@ def backoff_us(policy: RetryPolicy, n: int) -> int:
     if n < 1:
         raise ValueError(f"retry number must be >= 1, got {n}")
     e = min(n - 1, policy.max_doublings)
-    min_us = clock.seconds_to_us(policy.min_backoff_s)
-    max_us = clock.seconds_to_us(policy.max_backoff_s)
+    # Backoffs beyond a century are a century: a huge one (1e308 s is a valid float) would
+    # overflow the µs conversion or the store's 64-bit ETA and stop the daemon.
+    min_us = clock.seconds_to_us(min(policy.min_backoff_s, MAX_BACKOFF_S))
+    max_us = clock.seconds_to_us(min(policy.max_backoff_s, MAX_BACKOFF_S))
     if min_us >= max_us:
         return max_us
     # 2**e is capped so that a huge max_doublings cannot build a giant integer; anything past

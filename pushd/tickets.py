@@ -7,9 +7,11 @@ handler wrapped by the SDK's ``wrap_wsgi_app`` can add follow-up tasks. A ticket
 its expiry. With API tokens configured, ``/rpc_http`` admits a call whose ticket is one of the
 tokens or a valid ticket; without tokens it admits any ticket, as the rest of the API does.
 
-The key derives from the configured secrets (the signing secret and the tokens), so every
-daemon sharing one configuration accepts the tickets of the others and a restart keeps the
-tickets already handed out valid; without any secret it is random per process.
+The key is random per daemon process and never leaves it, so nobody can mint tickets: not
+even a client holding every configured secret. A ticket carries no more than it needs: it acts
+as a ``producer`` token (add tasks, read queue statistics), enough for a handler to add
+follow-up tasks, and it cannot claim a lifetime longer than the longest dispatch deadline
+allows. Tickets do not survive a restart of the daemon that minted them.
 """
 
 from __future__ import annotations
@@ -18,30 +20,21 @@ import base64
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable
 
-from pushd import clock
+from pushd import clock, models
 
 PREFIX = "pushd1"
 _MAC_BYTES = 24
-
-
-def derive_key(material: Iterable[str]) -> bytes:
-    """A ticket key from configuration secrets; random when there are none."""
-    parts = sorted(material)
-    if not parts:
-        return secrets.token_bytes(32)
-    digest = hashlib.sha256(b"pushd api tickets\x00")
-    for part in parts:
-        digest.update(part.encode("utf-8", "surrogatepass") + b"\x00")
-    return digest.digest()
+#: The longest a ticket may be valid: the longest dispatch deadline plus 5 minutes.
+MAX_VALID_US = models.MAX_DISPATCH_DEADLINE_US + 300 * clock.US_PER_SECOND
 
 
 class Tickets:
     """Mints and checks API tickets with one key."""
 
-    def __init__(self, key: bytes) -> None:
-        self._key = key
+    def __init__(self, key: bytes | None = None, *, max_valid_us: int = MAX_VALID_US) -> None:
+        self._key = key if key is not None else secrets.token_bytes(32)
+        self._max_valid_us = max_valid_us
 
     def _mac(self, expiry_s: int) -> str:
         mac = hmac.new(self._key, f"{PREFIX}.{expiry_s}".encode(), hashlib.sha256).digest()
@@ -63,4 +56,5 @@ class Tickets:
             return False
         if not hmac.compare_digest(mac.encode("ascii", "replace"), self._mac(int(expiry)).encode()):
             return False
-        return now_us < int(expiry) * clock.US_PER_SECOND
+        expiry_us = int(expiry) * clock.US_PER_SECOND
+        return now_us < expiry_us <= now_us + self._max_valid_us + clock.US_PER_SECOND

@@ -305,6 +305,11 @@ def decode_delete(body: object) -> list[str]:
     names = body.get("names")
     if not isinstance(names, list) or not names:
         raise errors.Error("names must be a non-empty list of task names")
+    return check_delete_names(names)
+
+
+def check_delete_names(names: list[str]) -> list[str]:
+    """Names to delete in one call: at most 1000, each valid, none repeated."""
     if len(names) > MAX_NAMES_PER_DELETE:
         raise errors.Error(
             f"one request deletes at most {MAX_NAMES_PER_DELETE} tasks; found {len(names)}"

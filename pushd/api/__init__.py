@@ -25,16 +25,7 @@ if TYPE_CHECKING:
 
 Engine = engine.Engine
 
-__all__ = ["Engine", "create_app", "tickets_for"]
-
-
-def tickets_for(cfg: settings.Settings) -> tickets.Tickets:
-    """The API tickets of a daemon: keyed by its secrets, so daemons sharing a configuration
-    (and a restarted daemon) accept each other's tickets."""
-    material = [token.token for token in cfg.auth_tokens]
-    if cfg.signing_secret:
-        material.append(cfg.signing_secret)
-    return tickets.Tickets(tickets.derive_key(material))
+__all__ = ["Engine", "create_app"]
 
 
 def create_app(
@@ -48,7 +39,8 @@ def create_app(
 ) -> web.Application:
     """The application serving ``/api/v1``, ``/taskqueue/v1beta2``, ``/rpc_http``, ``/healthz``.
 
-    ``api_tickets`` checks the tickets of ``/rpc_http`` calls; by default :func:`tickets_for`.
+    ``api_tickets`` checks the tickets of ``/rpc_http`` calls: the daemon shares one
+    :class:`tickets.Tickets` between its deliveries and this app.
 
     ``queues`` is called on every request, so a reloaded queue.yaml applies at once.
     """
@@ -66,6 +58,6 @@ def create_app(
     app[native.TOKENS] = settings.auth_tokens
     native.add_routes(app)
     v1beta2.add_routes(app)
-    rpc.add_routes(app, {"taskqueue": rpc_taskqueue.METHODS}, api_tickets or tickets_for(settings))
+    rpc.add_routes(app, {"taskqueue": rpc_taskqueue.METHODS}, api_tickets or tickets.Tickets())
     native.add_routes(app, openapi.ROUTES)
     return app

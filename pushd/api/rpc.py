@@ -35,8 +35,9 @@ from pushd.proto import remote_api_pb2 as remote
 PATH = "/rpc_http"
 CONTENT_TYPE = "application/octet-stream"
 TICKETS = web.AppKey[tickets.Tickets]("api_tickets")
-#: Who a delivery ticket acts as: the app itself, which App Engine lets do everything.
-TICKET_HOLDER = settings.ApiToken(name="api ticket of a task request", token="", role="admin")
+#: Who a delivery ticket acts as: a producer, enough for a task handler to add follow-up tasks
+#: (tickets travel to every push target, so they carry no more; other calls need a token).
+TICKET_HOLDER = settings.ApiToken(name="api ticket of a task request", token="", role="producer")
 
 _RpcCode = remote.RpcError.ErrorCode
 
@@ -104,11 +105,13 @@ def application_error(code: int, detail: str) -> web.Response:
     return _answer(remote.Response(application_error=error))
 
 
-def _holder(request: web.Request, ticket: str, now_us: int) -> settings.ApiToken | None:
+def _holder(request: web.Request, ticket: object, now_us: int) -> settings.ApiToken | None:
     """Whom ``ticket`` stands for; raises PermissionDeniedError if it stands for nobody."""
     tokens = request.app[native.TOKENS]
     if not tokens:
         return None
+    if not isinstance(ticket, str):  # protobuf hands a proto2 string that is not UTF-8 as bytes
+        raise errors.PermissionDeniedError("the API ticket of this call is not UTF-8 text")
     found = native.token_for(tokens, ticket.encode("utf-8", "surrogatepass"))
     if found is not None:
         return found

@@ -173,6 +173,7 @@ async def add(call: Call, request: pb.TaskQueueAddRequest) -> pb_message.Message
 async def delete(call: Call, request: pb.TaskQueueDeleteRequest) -> pb_message.Message:
     cfg = call.queue(request.queue_name)
     names = [text(name, "task_name", errors.InvalidTaskNameError) for name in request.task_name]
+    wire.check_delete_names(names)
     deleted = await call.app[native.STORE].delete(cfg.name, names, now_us=call.now_us)
     return pb.TaskQueueDeleteResponse(
         result=[_Code.OK if gone else _Code.UNKNOWN_TASK for gone in deleted]
@@ -306,11 +307,13 @@ async def modify_task_lease(
 async def fetch_queue_stats(
     call: Call, request: pb.TaskQueueFetchQueueStatsRequest
 ) -> pb_message.Message:
-    queues = [call.queue(name) for name in request.queue_name]
+    # each distinct queue once, however often it is named
+    queues = {name: call.queue(name) for name in dict.fromkeys(request.queue_name)}
     paused = await call.app[native.STORE].paused_queues()
+    found = {name: await native.queue_stats(call.app, cfg, paused) for name, cfg in queues.items()}
     response = pb.TaskQueueFetchQueueStatsResponse()
-    for cfg in queues:
-        stats = await native.queue_stats(call.app, cfg, paused)
+    for name in request.queue_name:
+        cfg, stats = queues[name], found[name]
         last_hour = stats.executed_last_minute  # pushd keeps a minute of push history
         if cfg.mode is models.QueueMode.PULL:
             last_hour = call.app[native.LEASES].last_hour(cfg.name, call.now_us)

@@ -118,6 +118,16 @@ def test_huge_max_doublings_do_not_blow_up() -> None:
     assert retry.backoff_us(p, 10**6) == 3600 * S
 
 
+@pytest.mark.parametrize("huge", [1e200, 1e308, float(10**30)])
+def test_huge_backoffs_saturate_at_a_century(huge: float) -> None:
+    # found in review: 1e308 s overflowed the µs conversion (1e200 the store's 64-bit ETA)
+    # on the first failed delivery and stopped the daemon
+    century_us = round(retry.MAX_BACKOFF_S * S)
+    assert retry.backoff_us(policy(min_backoff_s=huge, max_backoff_s=huge), 1) == century_us
+    growing = policy(min_backoff_s=1.0, max_backoff_s=huge, max_doublings=100)
+    assert retry.backoff_us(growing, 200) == century_us
+
+
 def test_backoff_is_exact_integer_microseconds() -> None:
     assert retry.backoff_us(policy(min_backoff_s=0.57, max_doublings=2), 3) == 2_280_000
 
