@@ -15,43 +15,26 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.integration.harness import Daemon, Receiver
 from tests.oracle import taskqueue_scenario as scenario
 from tests.oracle.runner import HERE, oracle_python, run_oracle
-from tests.oracle.test_taskqueue_differential import MISSING, _as_dict
+from tests.oracle.test_taskqueue_differential import SPEC_DIFFERENCES, differences
+
+if TYPE_CHECKING:
+    from tests.integration.harness import Daemon
 
 pytestmark = pytest.mark.oracle
 
 START_TIMEOUT_S = 30.0
 CLIENT_TIMEOUT_S = 45.0
 
-#: label -> (the stub's value, pushd's value, why they differ on purpose). Unlike pushd's own
+#: label -> (the stub's value, pushd's value, why): the SPEC choices only. Unlike pushd's own
 #: client, App Engine's raises the generic Error for UNKNOWN_TASK on both sides.
-KNOWN_DIFFERENCES: dict[str, tuple[Any, Any, str]] = {
-    "stats of unknown queue": (
-        "ok",
-        "UnknownQueueError",
-        "SPEC 10 Q16: statistics of an unknown queue raise UnknownQueueError; the stub answers "
-        "zeros for any name",
-    ),
-    "stats of unknown queue: values": (
-        [0, None],
-        MISSING,
-        "follows from Q16 (pushd raised, so there are no values)",
-    ),
-    "untagged earliest, max 2: names": (
-        ["u-4"],
-        ["u-4", "u-5"],
-        "SPEC 6 (best effort): with tag=None and an untagged earliest task, the stub scans only "
-        "the first max_tasks due tasks and keeps the untagged ones among them; pushd leases up "
-        "to max_tasks untagged tasks (both lease every untagged task in the end)",
-    ),
-}
+KNOWN_DIFFERENCES = SPEC_DIFFERENCES
 
 
 @pytest.fixture
@@ -83,17 +66,6 @@ async def stub_port(tmp_path: Path) -> AsyncIterator[int]:
             await proc.wait()
 
 
-@pytest.fixture
-async def daemon(tmp_path: Path) -> AsyncIterator[Daemon]:
-    receiver = await Receiver().start()  # nothing is delivered (push-a has rate 0)
-    started = await Daemon(tmp_path, scenario.QUEUE_YAML, default_target=receiver.url).start()
-    try:
-        yield started
-    finally:
-        await started.kill()
-        await receiver.stop()
-
-
 def _run_client(port: int) -> list[list[Any]]:
     payload = {"api_host": "127.0.0.1", "api_port": port}
     answer = run_oracle("rpc_scenario_client.py", payload, timeout_s=CLIENT_TIMEOUT_S)
@@ -109,19 +81,7 @@ async def test_pushd_answers_rpc_http_as_app_engine_stub_does(
     stub_side, pushd_side = await asyncio.gather(
         asyncio.to_thread(_run_client, stub_port), asyncio.to_thread(_run_client, pushd_port)
     )
-    theirs = _as_dict(stub_side)
-    mine = _as_dict(pushd_side)
-    labels = list(dict.fromkeys([*theirs, *mine]))
-    problems: list[str] = []
-    for label in labels:
-        got = (theirs.get(label, MISSING), mine.get(label, MISSING))
-        if label in KNOWN_DIFFERENCES:
-            if got != KNOWN_DIFFERENCES[label][:2]:
-                problems.append(f"{label}: known difference changed: stub, pushd = {got}")
-        elif got[0] != got[1]:
-            problems.append(
-                f"{label}:\n  stub:  {json.dumps(got[0])}\n  pushd: {json.dumps(got[1])}"
-            )
+    problems, shared = differences(stub_side, pushd_side, KNOWN_DIFFERENCES)
     assert not problems, "\n".join(problems)
     # The scenario really ran on both sides: most observations are shared and equal.
-    assert len(labels) - len(KNOWN_DIFFERENCES) >= 150
+    assert shared >= 150
