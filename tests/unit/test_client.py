@@ -100,14 +100,20 @@ def test_a_post_cut_off_without_an_answer_is_sent_once(
 def test_a_post_after_the_server_closed_an_idle_connection_uses_a_new_one(
     serve: Callable[[Behaviour], RawServer],
 ) -> None:
+    closed = threading.Event()
+
     def answer_then_close(conn: socket.socket, index: int) -> None:
         conn.sendall(OK)
         conn.shutdown(socket.SHUT_RDWR)  # no Connection: close header: the client reuses it
         conn.close()
+        closed.set()
 
     server = serve(answer_then_close)
     with client.Client(server.url) as c:
         assert c.call("POST", "/a", {}) == {}
+        # the connection is idle and closed before the next call (without this wait the POST
+        # could race the server's close, which is the other test's cut-off case; seen in CI)
+        assert closed.wait(10)
         assert c.call("POST", "/b", {}) == {}
     assert server.requests == [b"POST /a HTTP/1.1", b"POST /b HTTP/1.1"]
 
