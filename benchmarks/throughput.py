@@ -26,25 +26,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import dataclasses
 import itertools
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import aiosqlite
+
+from benchmarks.harness import (
+    T0,
+    Child,
+    cpu_s,
+    get_json,
+    memory_kib,
+    post_json,
+    rate,
+    running,
+    say,
+    table,
+)
 
 EPILOG = """\
 examples:
@@ -59,121 +70,17 @@ examples:
   make bench BENCH_ARGS="--quick --skip-idle"
 """
 
-ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 QUEUE = "bench"
 BATCH = 100  # tasks per add call: App Engine's (and pushd's) maximum
 POSTERS = 8  # concurrent batch posters for the "concurrent" enqueue rate and the idle backlog
 PAYLOAD = "x" * 32  # the body of every request and task: small on purpose
-START_TIMEOUT_S = 30.0  # a subprocess must be listening by then
-STOP_TIMEOUT_S = 10.0  # SIGTERM, then SIGKILL after this
 DELIVERY_TIMEOUT_S = 120.0  # the most one pushd variant may take to deliver --n tasks
 DRAIN_TIMEOUT_S = 30.0  # after the last delivery, the most until stats.tasks reaches 0
 POLL_S = 0.05  # how often the receiver's and the daemon's stats are read while waiting
 SETTLE_S = 1.0  # quiet time after adding the idle backlog, before the CPU window
 COUNTDOWN_S = 86400  # the idle backlog's tasks are due in one day
 DEFAULT_BUDGET_S = 180.0  # the idle phase stops adding backlog when the run nears this
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-PR_SET_PDEATHSIG = 1
-LISTENING = re.compile(r"\blistening\b.*\burl=(\S+)")
-
-_T0 = time.monotonic()
-
-
-def say(message: str) -> None:
-    print(f"[{time.monotonic() - _T0:6.1f}s] {message}", flush=True)
-
-
-# ------------------------------------------------------------------ processes
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: get SIGKILL if the benchmark dies without cleaning up."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds used by ``pid`` so far (all its threads)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14 and 15)
-
-
-def memory_kib(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM (peak RSS) of ``pid`` in KiB."""
-    found: dict[str, int] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            found[key] = int(value.split()[0])
-    return found
-
-
-@dataclass
-class Child:
-    """A subprocess started by the benchmark, killed by :meth:`stop` whatever happens."""
-
-    name: str
-    proc: asyncio.subprocess.Process
-    log: Path
-    url: str = ""
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    async def stop(self) -> None:
-        if self.proc.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(self.proc.wait(), STOP_TIMEOUT_S)
-        except TimeoutError:
-            say(f"{self.name} ignored SIGTERM for {STOP_TIMEOUT_S:g}s; killing it")
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
-            await self.proc.wait()
-
-
-async def _spawn(name: str, args: list[str], log: Path) -> Child:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with log.open("wb") as out:
-        proc = await asyncio.create_subprocess_exec(
-            *args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=out,
-            stderr=asyncio.subprocess.STDOUT,
-            env=env,
-            cwd=ROOT,
-            preexec_fn=_die_with_parent,
-        )
-    return Child(name, proc, log)
-
-
-async def _wait_listening(child: Child) -> str:
-    """The ``url=`` of the child's ``listening`` line; the log is a file, so nothing blocks."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        for line in child.log.read_text(errors="replace").splitlines():
-            if m := LISTENING.search(line):
-                return m.group(1)
-        if child.proc.returncode is not None:
-            break
-        await asyncio.sleep(0.02)
-    tail = child.log.read_text(errors="replace")[-2000:]
-    raise RuntimeError(f"{child.name} did not start within {START_TIMEOUT_S:g}s:\n{tail}")
-
-
-@contextlib.asynccontextmanager
-async def running(name: str, args: list[str], log: Path) -> AsyncIterator[Child]:
-    child = await _spawn(name, args, log)
-    try:
-        child.url = await _wait_listening(child)
-        yield child
-    finally:
-        await child.stop()
 
 
 def receiver(tmp: Path) -> contextlib.AbstractAsyncContextManager[Child]:
@@ -229,20 +136,6 @@ def daemon(
 # ------------------------------------------------------------------ HTTP helpers
 
 
-async def get_json(session: aiohttp.ClientSession, url: str) -> Any:
-    async with session.get(url) as resp:
-        resp.raise_for_status()
-        return await resp.json()
-
-
-async def post_json(session: aiohttp.ClientSession, url: str, body: object = None) -> Any:
-    async with session.post(url, json=body) as resp:
-        text = await resp.text()
-        if resp.status != 200:
-            raise RuntimeError(f"POST {url} answered {resp.status}: {text[:500]}")
-        return json.loads(text)
-
-
 async def reset_receiver(session: aiohttp.ClientSession, sink: Child) -> None:
     await post_json(session, sink.url + "/_reset")
 
@@ -258,10 +151,6 @@ async def wait_received(
         if time.monotonic() > deadline:
             raise RuntimeError(f"the receiver got {stats['count']} of {count} in {timeout_s:g}s")
         await asyncio.sleep(POLL_S)
-
-
-def rate(count: float, seconds: float) -> float:
-    return count / seconds if seconds > 0 else 0.0
 
 
 def span_rate(stats: dict[str, Any]) -> float:
@@ -516,7 +405,7 @@ async def idle_phase(
         say(f"idle: empty daemon RSS {points[-1]['rss_mib']} MiB, {_cpu_text(cpu, window_s)}")
         have = 0
         # Past the first mark, adding stops in time for the run to end within its budget.
-        add_deadline = _T0 + budget_s - (2 * SETTLE_S + window_s)
+        add_deadline = T0 + budget_s - (2 * SETTLE_S + window_s)
         add_s = 0.0
         for mark in marks:
             start = time.monotonic()
@@ -578,13 +467,6 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
         out["idle_wakeups_per_s_max"] = idle["max_idle_wakeups_per_s"]
         out["rss_ratio_large_over_small_backlog"] = idle["rss_ratio"]
     return out
-
-
-def table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def report(results: dict[str, Any]) -> None:
@@ -756,7 +638,7 @@ async def run(opts: Options) -> dict[str, Any]:
     results["thread_hop_us"]["end"] = await thread_hop_us()
     say(f"aiosqlite round trip at the end: {results['thread_hop_us']['end']} µs")
     results["ratios"] = ratios(results)
-    results["elapsed_s"] = round(time.monotonic() - _T0, 1)
+    results["elapsed_s"] = round(time.monotonic() - T0, 1)
     return results
 
 
