@@ -4,7 +4,7 @@ Event names (the ``event`` field) are a public interface for log processors:
 
 =====================  ==============================================================
 ``listening``          the HTTP API is up (``url``)
-``task_delivered``     a delivery got a 2xx (``queue``, ``task``, ``status``, ``ms``)
+``task_delivered``     a delivery got a 2xx (``queue``, ``task``, ``status``, ``ms``; debug)
 ``task_retry``         a delivery failed and will run again (``eta``, ``delay_s``)
 ``task_dead``          a task ran out of retries and moved to the dead letters
 ``queue_throttled``    a 503/429 lowered a queue's enforced rate

@@ -30,7 +30,10 @@ import anyio.abc
 from pushd import clock, config, dispatch, logs, models, retry, throttle
 from pushd.store import base
 
-CLAIM_BATCH = 64  # most tasks one claim takes from the store
+CLAIM_BATCH = 256  # most tasks one claim takes from the store
+#: Claimed tasks the daemon may hold beyond its connections (waiting for one to free up): the
+#: next batch is in memory when a connection frees, so a claim's commit never idles the sockets.
+PREFETCH_PER_CONNECTION = 2
 LEASE_SLACK_US = 5 * clock.US_PER_SECOND  # a claim lasts the dispatch deadline plus this
 HOUSEKEEPING_INTERVAL_US = 600 * clock.US_PER_SECOND  # how often expired tombstones are dropped
 EXECUTED_WINDOW_US = 60 * clock.US_PER_SECOND
@@ -83,7 +86,9 @@ class Scheduler:
         self.deliver = deliver
         self.default_deadline_us = default_deadline_us
         self.grace_us = grace_us
-        self._limiter = anyio.CapacityLimiter(max_connections)
+        self._limiter = asyncio.Semaphore(max_connections)
+        self._max_outstanding = PREFETCH_PER_CONNECTION * max_connections
+        self._starved: set[_Queue] = set()  # loops waiting for outstanding deliveries to end
         self._queues: dict[str, _Queue] = {}
         self._outcomes: list[base.Outcome] = []
         self._flush_wake = asyncio.Event()
@@ -235,11 +240,18 @@ class Scheduler:
                 rt.planned_us = None
                 await rt.wake.wait()
                 continue
+            room = self._max_outstanding - self._in_flight
+            if room <= 0:  # enough claimed and waiting for a connection: wait for one to end
+                self._starved.add(rt)
+                rt.planned_us = None
+                await rt.wake.wait()
+                continue
             now = self.clock.now_us()
             free = rt.limits.gate.free
             n = min(
                 rt.limits.bucket.available(now),
                 CLAIM_BATCH,
+                room,
                 CLAIM_BATCH if free is None else free,
             )
             if n > 0:
@@ -288,6 +300,10 @@ class Scheduler:
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()
+            if self._starved and self._in_flight < self._max_outstanding:
+                for starved in self._starved:
+                    starved.wake.set()
+                self._starved.clear()
         now = self.clock.now_us()
         rt.executed.append(now)
         _trim(rt.executed, now)  # bounded by one minute of deliveries, read or not
@@ -320,6 +336,7 @@ class Scheduler:
         if attempt.ok:
             logs.event(
                 "task_delivered",
+                logging.DEBUG,  # one line per task is too many at thousands per second
                 queue=rt.name,
                 task=task.name,
                 status=attempt.status,

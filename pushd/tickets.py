@@ -35,10 +35,16 @@ class Tickets:
     def __init__(self, key: bytes | None = None, *, max_valid_us: int = MAX_VALID_US) -> None:
         self._key = key if key is not None else secrets.token_bytes(32)
         self._max_valid_us = max_valid_us
+        self._last: tuple[int, str] = (-1, "")  # the last (expiry, MAC): deliveries share seconds
 
     def _mac(self, expiry_s: int) -> str:
+        last_expiry, last_mac = self._last
+        if expiry_s == last_expiry:
+            return last_mac
         mac = hmac.new(self._key, f"{PREFIX}.{expiry_s}".encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(mac[:_MAC_BYTES]).decode("ascii")
+        text = base64.urlsafe_b64encode(mac[:_MAC_BYTES]).decode("ascii")
+        self._last = (expiry_s, text)
+        return text
 
     def mint(self, *, now_us: int, valid_us: int) -> str:
         """A ticket valid from ``now_us`` for ``valid_us`` (rounded up to a whole second)."""

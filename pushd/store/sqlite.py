@@ -28,6 +28,12 @@ from pushd.store import base, codec, sql, writer
 Q = sql.queries("sqlite.sql")
 
 
+async def _first(conn: aiosqlite.Connection, query: str, *params: Any) -> Any:
+    """The first row of ``query`` or None, in one hop to SQLite's thread (not three)."""
+    rows = await conn.execute_fetchall(Q[query], params)
+    return next(iter(rows), None)
+
+
 class SqliteStore:
     """:class:`~pushd.store.base.Store` over one SQLite file."""
 
@@ -115,12 +121,12 @@ class SqliteStore:
             taken: set[tuple[str, str]] = set()
             for queue, names in by_queue.items():
                 names_json = codec.dump_json(names)
-                async with conn.execute(
+                found = await conn.execute_fetchall(
                     Q["tombstoned_names"], (queue, live_after, names_json)
-                ) as c:
-                    tombstoned.update((queue, r[0]) for r in await c.fetchall())
-                async with conn.execute(Q["live_names"], (queue, names_json)) as c:
-                    taken.update((queue, r[0]) for r in await c.fetchall())
+                )
+                tombstoned.update((queue, r[0]) for r in found)
+                found = await conn.execute_fetchall(Q["live_names"], (queue, names_json))
+                taken.update((queue, r[0]) for r in found)
             results, inserts = [], []
             for task, row in zip(tasks, rows, strict=True):
                 key = (task.queue, task.name)
@@ -171,8 +177,7 @@ class SqliteStore:
     async def run_now(self, queue: str, name: str, *, now_us: int) -> models.Task | None:
         async def job(conn: aiosqlite.Connection) -> models.Task | None:
             # In the writer's transaction, so no lease can slip between the check and the update.
-            async with conn.execute(Q["get_task"], (queue, name)) as c:
-                row = await c.fetchone()
+            row = await _first(conn, "get_task", queue, name)
             if row is None:
                 return None
             base.check_runnable(codec.task_from_row(row), now_us)
@@ -186,8 +191,7 @@ class SqliteStore:
         self, queue: str, *, now_us: int, limit: int, lease_us: int, slack_us: int = 0
     ) -> list[base.Claimed]:
         async def job(conn: aiosqlite.Connection) -> list[base.Claimed]:
-            async with conn.execute(Q["due_push"], (queue, now_us, limit)) as c:
-                rows = list(await c.fetchall())
+            rows = await conn.execute_fetchall(Q["due_push"], (queue, now_us, limit))
             claimed = []
             for row in rows:
                 task = codec.task_from_row(row)
@@ -217,8 +221,7 @@ class SqliteStore:
 
         async def job(conn: aiosqlite.Connection) -> None:
             if done:
-                async with conn.execute(Q["finish_done_many"], (done_json,)) as c:
-                    deleted = list(await c.fetchall())
+                deleted = await conn.execute_fetchall(Q["finish_done_many"], (done_json,))
                 await conn.executemany(Q["tombstone"], [(q, n, now_us) for q, n in deleted])
             if retries:
                 await conn.executemany(
@@ -238,8 +241,7 @@ class SqliteStore:
                     ],
                 )
             for d in dead:
-                async with conn.execute(Q["get_leased"], (d.queue, d.name, d.lease_eta_us)) as c:
-                    row = await c.fetchone()
+                row = await _first(conn, "get_leased", d.queue, d.name, d.lease_eta_us)
                 if row is None:
                     continue
                 dead_task = base.as_dead(codec.task_from_row(row), d)
@@ -269,8 +271,7 @@ class SqliteStore:
         async def job(conn: aiosqlite.Connection) -> list[models.Task]:
             chosen_tag = tag
             if group_by_tag and chosen_tag is None:
-                async with conn.execute(Q["due_pull"], (queue, now_us, 1)) as c:
-                    first = await c.fetchone()
+                first = await _first(conn, "due_pull", queue, now_us, 1)
                 if first is None:
                     return []
                 chosen_tag = first["tag"]
@@ -289,19 +290,25 @@ class SqliteStore:
                     query, params = "due_pull_untagged", (queue, now_us, limit)
                 else:
                     query, params = "due_pull_tagged", (queue, chosen_tag, now_us, limit)
-                async with conn.execute(Q[query], params) as c:
-                    rows = [row for row in await c.fetchall() if row["id"] not in seen]
+                found = await conn.execute_fetchall(Q[query], params)
+                rows = [row for row in found if row["id"] not in seen]
                 if not rows:
                     break
+                gone, taken = [], []
                 for row in rows[: max_tasks - len(leased)]:
                     seen.add(row["id"])
                     task = codec.task_from_row(row)
                     if base.over_lease_limit(task, queue_retry_limit):
-                        expired.append(task.name)
-                        await conn.execute(Q["delete_task"], (queue, task.name))
+                        gone.append((queue, task.name))
                         continue
-                    await conn.execute(Q["lease_task"], (lease_eta, row["id"]))
+                    taken.append((lease_eta, row["id"]))
                     leased.append(base.leased(task, lease_eta))
+                # One hop each for the whole answer, not one per task.
+                if gone:
+                    await conn.executemany(Q["delete_task"], gone)
+                    expired.extend(name for _, name in gone)
+                if taken:
+                    await conn.executemany(Q["lease_task"], taken)
             await self._tombstone_many(conn, queue, expired, now_us)
             return leased
 
@@ -313,12 +320,10 @@ class SqliteStore:
         live_after = now_us - self.tombstone_retention_us
 
         async def job(conn: aiosqlite.Connection) -> models.Task:
-            async with conn.execute(Q["get_task"], (queue, name)) as c:
-                row = await c.fetchone()
+            row = await _first(conn, "get_task", queue, name)
             if row is None:
-                async with conn.execute(Q["live_tombstone"], (queue, name, live_after)) as c:
-                    if await c.fetchone() is not None:
-                        raise errors.TombstonedTaskError(f"task {name!r} was deleted or has run")
+                if await _first(conn, "live_tombstone", queue, name, live_after) is not None:
+                    raise errors.TombstonedTaskError(f"task {name!r} was deleted or has run")
                 raise errors.UnknownTaskError(f"task {name!r} does not exist in queue {queue!r}")
             base.check_lease(
                 name, eta_us=row["eta_us"], current_eta_us=current_eta_us, now_us=now_us
@@ -370,8 +375,7 @@ class SqliteStore:
 
     async def redrive(self, queue: str, name: str, *, now_us: int) -> models.Task | None:
         async def job(conn: aiosqlite.Connection) -> models.Task | None:
-            async with conn.execute(Q["get_dead"], (queue, name)) as c:
-                row = await c.fetchone()
+            row = await _first(conn, "get_dead", queue, name)
             if row is None:
                 return None
             old = codec.load_task(row["task"])

@@ -1,0 +1,174 @@
+"""Scenario 2: an unthrottled queue with N tasks due, delivered as fast as pushd can.
+
+Measured in one run against one receiver:
+
+* **ceiling**: the raw aiohttp client (one session, keep-alive, ``concurrency`` in flight)
+  POSTing the same N requests; deliveries/s first to last arrival at the receiver;
+* **pushd**: a fresh daemon (SQLite, ``durability: full``, ``max_connections`` = concurrency),
+  queue at ``rate: 100000/s``; paused, N tasks added in batches of 100, resumed; deliveries/s
+  first to last arrival, duplicates, daemon CPU per delivery and peak RSS;
+* **peers**: each installed peer delivers its own N (smaller for the slow ones) the way its
+  users would (see :mod:`benchmarks.peers`).
+
+Ratios: pushd ÷ ceiling (target >= 0.5), pushd ÷ each peer (>= 3x the Cloud Tasks emulator,
+>= 6x SqliteHuey).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks import harness
+from benchmarks.harness import Progress, cpu_s, memory_kib, post_json, say, span_rate
+from benchmarks.scenarios import Context, Result, Target
+
+CONCURRENCY = 64
+DELIVERY_TIMEOUT_S = 300.0
+PEER_TARGETS = {"gcloud-tasks-emulator": 3.0, "SqliteHuey": 6.0}
+
+
+async def ceiling(ctx: Context, n: int, concurrency: int = CONCURRENCY) -> dict[str, Any]:
+    """The raw aiohttp client against the same receiver: the ceiling of a Python dispatcher."""
+    url = ctx.receiver.url + "/raw/"
+    await ctx.receiver.reset()
+    with Progress("raw aiohttp", n, "requests") as bar:
+        wall, cpu = await harness.raw_posts(
+            lambda i: url + str(i),
+            n,
+            concurrency,
+            headers_for=lambda i: {"X-AppEngine-TaskName": f"raw-{i}"},
+            progress=bar,
+        )
+    hits = await ctx.receiver.wait_count(n + concurrency, 30.0)
+    times = [h.t for h in hits if h.path.startswith("/raw/") and h.name.startswith("raw-")][-n:]
+    result = {
+        "system": "raw aiohttp ceiling",
+        "n": n,
+        "concurrency": concurrency,
+        "deliveries_per_s": round(span_rate(times), 1),
+        "client_cpu_pct": round(100 * cpu / wall, 1),
+    }
+    say(f"ceiling: {result['deliveries_per_s']:,.0f} req/s with {concurrency} in flight")
+    return result
+
+
+async def pushd_delivery(
+    ctx: Context,
+    n: int,
+    *,
+    label: str = "pushd",
+    concurrency: int = CONCURRENCY,
+    durability: str = "full",
+    future: int = 0,
+) -> dict[str, Any]:
+    """A fresh daemon delivers ``n`` due tasks (beside ``future`` tasks due in a day)."""
+    run_dir = ctx.run_dir(label)
+    queue_yaml = "queue:\n" + harness.push_queue_yaml()
+    settings = harness.settings_yaml(concurrency, durability)
+    target = ctx.receiver.url
+    async with harness.pushd(
+        run_dir, queue_yaml=queue_yaml, settings_yaml=settings, target=target, label=label
+    ) as daemon:
+        api = daemon.url
+        await post_json(ctx.session, f"{api}/api/v1/queues/{harness.QUEUE}/pause")
+        tasks = [{"name": f"{label}-{i}", "url": f"/{label}/{i}"} for i in range(n)]
+        with Progress(f"{label}: adding", n) as bar:
+            await harness.add_tasks(ctx.session, api, tasks, progress=bar)
+        await ctx.receiver.reset()
+        daemon_cpu = cpu_s(daemon.pid)
+        await post_json(ctx.session, f"{api}/api/v1/queues/{harness.QUEUE}/resume")
+        with Progress(f"{label}: delivering", n) as bar:
+            hits = await ctx.receiver.wait_count(n, DELIVERY_TIMEOUT_S, bar.update)
+        used = cpu_s(daemon.pid) - daemon_cpu
+        await harness.wait_empty(ctx.session, api, 30.0)
+        memory = memory_kib(daemon.pid)
+    mine = [h for h in hits if h.path.startswith(f"/{label}/")]
+    names = {h.name for h in mine}
+    result = {
+        "system": "pushd",
+        "label": label,
+        "n": n,
+        "concurrency": concurrency,
+        "durability": durability,
+        "deliveries_per_s": round(span_rate([h.t for h in mine]), 1),
+        "delivered": len(mine),
+        "duplicates": len(mine) - len(names),
+        "daemon_cpu_us_per_delivery": round(1e6 * used / max(len(mine), 1), 1),
+        "daemon_peak_rss_mib": round(memory.get("VmHWM", 0) / 1024, 1),
+    }
+    say(
+        f"{label}: {result['deliveries_per_s']:,.0f} deliveries/s, "
+        f"{result['daemon_cpu_us_per_delivery']:.0f} µs CPU each, "
+        f"duplicates {result['duplicates']}"
+    )
+    return result
+
+
+async def run_peers(ctx: Context, n: int) -> list[dict[str, Any]]:
+    if ctx.peers == []:
+        return []
+    from benchmarks import peers  # only when peers run
+
+    return await peers.run_all(
+        ctx.receiver, n=n, tmp=ctx.run_dir("peers"), timeout_s=DELIVERY_TIMEOUT_S, only=ctx.peers
+    )
+
+
+async def run(ctx: Context) -> Result:
+    from benchmarks import charts  # matplotlib loads only when drawing
+
+    n = ctx.n(full=50_000, quick=10_000, smoke=300)
+    raw = await ceiling(ctx, n)
+    ours = await pushd_delivery(ctx, n)
+    ctx.shared["delivery"] = ours
+    others = await run_peers(ctx, ctx.n(full=10_000, quick=3_000, smoke=100))
+    rows = [["system", "n", "deliveries/s", "pushd ÷ this", "notes"]]
+    rows.append([raw["system"], f"{n:,}", f"{raw['deliveries_per_s']:,.0f}", "", ""])
+    rows.append(
+        [
+            "pushd",
+            f"{n:,}",
+            f"{ours['deliveries_per_s']:,.0f}",
+            "",
+            f"{ours['daemon_cpu_us_per_delivery']:.0f} µs CPU/delivery, "
+            f"dups {ours['duplicates']}, peak RSS {ours['daemon_peak_rss_mib']} MiB",
+        ]
+    )
+    ratios = {"pushd/ceiling": ours["deliveries_per_s"] / max(raw["deliveries_per_s"], 1e-9)}
+    targets = [Target("pushd ÷ raw aiohttp ceiling", ratios["pushd/ceiling"], 0.5)]
+    bars = [(raw["system"], raw["deliveries_per_s"]), ("pushd", ours["deliveries_per_s"])]
+    for peer in others:
+        if "skipped" in peer:
+            rows.append([peer["system"], "", "", "", f"skipped: {peer['skipped']}"])
+            continue
+        ratio = ours["deliveries_per_s"] / max(peer["deliveries_per_s"], 1e-9)
+        ratios[f"pushd/{peer['system']}"] = ratio
+        rows.append(
+            [
+                peer["system"],
+                f"{peer['n']:,}",
+                f"{peer['deliveries_per_s']:,.0f}",
+                f"{ratio:.1f}x",
+                f"dups {peer.get('duplicates', '?')}",
+            ]
+        )
+        bars.append((peer["system"], peer["deliveries_per_s"]))
+        for prefix, wanted in PEER_TARGETS.items():
+            if peer["system"].startswith(prefix):
+                targets.append(Target(f"pushd ÷ {peer['system']}", ratio, wanted))
+    chart = charts.bars(
+        ctx.chart("delivery", "throughput"),
+        "Delivery: tasks due at once, unthrottled queue",
+        "deliveries/s (first to last arrival)",
+        bars,
+        baseline="pushd",
+        note=ctx.note,
+    )
+    return Result(
+        "delivery",
+        rows,
+        data={"ceiling": raw, "pushd": ours, "peers": others},
+        ratios={k: round(v, 3) for k, v in ratios.items()},
+        targets=targets,
+        charts=[chart],
+    )
