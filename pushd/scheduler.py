@@ -31,9 +31,11 @@ from pushd import clock, config, dispatch, logs, models, retry, throttle
 from pushd.store import base
 
 CLAIM_BATCH = 256  # most tasks one claim takes from the store
-#: Claimed tasks the daemon may hold beyond its connections (waiting for one to free up): the
-#: next batch is in memory when a connection frees, so a claim's commit never idles the sockets.
-PREFETCH_PER_CONNECTION = 2
+#: Claimed tasks the daemon may hold beyond its connections, waiting for one to free up, in
+#: claim batches: the next tasks are in memory when a connection frees, so the sockets never
+#: idle while a claim commits. A loop held back by this refills only once a whole batch is
+#: free (hysteresis): one claim of many tasks, not one claim per finished delivery.
+PREFETCH_BATCHES = 2
 LEASE_SLACK_US = 5 * clock.US_PER_SECOND  # a claim lasts the dispatch deadline plus this
 HOUSEKEEPING_INTERVAL_US = 600 * clock.US_PER_SECOND  # how often expired tombstones are dropped
 EXECUTED_WINDOW_US = 60 * clock.US_PER_SECOND
@@ -87,7 +89,8 @@ class Scheduler:
         self.default_deadline_us = default_deadline_us
         self.grace_us = grace_us
         self._limiter = asyncio.Semaphore(max_connections)
-        self._max_outstanding = PREFETCH_PER_CONNECTION * max_connections
+        self._refill_batch = min(CLAIM_BATCH, max_connections)
+        self._max_outstanding = max_connections + PREFETCH_BATCHES * self._refill_batch
         self._starved: set[_Queue] = set()  # loops waiting for outstanding deliveries to end
         self._queues: dict[str, _Queue] = {}
         self._outcomes: list[base.Outcome] = []
@@ -241,7 +244,7 @@ class Scheduler:
                 await rt.wake.wait()
                 continue
             room = self._max_outstanding - self._in_flight
-            if room <= 0:  # enough claimed and waiting for a connection: wait for one to end
+            if room < self._refill_batch:  # enough claimed and waiting for connections
                 self._starved.add(rt)
                 rt.planned_us = None
                 await rt.wake.wait()
@@ -300,7 +303,7 @@ class Scheduler:
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()
-            if self._starved and self._in_flight < self._max_outstanding:
+            if self._starved and self._in_flight <= self._max_outstanding - self._refill_batch:
                 for starved in self._starved:
                     starved.wake.set()
                 self._starved.clear()

@@ -1,12 +1,13 @@
-"""The embedded default store: one SQLite file in WAL mode, through aiosqlite.
+"""The embedded default store: one SQLite file in WAL mode.
 
-Two connections: a writer and a reader. Every change goes through :class:`~pushd.store.writer.Writer`, which runs
-the jobs that are waiting when it wakes in one transaction and one commit (group commit): under
-load many adds and delivery outcomes share one fsync, and an idle add pays for exactly one.
-Nothing is acknowledged before its commit returns. With ``durability="full"``
-(``synchronous=FULL``) that commit is on disk and survives a power cut; with ``"normal"``
-(``synchronous=NORMAL``) it is in the WAL and survives a crash or kill -9 of pushd, but the
-last commits may be lost if the machine itself loses power.
+Two connections. Reads go through aiosqlite. Every change goes through
+:class:`~pushd.store.writer.Writer`, which owns the other connection on a thread of its own and
+runs the jobs that are waiting when it wakes in one transaction and one commit (group commit),
+in one hop from the event loop: under load many adds, claims and delivery outcomes share one
+fsync, and an idle add pays for exactly one. Nothing is acknowledged before its commit returns.
+With ``durability="full"`` (``synchronous=FULL``) that commit is on disk and survives a power
+cut; with ``"normal"`` (``synchronous=NORMAL``) it is in the WAL and survives a crash or kill -9
+of pushd, but the last commits may be lost if the machine itself loses power.
 
 The reader connection sees only committed data (WAL readers never block the writer), so the
 APIs' reads never observe a batch that is later rolled back.
@@ -15,6 +16,7 @@ APIs' reads never observe a batch that is later rolled back.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,10 +30,23 @@ from pushd.store import base, codec, sql, writer
 Q = sql.queries("sqlite.sql")
 
 
-async def _first(conn: aiosqlite.Connection, query: str, *params: Any) -> Any:
-    """The first row of ``query`` or None, in one hop to SQLite's thread (not three)."""
-    rows = await conn.execute_fetchall(Q[query], params)
-    return next(iter(rows), None)
+def _first(conn: sqlite3.Connection, query: str, *params: Any) -> Any:
+    return conn.execute(Q[query], params).fetchone()
+
+
+def _connect(path: str, synchronous: str) -> sqlite3.Connection:
+    """The writer's connection: WAL, the durability asked for, the schema in place."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.executescript(Q["schema"])
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 class SqliteStore:
@@ -39,15 +54,14 @@ class SqliteStore:
 
     def __init__(
         self,
-        writer_conn: aiosqlite.Connection,
+        write: writer.Writer,
         reader_conn: aiosqlite.Connection,
         *,
         tombstone_retention_us: int,
         dead_letter_retention_us: int,
     ) -> None:
-        self._w = writer_conn
+        self._writer = write
         self._r = reader_conn
-        self._writer = writer.Writer(writer_conn)
         self.tombstone_retention_us = tombstone_retention_us
         self.dead_letter_retention_us = dead_letter_retention_us
 
@@ -61,27 +75,20 @@ class SqliteStore:
         dead_letter_retention_us: int = 7 * 86400 * 1_000_000,
     ) -> SqliteStore:
         synchronous = {"full": "FULL", "normal": "NORMAL"}[durability]
-        writer = await aiosqlite.connect(str(path), isolation_level=None)
+        write = await writer.Writer.open(functools.partial(_connect, str(path), synchronous))
         try:
-            writer.row_factory = sqlite3.Row
-            await writer.execute("PRAGMA journal_mode=WAL")
-            await writer.execute(f"PRAGMA synchronous={synchronous}")
-            await writer.execute("PRAGMA busy_timeout=10000")
-            await writer.executescript(Q["schema"])
             reader = await aiosqlite.connect(str(path), isolation_level=None)
         except BaseException:
-            await writer.close()
+            await write.close()
             raise
         reader.row_factory = sqlite3.Row
         await reader.execute("PRAGMA busy_timeout=10000")
-        store = cls(
-            writer,
+        return cls(
+            write,
             reader,
             tombstone_retention_us=tombstone_retention_us,
             dead_letter_retention_us=dead_letter_retention_us,
         )
-        store._writer.start()
-        return store
 
     @property
     def commits(self) -> int:
@@ -89,9 +96,8 @@ class SqliteStore:
         return self._writer.commits
 
     async def close(self) -> None:
-        await self._writer.stop()
+        await self._writer.close()
         await self._r.close()
-        await self._w.close()
 
     # ---- helpers
     async def _one(self, query: str, *params: Any) -> Any:
@@ -102,10 +108,11 @@ class SqliteStore:
         async with self._r.execute(Q[query], params) as cur:
             return list(await cur.fetchall())
 
-    async def _tombstone_many(
-        self, conn: aiosqlite.Connection, queue: str, names: Sequence[str], now_us: int
+    @staticmethod
+    def _tombstone_many(
+        conn: sqlite3.Connection, queue: str, names: Sequence[str], now_us: int
     ) -> None:
-        await conn.executemany(Q["tombstone"], [(queue, n, now_us) for n in names])
+        conn.executemany(Q["tombstone"], [(queue, n, now_us) for n in names])
 
     # ---- producers
     async def add(self, tasks: Sequence[models.Task], *, now_us: int) -> list[models.AddResult]:
@@ -115,17 +122,17 @@ class SqliteStore:
         for t in tasks:
             by_queue.setdefault(t.queue, []).append(t.name)
 
-        async def job(conn: aiosqlite.Connection) -> list[models.AddResult]:
-            # A few statements per batch, not per task: each one is a hop to SQLite's thread.
+        def job(conn: sqlite3.Connection) -> list[models.AddResult]:
+            # A few statements per batch, not per task.
             tombstoned: set[tuple[str, str]] = set()
             taken: set[tuple[str, str]] = set()
             for queue, names in by_queue.items():
                 names_json = codec.dump_json(names)
-                found = await conn.execute_fetchall(
+                found = conn.execute(
                     Q["tombstoned_names"], (queue, live_after, names_json)
-                )
+                ).fetchall()
                 tombstoned.update((queue, r[0]) for r in found)
-                found = await conn.execute_fetchall(Q["live_names"], (queue, names_json))
+                found = conn.execute(Q["live_names"], (queue, names_json)).fetchall()
                 taken.update((queue, r[0]) for r in found)
             results, inserts = [], []
             for task, row in zip(tasks, rows, strict=True):
@@ -139,7 +146,7 @@ class SqliteStore:
                     inserts.append(row)
                     results.append(models.AddResult(task))
             if inserts:
-                await conn.executemany(Q["insert_task"], inserts)
+                conn.executemany(Q["insert_task"], inserts)
             return results
 
         return await self._writer.submit(job)
@@ -155,33 +162,33 @@ class SqliteStore:
         return [codec.task_from_row(r) for r in rows]
 
     async def delete(self, queue: str, names: Sequence[str], *, now_us: int) -> list[bool]:
-        async def job(conn: aiosqlite.Connection) -> list[bool]:
+        def job(conn: sqlite3.Connection) -> list[bool]:
             done = []
             for name in names:
-                cur = await conn.execute(Q["delete_task"], (queue, name))
+                cur = conn.execute(Q["delete_task"], (queue, name))
                 if cur.rowcount:
-                    await conn.execute(Q["tombstone"], (queue, name, now_us))
+                    conn.execute(Q["tombstone"], (queue, name, now_us))
                 done.append(bool(cur.rowcount))
             return done
 
         return await self._writer.submit(job)
 
     async def purge(self, queue: str, *, now_us: int) -> int:
-        async def job(conn: aiosqlite.Connection) -> int:
-            await conn.execute(Q["purge_tombstones"], (now_us, queue))
-            cur = await conn.execute(Q["purge_tasks"], (queue,))
+        def job(conn: sqlite3.Connection) -> int:
+            conn.execute(Q["purge_tombstones"], (now_us, queue))
+            cur = conn.execute(Q["purge_tasks"], (queue,))
             return cur.rowcount
 
         return await self._writer.submit(job)
 
     async def run_now(self, queue: str, name: str, *, now_us: int) -> models.Task | None:
-        async def job(conn: aiosqlite.Connection) -> models.Task | None:
+        def job(conn: sqlite3.Connection) -> models.Task | None:
             # In the writer's transaction, so no lease can slip between the check and the update.
-            row = await _first(conn, "get_task", queue, name)
+            row = _first(conn, "get_task", queue, name)
             if row is None:
                 return None
             base.check_runnable(codec.task_from_row(row), now_us)
-            await conn.execute(Q["set_eta"], (now_us, queue, name))
+            conn.execute(Q["set_eta"], (now_us, queue, name))
             return dataclasses.replace(codec.task_from_row(row), eta_us=now_us)
 
         return await self._writer.submit(job)
@@ -190,15 +197,15 @@ class SqliteStore:
     async def claim_due(
         self, queue: str, *, now_us: int, limit: int, lease_us: int, slack_us: int = 0
     ) -> list[base.Claimed]:
-        async def job(conn: aiosqlite.Connection) -> list[base.Claimed]:
-            rows = await conn.execute_fetchall(Q["due_push"], (queue, now_us, limit))
+        def job(conn: sqlite3.Connection) -> list[base.Claimed]:
+            rows = conn.execute(Q["due_push"], (queue, now_us, limit)).fetchall()
             claimed = []
             for row in rows:
                 task = codec.task_from_row(row)
                 lease = base.lease_for(task, lease_us=lease_us, slack_us=slack_us)
                 claimed.append(base.Claimed(task, now_us + lease))
             if rows:
-                await conn.executemany(
+                conn.executemany(
                     Q["claim"],
                     [(c.lease_eta_us, r["id"]) for c, r in zip(claimed, rows, strict=True)],
                 )
@@ -219,12 +226,12 @@ class SqliteStore:
 
         done_json = codec.dump_json([[o.queue, o.name, o.lease_eta_us] for o in done])
 
-        async def job(conn: aiosqlite.Connection) -> None:
+        def job(conn: sqlite3.Connection) -> None:
             if done:
-                deleted = await conn.execute_fetchall(Q["finish_done_many"], (done_json,))
-                await conn.executemany(Q["tombstone"], [(q, n, now_us) for q, n in deleted])
+                deleted = conn.execute(Q["finish_done_many"], (done_json,)).fetchall()
+                conn.executemany(Q["tombstone"], [(q, n, now_us) for q, n in deleted])
             if retries:
-                await conn.executemany(
+                conn.executemany(
                     Q["finish_retry"],
                     [
                         (
@@ -241,16 +248,16 @@ class SqliteStore:
                     ],
                 )
             for d in dead:
-                row = await _first(conn, "get_leased", d.queue, d.name, d.lease_eta_us)
+                row = _first(conn, "get_leased", d.queue, d.name, d.lease_eta_us)
                 if row is None:
                     continue
                 dead_task = base.as_dead(codec.task_from_row(row), d)
-                await conn.execute(
+                conn.execute(
                     Q["insert_dead"],
                     (d.queue, d.name, now_us, d.reason, codec.dump_task(dead_task)),
                 )
-                await conn.execute(Q["delete_task"], (d.queue, d.name))
-                await conn.execute(Q["tombstone"], (d.queue, d.name, now_us))
+                conn.execute(Q["delete_task"], (d.queue, d.name))
+                conn.execute(Q["tombstone"], (d.queue, d.name, now_us))
 
         await self._writer.submit(job)
 
@@ -268,10 +275,10 @@ class SqliteStore:
     ) -> list[models.Task]:
         lease_eta = now_us + lease_us
 
-        async def job(conn: aiosqlite.Connection) -> list[models.Task]:
+        def job(conn: sqlite3.Connection) -> list[models.Task]:
             chosen_tag = tag
             if group_by_tag and chosen_tag is None:
-                first = await _first(conn, "due_pull", queue, now_us, 1)
+                first = _first(conn, "due_pull", queue, now_us, 1)
                 if first is None:
                     return []
                 chosen_tag = first["tag"]
@@ -290,7 +297,7 @@ class SqliteStore:
                     query, params = "due_pull_untagged", (queue, now_us, limit)
                 else:
                     query, params = "due_pull_tagged", (queue, chosen_tag, now_us, limit)
-                found = await conn.execute_fetchall(Q[query], params)
+                found = conn.execute(Q[query], params).fetchall()
                 rows = [row for row in found if row["id"] not in seen]
                 if not rows:
                     break
@@ -305,11 +312,11 @@ class SqliteStore:
                     leased.append(base.leased(task, lease_eta))
                 # One hop each for the whole answer, not one per task.
                 if gone:
-                    await conn.executemany(Q["delete_task"], gone)
+                    conn.executemany(Q["delete_task"], gone)
                     expired.extend(name for _, name in gone)
                 if taken:
-                    await conn.executemany(Q["lease_task"], taken)
-            await self._tombstone_many(conn, queue, expired, now_us)
+                    conn.executemany(Q["lease_task"], taken)
+            self._tombstone_many(conn, queue, expired, now_us)
             return leased
 
         return await self._writer.submit(job)
@@ -319,16 +326,16 @@ class SqliteStore:
     ) -> models.Task:
         live_after = now_us - self.tombstone_retention_us
 
-        async def job(conn: aiosqlite.Connection) -> models.Task:
-            row = await _first(conn, "get_task", queue, name)
+        def job(conn: sqlite3.Connection) -> models.Task:
+            row = _first(conn, "get_task", queue, name)
             if row is None:
-                if await _first(conn, "live_tombstone", queue, name, live_after) is not None:
+                if _first(conn, "live_tombstone", queue, name, live_after) is not None:
                     raise errors.TombstonedTaskError(f"task {name!r} was deleted or has run")
                 raise errors.UnknownTaskError(f"task {name!r} does not exist in queue {queue!r}")
             base.check_lease(
                 name, eta_us=row["eta_us"], current_eta_us=current_eta_us, now_us=now_us
             )
-            await conn.execute(Q["set_eta"], (now_us + lease_us, queue, name))
+            conn.execute(Q["set_eta"], (now_us + lease_us, queue, name))
             task = codec.task_from_row(row)
             return dataclasses.replace(
                 task,
@@ -339,8 +346,8 @@ class SqliteStore:
 
     # ---- queue state
     async def set_paused(self, queue: str, paused: bool) -> None:
-        async def job(conn: aiosqlite.Connection) -> None:
-            await conn.execute(Q["set_paused"], (queue, int(paused)))
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(Q["set_paused"], (queue, int(paused)))
 
         await self._writer.submit(job)
 
@@ -374,33 +381,33 @@ class SqliteStore:
         return None if row is None else self._dead(row)
 
     async def redrive(self, queue: str, name: str, *, now_us: int) -> models.Task | None:
-        async def job(conn: aiosqlite.Connection) -> models.Task | None:
-            row = await _first(conn, "get_dead", queue, name)
+        def job(conn: sqlite3.Connection) -> models.Task | None:
+            row = _first(conn, "get_dead", queue, name)
             if row is None:
                 return None
             old = codec.load_task(row["task"])
             task = base.redriven(old, now_us)
-            cur = await conn.execute(Q["insert_task"], codec.task_params(task))
+            cur = conn.execute(Q["insert_task"], codec.task_params(task))
             if cur.rowcount == 0:
                 return None  # a live task took the name meanwhile
-            await conn.execute(Q["delete_dead"], (queue, name))
-            await conn.execute(Q["clear_tombstone"], (queue, name))
+            conn.execute(Q["delete_dead"], (queue, name))
+            conn.execute(Q["clear_tombstone"], (queue, name))
             return task
 
         return await self._writer.submit(job)
 
     async def delete_dead(self, queue: str, name: str) -> bool:
-        async def job(conn: aiosqlite.Connection) -> bool:
-            cur = await conn.execute(Q["delete_dead"], (queue, name))
+        def job(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(Q["delete_dead"], (queue, name))
             return bool(cur.rowcount)
 
         return await self._writer.submit(job)
 
     # ---- housekeeping
     async def expire(self, *, now_us: int) -> int:
-        async def job(conn: aiosqlite.Connection) -> int:
-            a = await conn.execute(Q["expire_tombstones"], (now_us - self.tombstone_retention_us,))
-            b = await conn.execute(Q["expire_dead"], (now_us - self.dead_letter_retention_us,))
+        def job(conn: sqlite3.Connection) -> int:
+            a = conn.execute(Q["expire_tombstones"], (now_us - self.tombstone_retention_us,))
+            b = conn.execute(Q["expire_dead"], (now_us - self.dead_letter_retention_us,))
             return a.rowcount + b.rowcount
 
         return await self._writer.submit(job)

@@ -426,7 +426,7 @@ async def test_a_job_that_blows_up_fails_alone(tmp_path: Path) -> None:
 
     s = await SqliteStore.open(tmp_path / "b.sqlite3", durability="normal")
 
-    async def explode(conn: object) -> None:
+    def explode(conn: object) -> None:
         raise ValueError("boom")
 
     try:
