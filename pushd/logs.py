@@ -7,6 +7,7 @@ Event names (the ``event`` field) are a public interface for log processors:
 ``task_delivered``     a delivery got a 2xx (``queue``, ``task``, ``status``, ``ms``; debug)
 ``task_retry``         a delivery failed and will run again (``eta``, ``delay_s``)
 ``task_dead``          a task ran out of retries and moved to the dead letters
+``delivery_failed``    a bug broke one delivery (traceback); its claim expires, it runs again
 ``queue_throttled``    a 503/429 lowered a queue's enforced rate
 ``queue_recovered``    a queue's enforced rate recovered a step
 ``config_reloaded``    SIGHUP reloaded queue.yaml
@@ -61,8 +62,16 @@ def setup(level: str = "info", fmt: str = "text") -> None:
     logger.propagate = False
 
 
-def event(name: str, level: int = logging.INFO, *, always: bool = False, **fields: object) -> None:
-    """Log one event with its fields; ``always`` prints it whatever the configured level."""
+def event(
+    name: str,
+    level: int = logging.INFO,
+    *,
+    always: bool = False,
+    exc_info: bool = False,
+    **fields: object,
+) -> None:
+    """Log one event with its fields; ``always`` prints it whatever the configured level,
+    ``exc_info`` adds the exception being handled (its traceback) to the line."""
     logger = logging.getLogger(LOGGER_NAME)
     if always and not logger.isEnabledFor(level):
         record = logger.makeRecord(
@@ -71,4 +80,4 @@ def event(name: str, level: int = logging.INFO, *, always: bool = False, **field
         logger.handle(record)  # Logger.handle skips the logger's own level check
         return
     if logger.isEnabledFor(level):
-        logger.log(level, name, extra={"event": name, "fields": fields})
+        logger.log(level, name, exc_info=exc_info, extra={"event": name, "fields": fields})

@@ -100,7 +100,8 @@ class Scheduler:
         self._idle = asyncio.Event()
         self._in_flight = 0
         self._loops: anyio.abc.TaskGroup | None = None
-        self._deliveries: anyio.abc.TaskGroup | None = None
+        self._deliveries: set[asyncio.Task[None]] = set()  # plain tasks: cheaper per delivery
+        self._delivering = False  # between start and the end of the shutdown grace
         now = clock.now_us()
         for cfg in queues.queues.values():
             if cfg.mode is models.QueueMode.PUSH:
@@ -196,16 +197,20 @@ class Scheduler:
         async with anyio.create_task_group() as outer:
             outer.start_soon(self._flusher, name="pushd-flusher")
             outer.start_soon(self._housekeeper, name="pushd-housekeeper")
-            async with anyio.create_task_group() as deliveries:
-                self._deliveries = deliveries
+            self._delivering = True
+            try:
                 async with anyio.create_task_group() as loops:
                     self._loops = loops
                     for rt in list(self._queues.values()):
                         loops.start_soon(self._queue_loop, rt, name=f"pushd-queue-{rt.name}")
                 self._loops = None
                 await self._wait_until(self.clock.now_us() + self.grace_us, self._idle_event())
-                deliveries.cancel_scope.cancel()
-            self._deliveries = None
+            finally:
+                for running in self._deliveries:
+                    running.cancel()  # a cancelled delivery writes nothing: its claim expires
+                if self._deliveries:
+                    await asyncio.gather(*self._deliveries, return_exceptions=True)
+                self._delivering = False  # only now: every outcome is queued for the flusher
             self._flush_wake.set()
             await self._flushed.wait()
             outer.cancel_scope.cancel()
@@ -281,12 +286,28 @@ class Scheduler:
             await self._wait_until(deadline, rt.wake)
 
     def _start_delivery(self, rt: _Queue, claimed: base.Claimed) -> None:
-        assert self._deliveries is not None
         self._in_flight += 1
         self._idle.clear()
-        self._deliveries.start_soon(
-            self._deliver, rt, claimed, name=f"pushd-deliver-{claimed.task.name}"
-        )
+        delivery = asyncio.get_running_loop().create_task(self._deliver_or_log(rt, claimed))
+        self._deliveries.add(delivery)
+        delivery.add_done_callback(self._deliveries.discard)
+
+    async def _deliver_or_log(self, rt: _Queue, claimed: base.Claimed) -> None:
+        """One delivery; a bug in it fails that delivery alone, never the daemon.
+
+        Nothing is written for it: its claim expires and the task runs again (at least once).
+        """
+        try:
+            await self._deliver(rt, claimed)
+        except Exception:
+            logs.event(
+                "delivery_failed",
+                logging.ERROR,
+                exc_info=True,
+                queue=rt.name,
+                task=claimed.task.name,
+                retry_at=claimed.lease_eta_us,
+            )
 
     async def _deliver(self, rt: _Queue, claimed: base.Claimed) -> None:
         task = claimed.task
@@ -397,7 +418,7 @@ class Scheduler:
                 for outcome in batch:
                     if isinstance(outcome, base.Retry):
                         self.notify(outcome.queue, outcome.eta_us)
-            if self._deliveries is None and self._stop.is_set():
+            if not self._delivering and self._stop.is_set():
                 self._flushed.set()
                 return
 

@@ -291,3 +291,36 @@ async def test_executed_last_minute_counts_a_sliding_minute_and_stays_bounded(
     # Deliveries at 0, 20, ..., 100 s; the last minute before ~100 s holds 60..100 s (three).
     assert sched.live("q").executed_last_minute == 3
     assert len(sched._queues["q"].executed) <= 4
+
+
+async def test_a_bug_in_one_delivery_fails_it_alone_and_the_task_runs_again(
+    fake: clock.FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unexpected exception in a delivery is logged; the others go on, and the broken one
+    runs again once its claim (dispatch deadline + slack) expires."""
+    store = MemoryStore()
+    await store.add([task("bad"), task("good")], now_us=T0)
+    broken = {"bad"}
+
+    def answer(t: models.Task) -> dispatch.Attempt:
+        if t.name in broken:
+            broken.discard(t.name)
+            raise RuntimeError("a bug")
+        return dispatch.Attempt(200)
+
+    rx = Receiver(fake, answer)
+    sched = scheduler.Scheduler(
+        store=store, clock=fake, queues=queues(rate=Fraction(100)), deliver=rx, grace_us=0
+    )
+    caplog.set_level("ERROR", logger="pushd")
+    await run_until(sched, fake, lambda: len(rx.calls) == 3, 1000)
+    lease_s = (models.DEFAULT_DISPATCH_DEADLINE_US + scheduler.LEASE_SLACK_US) // S
+    assert [(t // S, name) for t, name, *_ in rx.calls] == [
+        (0, "bad"),
+        (0, "good"),
+        (lease_s, "bad"),
+    ]
+    assert await store.list_tasks("q") == []
+    [record] = [r for r in caplog.records if getattr(r, "event", "") == "delivery_failed"]
+    assert record.exc_info is not None
+    assert "a bug" in str(record.exc_info[1])
