@@ -235,6 +235,70 @@ async def test_counts_and_total_bytes(store: base.Store) -> None:
     assert (empty.tasks, empty.oldest_eta_us) == (0, None)
 
 
+async def test_counts_follow_every_way_a_task_leaves(store: base.Store) -> None:
+    """Totals stay exact through add, delete, finish, dead letter, purge and redrive."""
+    await store.add([push(n) for n in "abcdef"], now_us=T0)
+    await store.delete("q", ["a"], now_us=T0)
+    claimed = await store.claim_due("q", now_us=T0, limit=2, lease_us=S)
+    done, dead = claimed
+    await store.finish(
+        [
+            base.Done(queue="q", name=done.task.name, lease_eta_us=done.lease_eta_us),
+            base.DeadLetter(
+                queue="q",
+                name=dead.task.name,
+                lease_eta_us=dead.lease_eta_us,
+                retry_count=1,
+                execution_count=1,
+                first_try_us=T0,
+                last_status=500,
+                reason="test",
+            ),
+        ],
+        now_us=T0,
+    )
+    assert ((await store.counts("q")).tasks, await store.total_bytes()) == (3, 30)
+    await store.redrive("q", dead.task.name, now_us=T0)
+    assert ((await store.counts("q")).tasks, await store.total_bytes()) == (4, 40)
+    assert await store.purge("q", now_us=T0) == 4
+    assert ((await store.counts("q")).tasks, await store.total_bytes()) == (0, 0)
+
+
+async def test_a_schema_1_database_migrates_and_counts_what_it_holds(tmp_path: Path) -> None:
+    """A file written before the per-queue totals existed opens, and its totals are right."""
+    import sqlite3
+
+    from pushd.store.sqlite import SqliteStore
+
+    path = tmp_path / "v1.sqlite3"
+    s = await SqliteStore.open(path)
+    await s.add([push("a"), push("b"), push("c", queue="r")], now_us=T0)
+    await s.close()
+    with sqlite3.connect(path) as conn:  # back to what schema 1 wrote
+        conn.executescript(
+            "DROP TRIGGER tasks_totals_insert; DROP TRIGGER tasks_totals_delete;"
+            "DROP TABLE queue_totals;"
+            "UPDATE meta SET value = '1' WHERE key = 'schema_version';"
+        )
+    s = await SqliteStore.open(path)
+    try:
+        assert ((await s.counts("q")).tasks, (await s.counts("r")).tasks) == (2, 1)
+        assert await s.total_bytes() == 30
+        await s.add([push("d")], now_us=T0)
+        assert (await s.counts("q")).tasks == 3
+    finally:
+        await s.close()
+    s = await SqliteStore.open(path)  # opening again counts nothing twice
+    try:
+        assert (await s.counts("q")).tasks == 3
+    finally:
+        await s.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
+            "2",
+        )
+
+
 async def test_paused_queues_persist(store: base.Store) -> None:
     await store.set_paused("q", True)
     await store.set_paused("r", True)
