@@ -179,7 +179,7 @@ class Scheduler:
             rt = rt_or_none
             rt.cfg = cfg
             rt.removed = False
-            rt.limits.bucket.reconfigure(rt.enforced_rate(), cfg.bucket_size, now)
+            rt.limits.reconfigure(rt.enforced_rate(), cfg.bucket_size, now)
             rt.limits.gate.limit = cfg.max_concurrent_requests
             rt.limits.paused = rt.paused
             rt.wake.set()
@@ -313,6 +313,9 @@ class Scheduler:
         task = claimed.task
         deadline_us = task.dispatch_deadline_us or self.default_deadline_us
         try:
+            send_at = rt.limits.send_at(self.clock.now_us())
+            if send_at > self.clock.now_us():
+                await self.clock.sleep_until(send_at)
             async with self._limiter:
                 started = self.clock.now_us()
                 attempt = await self.deliver(
@@ -340,7 +343,7 @@ class Scheduler:
             rt.adaptive.on_throttled(now_us) if attempt.throttled else rt.adaptive.on_ok(now_us)
         )
         if changed:
-            rt.limits.bucket.reconfigure(rt.enforced_rate(), rt.cfg.bucket_size, now_us)
+            rt.limits.reconfigure(rt.enforced_rate(), rt.cfg.bucket_size, now_us)
             logs.event(
                 "queue_throttled" if attempt.throttled else "queue_recovered",
                 logging.WARNING if attempt.throttled else logging.INFO,

@@ -92,6 +92,19 @@ class TokenBucket:
         self._level -= cost
         return True
 
+    def reserve(self, now_us: int) -> int:
+        """Take one token now, into debt if need be; return when it is covered (``now_us`` if
+        it was there). Reservations are served in order, one token apart: a pacer. A paused
+        bucket reserves nothing and answers ``now_us``."""
+        if self.paused:
+            return now_us
+        now_us = self._refill(now_us)
+        self._level -= self._unit
+        if self._level >= 0:
+            return now_us
+        debt = -self._level
+        return now_us + -(-debt // self._p)  # when the debt is paid (ceiling): never early
+
     def next_token_us(self, now_us: int) -> int | None:
         """When a token can next be taken: ``now_us`` if one is there, None if never (paused)."""
         if self.paused or self._capacity < self._unit:
@@ -133,9 +146,15 @@ class ConcurrencyGate:
 
 
 class QueueThrottle:
-    """Everything that decides whether one queue may dispatch now: bucket, gate, pause."""
+    """Everything that decides whether one queue may dispatch now: bucket, gate, pause.
 
-    __slots__ = ("bucket", "gate", "paused")
+    The bucket is applied twice. At claim time it decides how many tasks the scheduler takes
+    from the store; at send time a second bucket of the same rate and size paces the requests
+    themselves (:meth:`send_at`), so the receiver never sees more than ``bucket_size`` at once
+    even when a slow claim and a fast one hand over two batches back to back.
+    """
+
+    __slots__ = ("bucket", "gate", "paused", "wire")
 
     def __init__(
         self,
@@ -147,8 +166,18 @@ class QueueThrottle:
         paused: bool = False,
     ) -> None:
         self.bucket = TokenBucket(rate, bucket_size, now_us)
+        self.wire = TokenBucket(rate, bucket_size, now_us)
         self.gate = ConcurrencyGate(max_concurrent_requests)
         self.paused = paused
+
+    def reconfigure(self, rate: Fraction | int, bucket_size: int, now_us: int) -> None:
+        """A new enforced rate or bucket size, for claims and sends alike."""
+        self.bucket.reconfigure(rate, bucket_size, now_us)
+        self.wire.reconfigure(rate, bucket_size, now_us)
+
+    def send_at(self, now_us: int) -> int:
+        """When a claimed task may go out: at once, unless sends bunch up beyond the bucket."""
+        return self.wire.reserve(now_us)
 
     def try_acquire(self, now_us: int) -> bool:
         """Take a token and a concurrency slot for one dispatch, or neither."""

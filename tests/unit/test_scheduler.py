@@ -324,3 +324,29 @@ async def test_a_bug_in_one_delivery_fails_it_alone_and_the_task_runs_again(
     [record] = [r for r in caplog.records if getattr(r, "event", "") == "delivery_failed"]
     assert record.exc_info is not None
     assert "a bug" in str(record.exc_info[1])
+
+
+async def test_a_slow_claim_then_a_fast_one_never_sends_more_than_the_bucket(
+    fake: clock.FakeClock,
+) -> None:
+    """Tokens are counted at claim time; a claim that takes 300 ms followed by an instant one
+    would hand over two bucketfuls at once. The send-time pacer keeps the receiver's view a
+    token bucket: 2 at once, then one every 100 ms."""
+
+    class SlowFirstClaim(MemoryStore):
+        claims = 0
+
+        async def claim_due(self, queue: str, **kw: Any) -> Any:
+            self.claims += 1
+            if self.claims == 1:
+                await fake.sleep(0.3)
+            return await super().claim_due(queue, **kw)
+
+    store = SlowFirstClaim()
+    await store.add([task(f"t{i}") for i in range(6)], now_us=T0)
+    rx = Receiver(fake)
+    sched = scheduler.Scheduler(
+        store=store, clock=fake, queues=queues(rate=Fraction(10), bucket_size=2), deliver=rx
+    )
+    await run_until(sched, fake, lambda: len(rx.calls) == 6, 10)
+    assert [t // MS for t, *_ in rx.calls] == [300, 300, 400, 500, 600, 700]

@@ -239,3 +239,19 @@ def test_adaptive_rate_keeps_falling_under_steady_refusals() -> None:
     for k in range(7):  # a refusal every half second for 3.5 s
         a.on_throttled(T0 + k * 500 * MS)
     assert a.enforced(Fraction(16)) == 1  # halved at 0, 1 s, 2 s and 3 s
+
+
+def test_reserve_paces_requests_one_token_apart_after_the_bucket() -> None:
+    b = throttle.TokenBucket(Fraction(5), 2, T0)
+    assert [b.reserve(T0) - T0 for _ in range(5)] == [0, 0, 200_000, 400_000, 600_000]
+    # the debt is paid by refill: at 600 ms the bucket is empty again, nothing more to wait
+    assert b.reserve(T0 + 800_000) - T0 == 800_000
+    assert b.reserve(T0 + 800_000) - T0 == 1_000_000
+
+
+def test_reserve_is_never_early_with_rates_that_do_not_divide_a_second() -> None:
+    b = throttle.TokenBucket(Fraction(3), 1, T0)
+    times = [b.reserve(T0) - T0 for _ in range(4)]
+    assert times == [0, 333_334, 666_667, 1_000_000]
+    paused = throttle.TokenBucket(0, 5, T0)
+    assert paused.reserve(T0 + 7) == T0 + 7
