@@ -583,7 +583,7 @@ def _serve(args: argparse.Namespace) -> int:
             print("pushd: give the queue.yaml to load with --config PATH", file=sys.stderr)
         return EXIT_INVALID
     try:
-        asyncio.run(runner.run())
+        daemon.run_event_loop(runner.run(), cfg.event_loop)
     except errors.PushdError as exc:
         print(f"pushd: {exc}", file=sys.stderr)
         return EXIT_INVALID

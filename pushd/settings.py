@@ -12,6 +12,7 @@ Durations accept seconds (``30``, ``0.5``) or a number with a unit ``s``/``m``/`
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 import re
@@ -33,6 +34,7 @@ _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _TARGET_NAME = re.compile(r"^(?:(?!-)[a-z\d\-]{1,100}\.){0,2}(?!-)[a-z\d\-]{1,63}$")
 ROLES = ("admin", "producer", "consumer")
 DURABILITY = ("full", "normal")
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,6 +73,9 @@ class Settings:
     #: ``normal``: it is in the WAL before the answer (survives a crash or kill -9 of pushd, not
     #: a power cut of the machine).
     durability: str = "full"
+    #: ``auto``: uvloop when it is installed (it is a dependency on Linux and macOS), else
+    #: asyncio's own loop; ``uvloop`` or ``asyncio`` to choose.
+    event_loop: str = "auto"
     auth_tokens: tuple[ApiToken, ...] = ()
     #: HMAC-SHA256 secret for webhook signatures; None sends no signature.
     signing_secret: str | None = None
@@ -280,6 +285,10 @@ def _validate(settings: Settings, issues: _Issues) -> None:
         issues.add("max_connections", "must be at least 1")
     if settings.durability not in DURABILITY:
         issues.add("durability", f"{settings.durability!r} is not one of {', '.join(DURABILITY)}")
+    if settings.event_loop not in EVENT_LOOPS:
+        issues.add("event_loop", f"{settings.event_loop!r} is not one of {', '.join(EVENT_LOOPS)}")
+    elif settings.event_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        issues.add("event_loop", "uvloop is not installed: pip install uvloop, or event_loop: auto")
     if settings.log_format not in ("text", "json"):
         issues.add("log_format", f"{settings.log_format!r} is not text or json")
     if settings.log_level.lower() not in ("debug", "info", "warning", "error"):

@@ -84,6 +84,9 @@ def test_values_are_checked_after_merging(tmp_path: Path) -> None:
         settings.load(environ={"PUSHD_PORT": "70000"})
     with pytest.raises(errors.ConfigError, match="durability: 'sometimes' is not one of"):
         settings.from_mapping({"durability": "sometimes"})
+    with pytest.raises(errors.ConfigError, match="event_loop: 'trio' is not one of"):
+        settings.from_mapping({"event_loop": "trio"})
+    assert settings.from_mapping({"event_loop": "asyncio"}).event_loop == "asyncio"
     with pytest.raises(errors.ConfigError, match="between 1s and 24h"):
         settings.from_mapping({"default_dispatch_deadline_s": "0.5s"})
 
@@ -128,3 +131,17 @@ def test_other_hosts_are_refused_without_tokens(host: str) -> None:
         settings.from_mapping({"host": host})
     with_token = {"host": host, "auth_tokens": [{"token": "x" * 32}]}
     assert settings.from_mapping(with_token).host == host
+
+
+def test_event_loop_uvloop_is_refused_where_it_is_not_installed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "uvloop" else real(name, *a)
+    )
+    with pytest.raises(errors.ConfigError, match="uvloop is not installed"):
+        settings.from_mapping({"event_loop": "uvloop"})
+    assert settings.from_mapping({"event_loop": "auto"}).event_loop == "auto"
