@@ -55,10 +55,49 @@ class _Queue:
     executed: deque[int] = dataclasses.field(default_factory=deque)
     operator_paused: bool = False
     removed: bool = False  # gone from queue.yaml: paused, never dropped
+    outstanding: int = 0  # claimed, not finished (in flight or waiting for a slot)
+    slot_waiters: deque[asyncio.Future[None]] = dataclasses.field(default_factory=deque)
 
     @property
     def name(self) -> str:
         return self.cfg.name
+
+    def claim_room(self) -> tuple[int, int] | None:
+        """With ``max_concurrent_requests``: (tasks this queue may still claim, the least worth
+        a claim). One batch waits beyond the slots, so a freed slot never waits for a claim."""
+        limit = self.limits.gate.limit
+        if limit is None:
+            return None
+        batch = min(CLAIM_BATCH, limit)
+        return limit + batch - self.outstanding, batch
+
+    async def acquire_slot(self) -> None:
+        """A ``max_concurrent_requests`` slot, first come first served."""
+        gate = self.limits.gate
+        if not self.slot_waiters and gate.can_start():
+            gate.start()
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self.slot_waiters.append(waiter)
+        try:
+            await waiter  # resolved by release_slot, which started the slot for us
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release_slot()  # handed a slot while being cancelled: pass it on
+            raise
+
+    def release_slot(self) -> None:
+        self.limits.gate.finish()
+        self.hand_slots()
+
+    def hand_slots(self) -> None:
+        """Give free slots to waiters in order (after a finish, or a larger limit)."""
+        gate = self.limits.gate
+        while self.slot_waiters and gate.can_start():
+            waiter = self.slot_waiters.popleft()
+            if not waiter.done():
+                gate.start()
+                waiter.set_result(None)
 
     @property
     def paused(self) -> bool:
@@ -181,6 +220,7 @@ class Scheduler:
             rt.removed = False
             rt.limits.reconfigure(rt.enforced_rate(), cfg.bucket_size, now)
             rt.limits.gate.limit = cfg.max_concurrent_requests
+            rt.hand_slots()
             rt.limits.paused = rt.paused
             rt.wake.set()
 
@@ -254,13 +294,17 @@ class Scheduler:
                 rt.planned_us = None
                 await rt.wake.wait()
                 continue
+            own = rt.claim_room()
+            if own is not None and own[0] < own[1]:  # a batch waits for this queue's slots
+                rt.planned_us = None
+                await rt.wake.wait()
+                continue
             now = self.clock.now_us()
-            free = rt.limits.gate.free
             n = min(
                 rt.limits.bucket.available(now),
                 CLAIM_BATCH,
                 room,
-                CLAIM_BATCH if free is None else free,
+                CLAIM_BATCH if own is None else own[0],
             )
             if n > 0:
                 claimed = await self.store.claim_due(
@@ -271,8 +315,8 @@ class Scheduler:
                     slack_us=LEASE_SLACK_US,
                 )
                 for c in claimed:
-                    if not rt.limits.try_acquire(now):  # cannot happen: n was free
-                        raise RuntimeError(f"queue {rt.name}: throttle refused a counted slot")
+                    if not rt.limits.try_take(now):  # cannot happen: n tokens were there
+                        raise RuntimeError(f"queue {rt.name}: throttle refused a counted token")
                     self._start_delivery(rt, c)
                 if len(claimed) == n:
                     await anyio.lowlevel.checkpoint()
@@ -287,6 +331,7 @@ class Scheduler:
 
     def _start_delivery(self, rt: _Queue, claimed: base.Claimed) -> None:
         self._in_flight += 1
+        rt.outstanding += 1
         self._idle.clear()
         delivery = asyncio.get_running_loop().create_task(self._deliver_or_log(rt, claimed))
         self._deliveries.add(delivery)
@@ -312,17 +357,30 @@ class Scheduler:
     async def _deliver(self, rt: _Queue, claimed: base.Claimed) -> None:
         task = claimed.task
         deadline_us = task.dispatch_deadline_us or self.default_deadline_us
+        slot = False
         try:
             send_at = rt.limits.send_at(self.clock.now_us())
             if send_at > self.clock.now_us():
                 await self.clock.sleep_until(send_at)
+            await rt.acquire_slot()  # immediate without max_concurrent_requests; counts in_flight
+            slot = True
             async with self._limiter:
                 started = self.clock.now_us()
+                # A task claimed ahead may have waited for its slot: its request must end
+                # before its claim does, or a second claim could send it again meanwhile.
+                budget_us = claimed.lease_eta_us - started - LEASE_SLACK_US // 5
+                if budget_us <= 0:
+                    return  # its claim is over (an overloaded daemon): it runs again later
                 attempt = await self.deliver(
-                    task, rt.cfg, deadline_s=deadline_us / clock.US_PER_SECOND, now_us=started
+                    task,
+                    rt.cfg,
+                    deadline_s=min(deadline_us, budget_us) / clock.US_PER_SECOND,
+                    now_us=started,
                 )
         finally:
-            rt.limits.release()
+            if slot:
+                rt.release_slot()
+            rt.outstanding -= 1
             rt.wake.set()
             self._in_flight -= 1
             if self._in_flight == 0:

@@ -146,12 +146,14 @@ class ConcurrencyGate:
 
 
 class QueueThrottle:
-    """Everything that decides whether one queue may dispatch now: bucket, gate, pause.
+    """Everything that decides whether one queue may dispatch: bucket, gate, pause.
 
     The bucket is applied twice. At claim time it decides how many tasks the scheduler takes
-    from the store; at send time a second bucket of the same rate and size paces the requests
-    themselves (:meth:`send_at`), so the receiver never sees more than ``bucket_size`` at once
-    even when a slow claim and a fast one hand over two batches back to back.
+    from the store (:meth:`try_take`); at send time a second bucket of the same rate and size
+    paces the requests themselves (:meth:`send_at`), so the receiver never sees more than
+    ``bucket_size`` at once even when a slow claim and a fast one hand over two batches back to
+    back. ``max_concurrent_requests`` (the gate) counts requests at send time: tasks may be
+    claimed ahead of a free slot, so the next request starts the moment one ends.
     """
 
     __slots__ = ("bucket", "gate", "paused", "wire")
@@ -175,30 +177,18 @@ class QueueThrottle:
         self.bucket.reconfigure(rate, bucket_size, now_us)
         self.wire.reconfigure(rate, bucket_size, now_us)
 
+    def try_take(self, now_us: int) -> bool:
+        """Take the token of one dispatch at claim time (none while paused)."""
+        return not self.paused and self.bucket.try_take(now_us)
+
     def send_at(self, now_us: int) -> int:
         """When a claimed task may go out: at once, unless sends bunch up beyond the bucket."""
         return self.wire.reserve(now_us)
 
-    def try_acquire(self, now_us: int) -> bool:
-        """Take a token and a concurrency slot for one dispatch, or neither."""
-        if self.paused or not self.gate.can_start():
-            return False
-        if not self.bucket.try_take(now_us):
-            return False
-        self.gate.start()
-        return True
-
-    def release(self) -> None:
-        """One dispatch finished (its token stays spent)."""
-        self.gate.finish()
-
     def ready_at(self, now_us: int) -> int | None:
-        """When the next dispatch could start, or None if only an outside event can allow it.
-
-        None means paused (by the operator or by rate 0) or every concurrency slot taken; the
-        scheduler then waits for a resume, a reconfiguration or a finished request.
-        """
-        if self.paused or not self.gate.can_start():
+        """When the next token for a claim is there, or None if only an outside event (a resume,
+        a reconfiguration) can allow one."""
+        if self.paused:
             return None
         return self.bucket.next_token_us(now_us)
 

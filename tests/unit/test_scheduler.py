@@ -350,3 +350,30 @@ async def test_a_slow_claim_then_a_fast_one_never_sends_more_than_the_bucket(
     )
     await run_until(sched, fake, lambda: len(rx.calls) == 6, 10)
     assert [t // MS for t, *_ in rx.calls] == [300, 300, 400, 500, 600, 700]
+
+
+async def test_tasks_claimed_ahead_of_a_slot_get_what_is_left_of_their_claim(
+    fake: clock.FakeClock,
+) -> None:
+    """With max_concurrent_requests 1 the second task is claimed at once and waits for the
+    slot; its request may not outlive its claim (deadline + 5 s from the claim), or the task
+    could be claimed and sent a second time meanwhile: its deadline is what is left, less 1 s."""
+    store = MemoryStore()
+    await store.add([task("first"), task("second")], now_us=T0)
+    deadlines: list[tuple[str, float]] = []
+    rx = Receiver(fake, duration_s=18)
+
+    async def deliver(t: models.Task, cfg: config.QueueConfig, **kw: Any) -> dispatch.Attempt:
+        deadlines.append((t.name, kw["deadline_s"]))
+        return await rx(t, cfg, **kw)
+
+    sched = scheduler.Scheduler(
+        store=store,
+        clock=fake,
+        queues=queues(rate=Fraction(100), max_concurrent_requests=1),
+        deliver=deliver,
+        default_deadline_us=20 * S,
+    )
+    await run_until(sched, fake, lambda: len(rx.calls) == 2, 100)
+    assert [(t // S, name) for t, name, *_ in rx.calls] == [(0, "first"), (18, "second")]
+    assert deadlines == [("first", 20.0), ("second", 6.0)]  # 0 + 20 + 5 - 18 - 1

@@ -181,26 +181,22 @@ def test_gate_finish_without_start_is_a_bug() -> None:
         throttle.ConcurrencyGate(1).finish()
 
 
-def test_queue_throttle_needs_a_token_and_a_slot() -> None:
+def test_queue_throttle_claims_by_token_and_counts_slots_apart() -> None:
     q = throttle.QueueThrottle(Fraction(5), 3, 2, T0)
-    assert q.try_acquire(T0)
-    assert q.try_acquire(T0)
-    assert not q.try_acquire(T0)  # two in flight
-    assert q.ready_at(T0) is None  # waits for a finish, not a time
-    q.release()
-    assert q.ready_at(T0) == T0
-    assert q.try_acquire(T0)
-    q.release()
-    assert q.ready_at(T0) == T0 + 200 * MS  # slot free, bucket empty
+    assert [q.try_take(T0) for _ in range(4)] == [True, True, True, False]
+    assert q.ready_at(T0) == T0 + 200 * MS  # the next token, whatever is in flight
+    q.gate.start()
+    q.gate.start()
+    assert not q.gate.can_start()  # the gate is what send time waits on
     assert q.bucket.available(T0) == 0
 
 
-def test_queue_throttle_paused_never_acquires() -> None:
+def test_queue_throttle_paused_never_takes() -> None:
     q = throttle.QueueThrottle(Fraction(5), 3, None, T0, paused=True)
-    assert not q.try_acquire(T0)
+    assert not q.try_take(T0)
     assert q.ready_at(T0) is None
     q.paused = False
-    assert q.try_acquire(T0)
+    assert q.try_take(T0)
 
 
 def test_asking_about_an_earlier_instant_never_gives_an_early_token() -> None:
