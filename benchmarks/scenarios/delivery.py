@@ -16,27 +16,51 @@ Ratios: pushd ÷ ceiling (target >= 0.5), pushd ÷ each peer (>= 3x the Cloud Ta
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from benchmarks import harness
 from benchmarks.harness import Progress, cpu_s, memory_kib, post_json, say, span_rate
 from benchmarks.scenarios import Context, Result, Target
+from pushd import dispatch, models, tickets
 
 CONCURRENCY = 64
 DELIVERY_TIMEOUT_S = 300.0
 PEER_TARGETS = {"gcloud-tasks-emulator": 3.0, "SqliteHuey": 6.0}
 
 
+def same_headers(n: int) -> list[dict[str, str]]:
+    """The headers pushd sends for task ``raw-<i>`` (App Engine's, the ticket, the source
+    address), built by pushd's own dispatcher: the ceiling posts the very same requests."""
+    now_us = time.time_ns() // 1000
+    ticket = tickets.Tickets().mint(now_us=now_us, valid_us=600_000_000)
+    found = []
+    for i in range(n):
+        task = models.Task(
+            queue=harness.QUEUE, name=f"raw-{i}", url=f"/raw/{i}", eta_us=now_us, created_us=now_us
+        )
+        headers = dispatch.build_headers(
+            task, queue=harness.QUEUE, signing_secret=None, now_us=now_us, api_ticket=ticket
+        )
+        found.append(dict(headers))
+    return found
+
+
 async def ceiling(ctx: Context, n: int, concurrency: int = CONCURRENCY) -> dict[str, Any]:
-    """The raw aiohttp client against the same receiver: the ceiling of a Python dispatcher."""
+    """The raw aiohttp client against the same receiver: the ceiling of a Python dispatcher.
+
+    It sends what pushd sends (path, body, every header) with ``concurrency`` in flight over
+    one keep-alive session, on asyncio's own event loop.
+    """
     url = ctx.receiver.url + "/raw/"
+    headers = same_headers(n + concurrency)
     await ctx.receiver.reset()
     with Progress("raw aiohttp", n, "requests") as bar:
         wall, cpu = await harness.raw_posts(
             lambda i: url + str(i),
             n,
             concurrency,
-            headers_for=lambda i: {"X-AppEngine-TaskName": f"raw-{i}"},
+            headers_for=headers.__getitem__,
             progress=bar,
         )
     hits = await ctx.receiver.wait_count(n + concurrency, 30.0)
@@ -47,6 +71,7 @@ async def ceiling(ctx: Context, n: int, concurrency: int = CONCURRENCY) -> dict[
         "concurrency": concurrency,
         "deliveries_per_s": round(span_rate(times), 1),
         "client_cpu_pct": round(100 * cpu / wall, 1),
+        "client_cpu_us_per_request": round(1e6 * cpu / n, 1),
     }
     say(f"ceiling: {result['deliveries_per_s']:,.0f} req/s with {concurrency} in flight")
     return result
@@ -118,12 +143,26 @@ async def run(ctx: Context) -> Result:
     from benchmarks import charts  # matplotlib loads only when drawing
 
     n = ctx.n(full=50_000, quick=10_000, smoke=300)
-    raw = await ceiling(ctx, n)
+    # The ceiling runs before and after pushd and the better of the two counts: on a shared VM
+    # one run can be half as fast as the next, and a low ceiling would flatter pushd.
+    before = await ceiling(ctx, n)
     ours = await pushd_delivery(ctx, n)
+    after = await ceiling(ctx, n)
+    raw = max(before, after, key=lambda r: r["deliveries_per_s"])
+    raw_cpu_us = min(before["client_cpu_us_per_request"], after["client_cpu_us_per_request"])
     ctx.shared["delivery"] = ours
     others = await run_peers(ctx, ctx.n(full=10_000, quick=3_000, smoke=100))
     rows = [["system", "n", "deliveries/s", "pushd ÷ this", "notes"]]
-    rows.append([raw["system"], f"{n:,}", f"{raw['deliveries_per_s']:,.0f}", "", ""])
+    rows.append(
+        [
+            raw["system"],
+            f"{n:,}",
+            f"{raw['deliveries_per_s']:,.0f}",
+            "",
+            f"before/after pushd: {before['deliveries_per_s']:,.0f} / "
+            f"{after['deliveries_per_s']:,.0f}; {raw_cpu_us:.0f} µs CPU/request",
+        ]
+    )
     rows.append(
         [
             "pushd",
@@ -134,7 +173,12 @@ async def run(ctx: Context) -> Result:
             f"dups {ours['duplicates']}, peak RSS {ours['daemon_peak_rss_mib']} MiB",
         ]
     )
-    ratios = {"pushd/ceiling": ours["deliveries_per_s"] / max(raw["deliveries_per_s"], 1e-9)}
+    ratios = {
+        "pushd/ceiling": ours["deliveries_per_s"] / max(raw["deliveries_per_s"], 1e-9),
+        # CPU per request is steadier than throughput on a noisy machine
+        "ceiling CPU/request ÷ pushd CPU/delivery": raw_cpu_us
+        / max(ours["daemon_cpu_us_per_delivery"], 1e-9),
+    }
     targets = [Target("pushd ÷ raw aiohttp ceiling", ratios["pushd/ceiling"], 0.5)]
     bars = [(raw["system"], raw["deliveries_per_s"]), ("pushd", ours["deliveries_per_s"])]
     for peer in others:
@@ -167,7 +211,7 @@ async def run(ctx: Context) -> Result:
     return Result(
         "delivery",
         rows,
-        data={"ceiling": raw, "pushd": ours, "peers": others},
+        data={"ceiling": raw, "ceiling_runs": [before, after], "pushd": ours, "peers": others},
         ratios={k: round(v, 3) for k, v in ratios.items()},
         targets=targets,
         charts=[chart],
