@@ -16,7 +16,7 @@ help:
 	@echo "make serve   run pushd with queue.yaml.example (creates $(VENV) on first use)"
 	@echo "make test    lint, type-check and run the test suite"
 	@echo "make lint    ruff + import-linter"
-	@echo "make bench   run the throughput benchmark (not part of make test; BENCH_ARGS=--quick)"
+	@echo "make bench   every benchmark scenario with the peers, ~15 min (BENCH_ARGS='delivery --quick')"
 	@echo "make fmt     format the code with ruff"
 	@echo "make proto   regenerate pushd/proto/*_pb2.py(i) from pushd/proto/*.proto"
 
@@ -53,7 +53,7 @@ pytest: $(STAMP) $(ORACLE_STAMP)
 test: lint typecheck pytest
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.throughput $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 # The /rpc_http messages: pushd's own .proto files, compiled with the protobuf toolchain
 # (grpcio-tools' protoc, a dev dependency); the generated modules are committed, so the

@@ -111,7 +111,7 @@ def _schedstat(pid: int) -> tuple[int, int]:
 async def _idle_window(pid: int, window_s: float) -> dict[str, float]:
     """What ``pid`` used over ``window_s``: % of one core (stat, schedstat) and wake-ups/s.
 
-    As in :mod:`benchmarks.throughput`: ``cpu_pct`` from utime + stime (10 ms ticks: 0.2 %
+    ``cpu_pct`` from utime + stime (10 ms ticks: 0.2 %
     over 5 s), ``cpu_pct_ns`` from the threads' schedstat run time, ``wakeups_per_s`` from
     their timeslice counts (a polling loop drives it up).
     """
