@@ -26,7 +26,7 @@ from pushd import dispatch, models, tickets
 
 CONCURRENCY = 64
 DELIVERY_TIMEOUT_S = 300.0
-PEER_TARGETS = {"gcloud-tasks-emulator": 3.0, "SqliteHuey": 6.0}
+PEER_TARGETS = {"gte": 3.0, "huey": 6.0}  # peer key -> pushd must deliver this many times faster
 
 
 def same_headers(n: int) -> list[dict[str, str]]:
@@ -197,9 +197,8 @@ async def run(ctx: Context) -> Result:
             ]
         )
         bars.append((peer["system"], peer["deliveries_per_s"]))
-        for prefix, wanted in PEER_TARGETS.items():
-            if peer["system"].startswith(prefix):
-                targets.append(Target(f"pushd ÷ {peer['system']}", ratio, wanted))
+        if (wanted := PEER_TARGETS.get(peer.get("peer", ""))) is not None:
+            targets.append(Target(f"pushd ÷ {peer['system']}", ratio, wanted))
     chart = charts.bars(
         ctx.chart("delivery", "throughput"),
         "Delivery: tasks due at once, unthrottled queue",
