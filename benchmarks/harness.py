@@ -16,7 +16,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -276,8 +276,25 @@ async def add_tasks(
 
     With a ``deadline`` (``time.monotonic()``), posters take no new batch after it.
     """
+    chunks = (tasks[i : i + batch] for i in range(0, len(tasks), batch))
+    return await add_chunks(
+        session, api, chunks, queue=queue, posters=posters, progress=progress, deadline=deadline
+    )
+
+
+async def add_chunks(
+    session: aiohttp.ClientSession,
+    api: str,
+    chunks: Iterator[list[dict[str, Any]]],
+    *,
+    queue: str = QUEUE,
+    posters: int = 8,
+    progress: Progress | None = None,
+    deadline: float | None = None,
+) -> int:
+    """POST each chunk of tasks (one add call each) with ``posters`` sharing the iterator, so
+    a generator can stream a million tasks without holding them; how many were added."""
     url = f"{api}/api/v1/queues/{queue}/tasks"
-    chunks = iter([tasks[i : i + batch] for i in range(0, len(tasks), batch)])
     added = 0
 
     async def poster() -> None:

@@ -7,6 +7,7 @@ aiohttp ceiling, a peer, or the configured value), and reports ratios, the issue
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 from collections.abc import Awaitable, Callable
@@ -14,9 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchmarks import harness
+
 if TYPE_CHECKING:
     import aiohttp
 
+    from benchmarks.harness import Child
     from benchmarks.receivers import Receiver
 
 #: name -> one line of what it measures; the module benchmarks.scenarios.<name> holds run().
@@ -83,6 +87,18 @@ class Context:
         path = self.tmp / label
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def pushd(
+        self, label: str, *, queue_yaml: str, settings_yaml: str
+    ) -> contextlib.AbstractAsyncContextManager[Child]:
+        """A fresh ``pushd serve`` in ``tmp/<label>`` delivering to the receiver."""
+        return harness.pushd(
+            self.run_dir(label),
+            queue_yaml=queue_yaml,
+            settings_yaml=settings_yaml,
+            target=self.receiver.url,
+            label=label,
+        )
 
     def chart(self, scenario: str, name: str) -> Path:
         return self.out / f"{self.stamp}-{scenario}-{name}.png"

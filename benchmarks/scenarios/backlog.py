@@ -73,23 +73,12 @@ async def _add(
     session: aiohttp.ClientSession, api: str, prefix: str, n: int, countdown: int | None
 ) -> dict[str, Any]:
     """Add ``n`` tasks with ``POSTERS`` posters and a progress bar; the rate they were added at."""
-    url = f"{api}/api/v1/queues/{harness.QUEUE}/tasks"
-    bodies = _batches(prefix, n, countdown)  # shared: each poster takes the next batch
-    added = 0
+    bodies = _batches(prefix, n, countdown)  # streamed: each poster takes the next batch
     with Progress(f"backlog: adding {prefix}", n) as bar:
-
-        async def poster() -> None:
-            nonlocal added
-            for chunk in bodies:
-                answer = await post_json(session, url, {"tasks": chunk})
-                bad = [t["result"] for t in answer["tasks"] if t["result"] != "OK"]
-                if bad:
-                    raise RuntimeError(f"add refused {len(bad)} tasks, e.g. {bad[0]}")
-                added += len(chunk)
-                bar.update(added)
-
         start = time.monotonic()
-        await asyncio.wait_for(asyncio.gather(*(poster() for _ in range(POSTERS))), ADD_TIMEOUT_S)
+        added = await asyncio.wait_for(
+            harness.add_chunks(session, api, bodies, posters=POSTERS, progress=bar), ADD_TIMEOUT_S
+        )
         elapsed = time.monotonic() - start
     return {
         "added": added,

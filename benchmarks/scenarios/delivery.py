@@ -87,13 +87,9 @@ async def pushd_delivery(
     future: int = 0,
 ) -> dict[str, Any]:
     """A fresh daemon delivers ``n`` due tasks (beside ``future`` tasks due in a day)."""
-    run_dir = ctx.run_dir(label)
     queue_yaml = "queue:\n" + harness.push_queue_yaml()
     settings = harness.settings_yaml(concurrency, durability)
-    target = ctx.receiver.url
-    async with harness.pushd(
-        run_dir, queue_yaml=queue_yaml, settings_yaml=settings, target=target, label=label
-    ) as daemon:
+    async with ctx.pushd(label, queue_yaml=queue_yaml, settings_yaml=settings) as daemon:
         api = daemon.url
         await post_json(ctx.session, f"{api}/api/v1/queues/{harness.QUEUE}/pause")
         tasks = [{"name": f"{label}-{i}", "url": f"/{label}/{i}"} for i in range(n)]

@@ -530,13 +530,7 @@ async def run(ctx: Context) -> Result:
     settings = harness.settings_yaml(durability="full")
     runs: list[Run] = []
     expected = {QUEUE: 0, PULL_QUEUE: 0}
-    async with harness.pushd(
-        ctx.run_dir("enqueue"),
-        queue_yaml=queue_yaml,
-        settings_yaml=settings,
-        target=ctx.receiver.url,
-        label="pushd-enqueue",
-    ) as daemon:
+    async with ctx.pushd("pushd-enqueue", queue_yaml=queue_yaml, settings_yaml=settings) as daemon:
         await post_json(ctx.session, f"{daemon.url}/api/v1/queues/{QUEUE}/pause")
         steps: list[Callable[[], Any]] = [
             lambda: http_path(ctx, daemon, native_single(single_n)),

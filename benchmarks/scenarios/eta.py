@@ -197,13 +197,7 @@ async def pushd_eta(ctx: Context, offsets: list[float], lead: float) -> dict[str
     label = "pushd-eta"
     queue_yaml = "queue:\n" + harness.push_queue_yaml()
     settings = harness.settings_yaml(CONNECTIONS, "full")
-    async with harness.pushd(
-        ctx.run_dir(label),
-        queue_yaml=queue_yaml,
-        settings_yaml=settings,
-        target=ctx.receiver.url,
-        label=label,
-    ) as daemon:
+    async with ctx.pushd(label, queue_yaml=queue_yaml, settings_yaml=settings) as daemon:
         # Warm-up: WARM tasks due now open pushd's connections to the receiver, as a running
         # daemon's would be; the baseline opens as many before its first ETA.
         await ctx.receiver.reset()

@@ -402,12 +402,8 @@ async def run(ctx: Context) -> Result:
     apis = [native_api("pull-native"), v1beta2_api("pull-v1beta2"), rpc_api("pull-rpc")]
     queue_yaml = "queue:\n" + "".join(f"- name: {api.queue}\n  mode: pull\n" for api in apis)
     measured: dict[str, dict[str, Any]] = {}
-    async with harness.pushd(
-        ctx.run_dir("pull"),
-        queue_yaml=queue_yaml,
-        settings_yaml=harness.settings_yaml(durability="full"),
-        target=ctx.receiver.url,
-        label="pushd-pull",
+    async with ctx.pushd(
+        "pushd-pull", queue_yaml=queue_yaml, settings_yaml=harness.settings_yaml(durability="full")
     ) as daemon:
         for api in apis:
             raw = await ceiling(ctx, api, n)

@@ -165,13 +165,7 @@ async def deliver(ctx: Context, duration: float) -> dict[str, Any]:
     )
     queue_yaml += harness.push_queue_yaml(WARM_QUEUE)  # unthrottled
     settings = harness.settings_yaml(CONNECTIONS, "full")
-    async with harness.pushd(
-        ctx.run_dir(label),
-        queue_yaml=queue_yaml,
-        settings_yaml=settings,
-        target=ctx.receiver.url,
-        label=label,
-    ) as daemon:
+    async with ctx.pushd(label, queue_yaml=queue_yaml, settings_yaml=settings) as daemon:
         api = daemon.url
         await asyncio.gather(
             *(post_json(ctx.session, f"{api}/api/v1/queues/{q.name}/pause") for q in QUEUES)

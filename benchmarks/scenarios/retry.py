@@ -134,15 +134,8 @@ def analyse(hits: list[Hit], backoff: bool = True) -> dict[str, Any]:
 async def pushd_retry(ctx: Context, n: int, quiet_s: float) -> dict[str, Any]:
     """A fresh daemon delivers ``n`` tasks to ``/fail/30/``, retrying with backoff."""
     label = "retry"
-    run_dir = ctx.run_dir(label)
     settings = harness.settings_yaml(CONCURRENCY, "full")
-    async with harness.pushd(
-        run_dir,
-        queue_yaml=queue_yaml(),
-        settings_yaml=settings,
-        target=ctx.receiver.url,
-        label=label,
-    ) as daemon:
+    async with ctx.pushd(label, queue_yaml=queue_yaml(), settings_yaml=settings) as daemon:
         api = daemon.url
         await post_json(ctx.session, f"{api}/api/v1/queues/{harness.QUEUE}/pause")
         tasks = [{"name": f"retry-{i}", "url": f"/fail/{FAIL_PCT}/{i}"} for i in range(n)]

@@ -111,17 +111,10 @@ async def raw_slow(ctx: Context, n: int) -> dict[str, Any]:
 async def pushd_slow(ctx: Context, n: int) -> dict[str, Any]:
     """A fresh daemon, 500 connections and max_concurrent_requests 500, delivers ``n``."""
     label = "slow"
-    run_dir = ctx.run_dir(label)
     queue_yaml = "queue:\n" + harness.push_queue_yaml(max_concurrent_requests=CONCURRENCY)
     settings = harness.settings_yaml(max_connections=CONCURRENCY)
     timeout_s = 30.0 + 10 * n / IDEAL
-    async with harness.pushd(
-        run_dir,
-        queue_yaml=queue_yaml,
-        settings_yaml=settings,
-        target=ctx.receiver.url,
-        label=label,
-    ) as daemon:
+    async with ctx.pushd(label, queue_yaml=queue_yaml, settings_yaml=settings) as daemon:
         api = daemon.url
         await post_json(ctx.session, f"{api}/api/v1/queues/{harness.QUEUE}/pause")
         tasks = [{"name": f"slow-{i}", "url": f"/slow/{LATENCY_MS}/{i}"} for i in range(n)]
