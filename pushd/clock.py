@@ -62,7 +62,9 @@ class SystemClock:
             remaining = deadline_us - self.now_us()
             if remaining <= 0:
                 return
-            await asyncio.sleep(remaining / US_PER_SECOND)
+            # Whole milliseconds, rounded up: uvloop's timers have millisecond resolution and
+            # would otherwise wake early and spin on the remainder.
+            await asyncio.sleep(-(-remaining // 1000) / 1000)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))

@@ -21,7 +21,7 @@ import asyncio
 import dataclasses
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from fractions import Fraction
 
 import anyio
@@ -36,7 +36,11 @@ CLAIM_BATCH = 256  # most tasks one claim takes from the store
 #: idle while a claim commits. A loop held back by this refills only once a whole batch is
 #: free (hysteresis): one claim of many tasks, not one claim per finished delivery.
 PREFETCH_BATCHES = 2
-LEASE_SLACK_US = 5 * clock.US_PER_SECOND  # a claim lasts the dispatch deadline plus this
+LEASE_SLACK_US = 5 * clock.US_PER_SECOND  # a claim lasts CLAIM_DEADLINES deadlines plus this
+#: A claim lasts two dispatch deadlines (plus slack): one for waiting for a free slot or
+#: connection (tasks are claimed ahead of them), one for the request itself. It is also how
+#: soon the tasks a crashed daemon had claimed run again.
+CLAIM_DEADLINES = 2
 HOUSEKEEPING_INTERVAL_US = 600 * clock.US_PER_SECOND  # how often expired tombstones are dropped
 EXECUTED_WINDOW_US = 60 * clock.US_PER_SECOND
 _AWAKE = -1  # a queue loop that is running (not waiting): every notification wakes it
@@ -56,6 +60,8 @@ class _Queue:
     operator_paused: bool = False
     removed: bool = False  # gone from queue.yaml: paused, never dropped
     outstanding: int = 0  # claimed, not finished (in flight or waiting for a slot)
+    unsent: set[str] = dataclasses.field(default_factory=set)  # claimed, not yet sent
+    dropped: set[str] = dataclasses.field(default_factory=set)  # of those, deleted since
     slot_waiters: deque[asyncio.Future[None]] = dataclasses.field(default_factory=deque)
 
     @property
@@ -130,7 +136,8 @@ class Scheduler:
         self._limiter = asyncio.Semaphore(max_connections)
         self._refill_batch = min(CLAIM_BATCH, max_connections)
         self._max_outstanding = max_connections + PREFETCH_BATCHES * self._refill_batch
-        self._starved: set[_Queue] = set()  # loops waiting for outstanding deliveries to end
+        self._starved: dict[_Queue, None] = {}  # loops waiting for room, first come first
+        self._claiming = 0  # room reserved by claims still in the store
         self._queues: dict[str, _Queue] = {}
         self._outcomes: list[base.Outcome] = []
         self._flush_wake = asyncio.Event()
@@ -165,6 +172,43 @@ class Scheduler:
         planned = rt.planned_us
         if planned is None or planned == _AWAKE or eta_us < planned:
             rt.wake.set()
+
+    def forget(self, queue: str, names: Iterable[str] | None = None) -> None:
+        """Tasks of ``queue`` were deleted (``names``) or all purged (None): those claimed and
+        still waiting for a slot or a connection are not sent."""
+        rt = self._queues.get(queue)
+        if rt is None:
+            return
+        rt.dropped |= set(rt.unsent) if names is None else rt.unsent.intersection(names)
+
+    def _wake_line(self) -> None:
+        """Wake the first queue waiting in line for room, once a whole batch of room is free."""
+        room = self._max_outstanding - self._in_flight - self._claiming
+        if self._starved and room >= self._refill_batch:
+            next(iter(self._starved)).wake.set()
+
+    def _leave_line(self, rt: _Queue) -> None:
+        """``rt`` no longer waits for room (served, paused): the next in line may go."""
+        if self._starved.pop(rt, 0) is None:
+            self._wake_line()
+
+    def _release(self, claimed: base.Claimed) -> None:
+        """Give back a claim unsent (its queue was paused): due again at its own ETA, no
+        attempt counted."""
+        task = claimed.task
+        self._outcomes.append(
+            base.Retry(
+                queue=task.queue,
+                name=task.name,
+                lease_eta_us=claimed.lease_eta_us,
+                eta_us=task.eta_us,
+                retry_count=task.retry_count,
+                execution_count=task.execution_count,
+                first_try_us=task.first_try_us,
+                last_status=task.last_status,
+            )
+        )
+        self._flush_wake.set()
 
     def has_queue(self, queue: str) -> bool:
         return queue in self._queues
@@ -285,15 +329,19 @@ class Scheduler:
             rt.planned_us = _AWAKE
             rt.wake.clear()  # before looking: a notification from here on is not lost
             if rt.paused:
+                self._leave_line(rt)
                 rt.planned_us = None
                 await rt.wake.wait()
                 continue
-            room = self._max_outstanding - self._in_flight
-            if room < self._refill_batch:  # enough claimed and waiting for connections
-                self._starved.add(rt)
+            # Enough claimed and waiting for connections, or other queues came first: wait in
+            # line (first come, first served) until a whole batch of room is free.
+            room = self._max_outstanding - self._in_flight - self._claiming
+            if room < self._refill_batch or next(iter(self._starved), rt) is not rt:
+                self._starved[rt] = None
                 rt.planned_us = None
                 await rt.wake.wait()
                 continue
+            self._leave_line(rt)
             own = rt.claim_room()
             if own is not None and own[0] < own[1]:  # a batch waits for this queue's slots
                 rt.planned_us = None
@@ -307,16 +355,23 @@ class Scheduler:
                 CLAIM_BATCH if own is None else own[0],
             )
             if n > 0:
-                claimed = await self.store.claim_due(
-                    rt.name,
-                    now_us=now,
-                    limit=n,
-                    lease_us=self.default_deadline_us + LEASE_SLACK_US,
-                    slack_us=LEASE_SLACK_US,
-                )
+                self._claiming += n  # other queues' loops see this room taken meanwhile
+                try:
+                    claimed = await self.store.claim_due(
+                        rt.name,
+                        now_us=now,
+                        limit=n,
+                        lease_us=CLAIM_DEADLINES * self.default_deadline_us + LEASE_SLACK_US,
+                        slack_us=LEASE_SLACK_US,
+                        deadlines=CLAIM_DEADLINES,
+                    )
+                finally:
+                    self._claiming -= n
+                    self._wake_line()  # whatever the claim did not take is room for others
                 for c in claimed:
-                    if not rt.limits.try_take(now):  # cannot happen: n tokens were there
-                        raise RuntimeError(f"queue {rt.name}: throttle refused a counted token")
+                    # The tokens were there when the claim began; a pause or a smaller bucket
+                    # since then is honoured at send time (paused: the claim is released).
+                    rt.limits.try_take(now)
                     self._start_delivery(rt, c)
                 if len(claimed) == n:
                     await anyio.lowlevel.checkpoint()
@@ -332,6 +387,7 @@ class Scheduler:
     def _start_delivery(self, rt: _Queue, claimed: base.Claimed) -> None:
         self._in_flight += 1
         rt.outstanding += 1
+        rt.unsent.add(claimed.task.name)
         self._idle.clear()
         delivery = asyncio.get_running_loop().create_task(self._deliver_or_log(rt, claimed))
         self._deliveries.add(delivery)
@@ -359,16 +415,26 @@ class Scheduler:
         deadline_us = task.dispatch_deadline_us or self.default_deadline_us
         slot = False
         try:
+            # In this order: the slot, then the bucket's pace, so tasks that waited for slots
+            # never leave together beyond the bucket; then whether the task may still go.
+            await rt.acquire_slot()  # immediate without max_concurrent_requests; counts in_flight
+            slot = True
             send_at = rt.limits.send_at(self.clock.now_us())
             if send_at > self.clock.now_us():
                 await self.clock.sleep_until(send_at)
-            await rt.acquire_slot()  # immediate without max_concurrent_requests; counts in_flight
-            slot = True
             async with self._limiter:
+                rt.unsent.discard(task.name)
+                if task.name in rt.dropped:  # deleted or purged while it waited: gone
+                    rt.dropped.discard(task.name)
+                    return
                 started = self.clock.now_us()
-                # A task claimed ahead may have waited for its slot: its request must end
-                # before its claim does, or a second claim could send it again meanwhile.
-                budget_us = claimed.lease_eta_us - started - LEASE_SLACK_US // 5
+                if rt.paused:  # paused (or rate 0, or removed) while it waited
+                    self._release(claimed)
+                    return
+                # A task claimed ahead waited for a slot or a connection: its request must end
+                # before its claim does (a claim lasts CLAIM_DEADLINES deadlines), or a second
+                # claim could send it again meanwhile.
+                budget_us = claimed.lease_eta_us - started - LEASE_SLACK_US
                 if budget_us <= 0:
                     return  # its claim is over (an overloaded daemon): it runs again later
                 attempt = await self.deliver(
@@ -378,17 +444,15 @@ class Scheduler:
                     now_us=started,
                 )
         finally:
-            if slot:
-                rt.release_slot()
             rt.outstanding -= 1
-            rt.wake.set()
+            rt.unsent.discard(task.name)
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()
-            if self._starved and self._in_flight <= self._max_outstanding - self._refill_batch:
-                for starved in self._starved:
-                    starved.wake.set()
-                self._starved.clear()
+            self._wake_line()
+            rt.wake.set()
+            if slot:
+                rt.release_slot()
         now = self.clock.now_us()
         rt.executed.append(now)
         _trim(rt.executed, now)  # bounded by one minute of deliveries, read or not

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from pushd import models
 
 
@@ -17,6 +19,10 @@ class Engine(Protocol):
 
     def notify(self, queue: str, eta_us: int) -> None:
         """A task of ``queue`` became due at ``eta_us`` (added, run now, redriven)."""
+        ...
+
+    def forget(self, queue: str, names: Iterable[str] | None = None) -> None:
+        """Tasks of ``queue`` were deleted (``names``) or purged (None): never send them."""
         ...
 
     async def pause(self, queue: str) -> None:

@@ -164,9 +164,27 @@ async def resume_queue(request: web.Request) -> web.Response:
     return await _one_queue(request, cfg)
 
 
+async def purge(app: web.Application, queue: str, *, now_us: int) -> int:
+    """Drop every task of ``queue``; those already claimed and waiting to go are not sent.
+    Every API purges through here."""
+    purged = await app[STORE].purge(queue, now_us=now_us)
+    app[ENGINE].forget(queue)
+    return purged
+
+
+async def delete_names(
+    app: web.Application, queue: str, names: Sequence[str], *, now_us: int
+) -> list[bool]:
+    """Delete tasks by name (whether each was live); claimed ones waiting to go are not sent.
+    Every API deletes through here."""
+    deleted = await app[STORE].delete(queue, names, now_us=now_us)
+    app[ENGINE].forget(queue, [n for n, gone in zip(names, deleted, strict=True) if gone])
+    return deleted
+
+
 async def purge_queue(request: web.Request) -> web.Response:
     cfg = _queue(request)
-    purged = await request.app[STORE].purge(cfg.name, now_us=request.app[CLOCK].now_us())
+    purged = await purge(request.app, cfg.name, now_us=request.app[CLOCK].now_us())
     return api_errors.json_response({"queue": cfg.name, "purged": purged})
 
 
@@ -238,7 +256,7 @@ async def get_task(request: web.Request) -> web.Response:
 async def delete_task(request: web.Request) -> web.Response:
     cfg, name = _queue(request), _task_name(request)
     now_us = request.app[CLOCK].now_us()
-    [deleted] = await request.app[STORE].delete(cfg.name, [name], now_us=now_us)
+    [deleted] = await delete_names(request.app, cfg.name, [name], now_us=now_us)
     if not deleted:
         raise errors.UnknownTaskError(f"queue {cfg.name!r} has no task {name!r}")
     return api_errors.json_response({"queue": cfg.name, "name": name, "deleted": True})
@@ -250,7 +268,7 @@ async def delete_tasks(request: web.Request) -> web.Response:
     cfg = _queue(request)
     names = wire.decode_delete(wire.loads(await request.read()))
     now_us = request.app[CLOCK].now_us()
-    deleted = await request.app[STORE].delete(cfg.name, names, now_us=now_us)
+    deleted = await delete_names(request.app, cfg.name, names, now_us=now_us)
     return api_errors.json_response(
         {"tasks": [{"name": n, "deleted": d} for n, d in zip(names, deleted, strict=True)]}
     )

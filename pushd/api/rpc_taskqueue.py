@@ -174,7 +174,7 @@ async def delete(call: Call, request: pb.TaskQueueDeleteRequest) -> pb_message.M
     cfg = call.queue(request.queue_name)
     names = [text(name, "task_name", errors.InvalidTaskNameError) for name in request.task_name]
     wire.check_delete_names(names)
-    deleted = await call.app[native.STORE].delete(cfg.name, names, now_us=call.now_us)
+    deleted = await native.delete_names(call.app, cfg.name, names, now_us=call.now_us)
     return pb.TaskQueueDeleteResponse(
         result=[_Code.OK if gone else _Code.UNKNOWN_TASK for gone in deleted]
     )
@@ -359,7 +359,7 @@ async def fetch_queues(call: Call, request: pb.TaskQueueFetchQueuesRequest) -> p
 
 async def purge_queue(call: Call, request: pb.TaskQueuePurgeQueueRequest) -> pb_message.Message:
     cfg = call.queue(request.queue_name)
-    await call.app[native.STORE].purge(cfg.name, now_us=call.now_us)
+    await native.purge(call.app, cfg.name, now_us=call.now_us)
     return pb.TaskQueuePurgeQueueResponse()
 
 

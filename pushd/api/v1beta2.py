@@ -479,7 +479,7 @@ async def get_task(request: web.Request) -> web.Response:
 async def delete_task(request: web.Request) -> web.Response:
     cfg, name = _queue(request), _task_name(request)
     now_us = request.app[native.CLOCK].now_us()
-    [deleted] = await request.app[native.STORE].delete(cfg.name, [name], now_us=now_us)
+    [deleted] = await native.delete_names(request.app, cfg.name, [name], now_us=now_us)
     if not deleted:
         raise errors.UnknownTaskError(f"queue {cfg.name!r} has no task {name!r}")
     return web.Response(status=204)

@@ -57,7 +57,7 @@ class Retry:
     eta_us: int
     retry_count: int
     execution_count: int
-    first_try_us: int
+    first_try_us: int | None  # None: a claim given back unsent (no attempt made)
     last_status: int | None
 
 
@@ -148,10 +148,11 @@ def check_lease(name: str, *, eta_us: int, current_eta_us: int, now_us: int) -> 
         raise errors.TaskLeaseExpiredError(f"the lease on task {name!r} has expired")
 
 
-def lease_for(task: models.Task, *, lease_us: int, slack_us: int) -> int:
-    """How long a claim on ``task`` lasts: its dispatch deadline plus slack, else ``lease_us``."""
+def lease_for(task: models.Task, *, lease_us: int, slack_us: int, deadlines: int = 1) -> int:
+    """How long a claim on ``task`` lasts: ``deadlines`` times its dispatch deadline plus slack,
+    else ``lease_us``."""
     if task.dispatch_deadline_us is not None:
-        return task.dispatch_deadline_us + slack_us
+        return deadlines * task.dispatch_deadline_us + slack_us
     return lease_us
 
 
@@ -188,7 +189,14 @@ class Store(Protocol):
 
     # ---- push delivery
     async def claim_due(
-        self, queue: str, *, now_us: int, limit: int, lease_us: int, slack_us: int = 0
+        self,
+        queue: str,
+        *,
+        now_us: int,
+        limit: int,
+        lease_us: int,
+        slack_us: int = 0,
+        deadlines: int = 1,
     ) -> list[Claimed]:
         """Take up to ``limit`` push tasks with ETA <= now, earliest first, leasing each.
 

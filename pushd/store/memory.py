@@ -117,7 +117,14 @@ class MemoryStore:
 
     # ---- push delivery
     async def claim_due(
-        self, queue: str, *, now_us: int, limit: int, lease_us: int, slack_us: int = 0
+        self,
+        queue: str,
+        *,
+        now_us: int,
+        limit: int,
+        lease_us: int,
+        slack_us: int = 0,
+        deadlines: int = 1,
     ) -> list[base.Claimed]:
         q = self._q(queue)
         claimed: list[base.Claimed] = []
@@ -125,7 +132,9 @@ class MemoryStore:
             task = q.earliest()
             if task is None or task.eta_us > now_us or task.is_pull:
                 break
-            lease_eta = now_us + base.lease_for(task, lease_us=lease_us, slack_us=slack_us)
+            lease_eta = now_us + base.lease_for(
+                task, lease_us=lease_us, slack_us=slack_us, deadlines=deadlines
+            )
             q.put(dataclasses.replace(task, eta_us=lease_eta))
             claimed.append(base.Claimed(task, lease_eta))
         return claimed

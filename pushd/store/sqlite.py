@@ -199,14 +199,23 @@ class SqliteStore:
 
     # ---- push delivery
     async def claim_due(
-        self, queue: str, *, now_us: int, limit: int, lease_us: int, slack_us: int = 0
+        self,
+        queue: str,
+        *,
+        now_us: int,
+        limit: int,
+        lease_us: int,
+        slack_us: int = 0,
+        deadlines: int = 1,
     ) -> list[base.Claimed]:
         def job(conn: sqlite3.Connection) -> list[base.Claimed]:
             rows = conn.execute(Q["due_push"], (queue, now_us, limit)).fetchall()
             claimed = []
             for row in rows:
                 task = codec.task_from_row(row)
-                lease = base.lease_for(task, lease_us=lease_us, slack_us=slack_us)
+                lease = base.lease_for(
+                    task, lease_us=lease_us, slack_us=slack_us, deadlines=deadlines
+                )
                 claimed.append(base.Claimed(task, now_us + lease))
             if rows:
                 conn.executemany(

@@ -40,6 +40,7 @@ class Writer:
         self._thread = thread
         self._jobs: asyncio.Queue[tuple[Job, asyncio.Future[Any]] | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
         self.commits = 0
 
     @classmethod
@@ -69,6 +70,11 @@ class Writer:
         return await fut
 
     async def close(self) -> None:
+        """Run the jobs already submitted, then close the connection and the thread; a second
+        call does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         if self._task is not None and not self._task.done():
             self._jobs.put_nowait(None)
             await self._task
@@ -128,7 +134,7 @@ class Writer:
                 for i in pending:
                     try:
                         results.append((i, jobs[i](self._conn)))
-                    except Exception as exc:  # this job fails alone; the writer lives on
+                    except BaseException as exc:  # this job fails alone; the writer lives on
                         failed = (i, exc)
                         break
                 if failed is None:

@@ -480,6 +480,11 @@ async def test_a_claim_lasts_the_tasks_own_deadline_plus_slack(store: base.Store
         "own": 25 * S,
         "dflt": 600 * S,
     }
+    await store.add([push("own2", dispatch_deadline_us=20 * S)], now_us=T0)
+    [c] = await store.claim_due(
+        "q", now_us=T0, limit=1, lease_us=600 * S, slack_us=5 * S, deadlines=2
+    )
+    assert c.lease_eta_us - T0 == 45 * S  # two of its deadlines, then the slack
 
 
 async def test_a_job_that_blows_up_fails_alone(tmp_path: Path) -> None:
@@ -504,5 +509,43 @@ async def test_a_job_that_blows_up_fails_alone(tmp_path: Path) -> None:
         assert {t.name for t in await s.list_tasks("q")} == {"a", "b"}
         [again] = await s.add([push("c")], now_us=T0)  # the writer is still alive
         assert again.ok
+    finally:
+        await s.close()
+
+
+async def test_closing_twice_is_harmless(tmp_path: Path) -> None:
+    from pushd.store.sqlite import SqliteStore
+
+    s = await SqliteStore.open(tmp_path / "c.sqlite3")
+    await s.close()
+    await s.close()
+
+
+async def test_a_job_raising_a_base_exception_fails_alone(tmp_path: Path) -> None:
+    """Review: a BaseException from a job left its batch-mates waiting forever and the write
+    lock held."""
+    import asyncio
+
+    from pushd.store.sqlite import SqliteStore
+
+    class Boom(BaseException):
+        pass
+
+    def explode(conn: object) -> None:
+        raise Boom
+
+    s = await SqliteStore.open(tmp_path / "b.sqlite3", durability="normal")
+    try:
+        results = await asyncio.wait_for(
+            asyncio.gather(
+                s.add([push("a")], now_us=T0),
+                s._writer.submit(explode),
+                s.add([push("b")], now_us=T0),
+                return_exceptions=True,
+            ),
+            10,
+        )
+        assert isinstance(results[1], Boom)
+        assert {t.name for t in await s.list_tasks("q")} == {"a", "b"}
     finally:
         await s.close()

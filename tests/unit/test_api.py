@@ -9,7 +9,7 @@ import dataclasses
 import io
 import logging
 import urllib.parse
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any
 
 import hypothesis
@@ -55,6 +55,9 @@ class FakeEngine:
 
     def notify(self, queue: str, eta_us: int) -> None:
         self.notified.append((queue, eta_us))
+
+    def forget(self, queue: str, names: Iterable[str] | None = None) -> None:
+        self.calls.append(("forget", queue if names is None else f"{queue}:{','.join(names)}"))
 
     async def pause(self, queue: str) -> None:
         self.calls.append(("pause", queue))
@@ -445,6 +448,7 @@ async def test_purge_answers_the_count_and_tombstones(env: Env) -> None:
     )
     _, body = await env.add("fast", {"name": "a"})
     assert body["tasks"][0]["result"] == "TOMBSTONED_TASK"
+    assert ("forget", "fast") in env.engine.calls  # claimed tasks waiting to go are not sent
 
 
 # ------------------------------------------------------------------ tasks
@@ -500,6 +504,7 @@ async def test_delete_task(env: Env) -> None:
         {"queue": "fast", "name": "a", "deleted": True},
     )
     assert await env.store.get("fast", "a") is None
+    assert ("forget", "fast:a") in env.engine.calls
     status, body = await env.call("DELETE", "/api/v1/queues/fast/tasks/a")
     assert_error(status, body, 404, "UNKNOWN_TASK")
 

@@ -247,6 +247,9 @@ class FakeEngine:
     def notify(self, queue: str, eta_us: int) -> None:
         pass
 
+    def forget(self, queue: str, names: object = None) -> None:
+        pass
+
     async def pause(self, queue: str) -> None:
         await self.store.set_paused(queue, True)
 
