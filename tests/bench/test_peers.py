@@ -26,10 +26,10 @@ from benchmarks import peers
 from benchmarks.harness import cpu_s
 from benchmarks.receivers import Hit
 
-REAL = os.environ.get("PUSHD_BENCH_PEERS") == "1"
-needs_peers = pytest.mark.skipif(
-    not REAL, reason="installs and runs the peers' venvs: set PUSHD_BENCH_PEERS=1"
-)
+#: Installs and runs the peers' venvs (minutes, PyPI): not part of `make test`, where these tests
+#: are deselected (tests/bench/conftest.py); `make bench` runs the peers for real. Run them with
+#: PUSHD_BENCH_PEERS=1 .venv/bin/pytest tests/bench/test_peers.py
+needs_peers = pytest.mark.peers_live
 
 
 class LocalReceiver:
