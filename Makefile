@@ -10,13 +10,14 @@ ORACLE_STAMP := $(ORACLE_VENV)/.oracle-installed
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help serve test lint typecheck pytest bench fmt clean install oracle proto
+.PHONY: help serve test lint typecheck pytest bench chaos fmt clean install oracle proto
 
 help:
 	@echo "make serve   run pushd with queue.yaml.example (creates $(VENV) on first use)"
 	@echo "make test    lint, type-check and run the test suite"
 	@echo "make lint    ruff + import-linter"
 	@echo "make bench   every benchmark scenario with the peers, ~15 min (BENCH_ARGS='delivery --quick')"
+	@echo "make chaos   the full reliability campaigns (crashes, faults, fuzzing, soak; long)"
 	@echo "make fmt     format the code with ruff"
 	@echo "make proto   regenerate pushd/proto/*_pb2.py(i) from pushd/proto/*.proto"
 
@@ -54,6 +55,10 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+# The reliability campaigns at full size (make test runs their short versions).
+chaos: $(STAMP)
+	PUSHD_CHAOS=full $(BIN)/pytest tests/reliability --timeout 7200 $(PYTEST_ARGS)
 
 # The /rpc_http messages: pushd's own .proto files, compiled with the protobuf toolchain
 # (grpcio-tools' protoc, a dev dependency); the generated modules are committed, so the
