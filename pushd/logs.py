@@ -8,6 +8,7 @@ Event names (the ``event`` field) are a public interface for log processors:
 ``task_retry``         a delivery failed and will run again (``eta``, ``delay_s``)
 ``task_dead``          a task ran out of retries and moved to the dead letters
 ``delivery_failed``    a bug broke one delivery (traceback); its claim expires, it runs again
+``store_unavailable``  a write the store refused (disk full, read-only); retried every second
 ``queue_throttled``    a 503/429 lowered a queue's enforced rate
 ``queue_recovered``    a queue's enforced rate recovered a step
 ``config_reloaded``    SIGHUP reloaded queue.yaml

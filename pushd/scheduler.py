@@ -27,7 +27,7 @@ from fractions import Fraction
 import anyio
 import anyio.abc
 
-from pushd import clock, config, dispatch, logs, models, retry, throttle
+from pushd import clock, config, dispatch, errors, logs, models, retry, throttle
 from pushd.store import base
 
 CLAIM_BATCH = 256  # most tasks one claim takes from the store
@@ -42,6 +42,8 @@ LEASE_SLACK_US = 5 * clock.US_PER_SECOND  # a claim lasts CLAIM_DEADLINES deadli
 #: soon the tasks a crashed daemon had claimed run again.
 CLAIM_DEADLINES = 2
 HOUSEKEEPING_INTERVAL_US = 600 * clock.US_PER_SECOND  # how often expired tombstones are dropped
+#: After a write the store refused (disk full, read-only disk), try again this much later.
+STORE_RETRY_US = 1 * clock.US_PER_SECOND
 EXECUTED_WINDOW_US = 60 * clock.US_PER_SECOND
 _AWAKE = -1  # a queue loop that is running (not waiting): every notification wakes it
 
@@ -180,6 +182,10 @@ class Scheduler:
         if rt is None:
             return
         rt.dropped |= set(rt.unsent) if names is None else rt.unsent.intersection(names)
+
+    def _store_trouble(self, what: str, exc: errors.TransientError) -> None:
+        """A write the store refused (disk full, read-only): logged; the caller tries again."""
+        logs.event("store_unavailable", logging.WARNING, during=what, error=exc.message)
 
     def _wake_line(self) -> None:
         """Wake the first queue waiting in line for room, once a whole batch of room is free."""
@@ -365,6 +371,10 @@ class Scheduler:
                         slack_us=LEASE_SLACK_US,
                         deadlines=CLAIM_DEADLINES,
                     )
+                except errors.TransientError as exc:
+                    self._store_trouble(f"claiming tasks of queue {rt.name}", exc)
+                    await self._wait_until(self.clock.now_us() + STORE_RETRY_US, self._stop)
+                    continue
                 finally:
                     self._claiming -= n
                     self._wake_line()  # whatever the claim did not take is room for others
@@ -539,7 +549,18 @@ class Scheduler:
             self._flush_wake.clear()
             while self._outcomes:
                 batch, self._outcomes = self._outcomes, []
-                await self.store.finish(batch, now_us=self.clock.now_us())
+                try:
+                    await self.store.finish(batch, now_us=self.clock.now_us())
+                except errors.TransientError as exc:
+                    if self._stop.is_set() and not self._delivering:
+                        # Stopping with the store down: the claims of these tasks expire and
+                        # they run again (at least once), as after a crash.
+                        self._store_trouble(f"recording {len(batch)} outcomes (given up)", exc)
+                        break
+                    self._store_trouble(f"recording {len(batch)} outcomes", exc)
+                    self._outcomes[:0] = batch  # kept, in order, for the next try
+                    await self.clock.sleep_until(self.clock.now_us() + STORE_RETRY_US)
+                    continue
                 for outcome in batch:
                     if isinstance(outcome, base.Retry):
                         self.notify(outcome.queue, outcome.eta_us)
@@ -549,7 +570,10 @@ class Scheduler:
 
     async def _housekeeper(self) -> None:
         while not self._stop.is_set():
-            await self.store.expire(now_us=self.clock.now_us())
+            try:
+                await self.store.expire(now_us=self.clock.now_us())
+            except errors.TransientError as exc:
+                self._store_trouble("dropping expired tombstones and dead letters", exc)
             await self._wait_until(self.clock.now_us() + HOUSEKEEPING_INTERVAL_US, self._stop)
 
 

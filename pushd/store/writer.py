@@ -134,6 +134,8 @@ class Writer:
                 for i in pending:
                     try:
                         results.append((i, jobs[i](self._conn)))
+                    except sqlite3.OperationalError:
+                        raise  # the disk, not the job (full, read-only, I/O): the whole batch
                     except BaseException as exc:  # this job fails alone; the writer lives on
                         failed = (i, exc)
                         break
@@ -144,7 +146,11 @@ class Writer:
                     self._conn.execute("ROLLBACK")
             except sqlite3.Error as exc:  # BEGIN or COMMIT itself failed: fail the whole batch
                 self._rollback_quietly()
-                error = errors.TransientError(f"SQLite commit failed: {exc}")
+                error = errors.TransientError(
+                    f"the database could not be written ({exc}); nothing of this request was "
+                    "stored: free disk space or make the database's filesystem writable, then "
+                    "retry"
+                )
                 for i in pending:
                     outcomes[i] = (False, error)
                 break

@@ -22,3 +22,7 @@ def scale(short: int, full: int) -> int:
 @pytest.fixture
 def chaos_full() -> bool:
     return FULL
+
+
+# The real daemon, receiver and HTTP session of the integration tests.
+from tests.integration.conftest import receiver, session, start_daemon  # noqa: E402, F401
