@@ -21,6 +21,9 @@ import time
 from typing import Protocol
 
 US_PER_SECOND = 1_000_000
+#: The longest delay pushd schedules (backoffs, Retry-After): a century, far inside SQLite's
+#: 64-bit microseconds.
+MAX_DELAY_S = 100 * 365 * 86400.0
 #: How many empty event-loop passes FakeClock's autojump waits before it decides all tasks sleep.
 AUTOJUMP_IDLE_PASSES = 50
 

@@ -57,6 +57,8 @@ BODY_METHODS = frozenset({models.Method.POST, models.Method.PUT})
 MAX_RESPONSE_READ = 64 * 1024  # bytes of a response body read to keep the connection reusable
 #: The address App Engine's task requests come from (SPEC 3.1), as the SDK's middleware reads it.
 TASK_SOURCE_IP = "0.1.0.2"
+#: The longest Retry-After honoured: as long as the longest backoff (a century).
+_MAX_RETRY_AFTER_US = clock.seconds_to_us(clock.MAX_DELAY_S)
 #: How long an API ticket outlives the dispatch deadline of the request that carried it.
 TICKET_SLACK_US = 300 * clock.US_PER_SECOND
 
@@ -161,14 +163,17 @@ def parse_retry_after(value: str | None, now_us: int) -> int | None:
         return None
     value = value.strip()
     if value.isdigit():
-        return int(value) * clock.US_PER_SECOND
+        # Capped like backoffs (a century): 10**13 s overflowed SQLite's INTEGER and stopped
+        # the daemon, again after every restart.
+        return min(int(value) * clock.US_PER_SECOND, _MAX_RETRY_AFTER_US)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         return None
-    return max(0, clock.seconds_to_us(when.timestamp()) - now_us)
+    delay_us = clock.seconds_to_us(when.timestamp()) - now_us
+    return min(max(0, delay_us), _MAX_RETRY_AFTER_US)
 
 
 async def deliver(
@@ -211,12 +216,20 @@ async def deliver(
 
 
 def make_session(max_connections: int) -> aiohttp.ClientSession:
-    """The one shared client session: keep-alive, capped at ``max_connections`` sockets."""
-    return aiohttp.ClientSession(
+    """The one shared client session: keep-alive, at most ``max_connections`` requests in flight.
+
+    aiohttp resends a GET, PUT or DELETE once by itself when a kept-alive connection is reset;
+    for a task that is a second delivery inside one attempt, with the same retry count, which
+    the receiver sees and pushd does not count. Every attempt must be exactly one request, so
+    that resend is turned off (the attribute aiohttp's own test client sets for the same end).
+    """
+    session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=max_connections, limit_per_host=0),
         auto_decompress=False,
         skip_auto_headers=("User-Agent",),
     )
+    session._retry_connection = False
+    return session
 
 
 class Deliverer:

@@ -94,7 +94,7 @@ def effective_policy(
 
 
 #: The longest backoff pushd waits, whatever the configuration says (100 years).
-MAX_BACKOFF_S = 100 * 365 * 86400.0
+MAX_BACKOFF_S = clock.MAX_DELAY_S
 
 
 def backoff_us(policy: RetryPolicy, n: int) -> int:

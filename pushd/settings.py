@@ -64,7 +64,8 @@ class Settings:
     #: Where a task goes when neither queue.yaml nor the task names a known target.
     default_target: str = "http://127.0.0.1:8080"
     default_dispatch_deadline_s: float = 600.0
-    #: Ceiling on connections open to all receivers together.
+    #: Ceiling on requests in flight to all receivers together (idle keep-alive connections,
+    #: closed after 15 s unused, are kept per receiver on top).
     max_connections: int = 256
     shutdown_grace_s: float = 30.0
     tombstone_retention_s: float = 9 * 86400.0

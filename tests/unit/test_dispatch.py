@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from pushd import dispatch, models, tickets
+from pushd import clock, dispatch, models, tickets
 
 T0 = 1_700_000_000_123_456
 
@@ -306,3 +306,21 @@ async def test_the_deliverer_without_tickets_sends_none(
 class _Queue:
     name: str
     target: str | None = None
+
+
+def test_a_huge_retry_after_is_capped_at_a_century() -> None:
+    """Review campaign: 10**13 s overflowed SQLite's INTEGER and stopped the daemon."""
+    now = 1_700_000_000_000_000
+    century_us = clock.seconds_to_us(clock.MAX_DELAY_S)
+    assert dispatch.parse_retry_after("10000000000000", now) == century_us
+    assert dispatch.parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now) == century_us
+
+
+async def test_the_session_never_resends_a_request_by_itself() -> None:
+    """aiohttp resends GET/PUT/DELETE once after a reset; a task attempt must be one request
+    (tests/reliability/test_receiver_faults.py checks it against a receiver that resets)."""
+    session = dispatch.make_session(4)
+    try:
+        assert session._retry_connection is False
+    finally:
+        await session.close()
