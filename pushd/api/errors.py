@@ -118,10 +118,43 @@ def _http_failure(request: web.Request, exc: web.HTTPException, root: str) -> Fa
     )
 
 
+def _declared_too_large(request: web.Request) -> Failure | None:
+    """A body whose Content-Length is over the limit, refused before a byte of it is read."""
+    size = request.content_length
+    if size is None or size <= wire.MAX_REQUEST_BYTES:
+        return None
+    return Failure(
+        http_status=413,
+        status=status_name(413),
+        message=(
+            f"the request body is {size} bytes; at most {wire.MAX_REQUEST_BYTES} are accepted "
+            "(add tasks in smaller batches)"
+        ),
+    )
+
+
+async def expect_handler(request: web.Request) -> web.StreamResponse | None:
+    """``Expect: 100-continue``: a body declared over the limit is refused with the API's 413
+    before the client sends it; otherwise the client is told to go on (as aiohttp would)."""
+    _, render = _envelope(request)
+    if (failure := _declared_too_large(request)) is not None:
+        return render(failure)
+    expect = request.headers.get(hdrs.EXPECT, "").lower()
+    if expect != "100-continue":
+        message = f"Expect: {expect!r} is not supported; only 100-continue"
+        return render(Failure(http_status=417, status=status_name(417), message=message))
+    if request.version >= (1, 1):
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the interim answer is not the response's size
+    return None
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every exception a handler raises into the JSON error body of its API."""
     root, render = _envelope(request)
+    if (too_large := _declared_too_large(request)) is not None:
+        return render(too_large)  # not read into memory first, as the size limit alone would
     try:
         return await handler(request)
     except errors.Error as exc:

@@ -389,7 +389,7 @@ def add_routes(app: web.Application, routes: Sequence[Route] = ROUTES) -> None:
     :func:`auth_middleware` knows every route's action."""
     for method, path, handler, action in routes:
         _ACTIONS[handler] = action
-        app.router.add_route(method, path, handler)
+        app.router.add_route(method, path, handler, expect_handler=api_errors.expect_handler)
 
 
 def action_of(request: web.Request) -> Action | None:
