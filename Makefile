@@ -1,6 +1,7 @@
 # pushd: two commands set everything up on a fresh machine with python3 and make.
 #   make serve   run the daemon with queue.yaml.example on the embedded SQLite default
 #   make test    ruff, mypy (strict), import-linter and pytest
+#   (make bench: the benchmarks; make chaos: the full reliability campaigns)
 PYTHON ?= python3
 VENV ?= .venv
 ORACLE_VENV ?= .venv-oracle
