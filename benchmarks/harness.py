@@ -14,6 +14,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -40,10 +41,26 @@ def say(message: str) -> None:
 # ------------------------------------------------------------------ processes
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child, before exec: get SIGKILL if the benchmark dies without cleaning up."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for servers that cannot bind port 0 themselves)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def tail(path: Path, chars: int = 2000) -> str:
+    """The end of a log file, for error messages ("" if it cannot be read)."""
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return ""
 
 
 def cpu_s(pid: int) -> float:
@@ -90,7 +107,7 @@ class Child:
             await self.proc.wait()
 
 
-async def _spawn(name: str, args: list[str], log: Path, env: dict[str, str] | None = None) -> Child:
+async def spawn(name: str, args: list[str], log: Path, env: dict[str, str] | None = None) -> Child:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     with log.open("wb") as out:
         proc = await asyncio.create_subprocess_exec(
@@ -100,7 +117,7 @@ async def _spawn(name: str, args: list[str], log: Path, env: dict[str, str] | No
             stderr=asyncio.subprocess.STDOUT,
             env=env,
             cwd=ROOT,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
     return Child(name, proc, log)
 
@@ -123,7 +140,7 @@ async def _wait_listening(child: Child) -> str:
 async def running(
     name: str, args: list[str], log: Path, env: dict[str, str] | None = None
 ) -> AsyncIterator[Child]:
-    child = await _spawn(name, args, log, env)
+    child = await spawn(name, args, log, env)
     try:
         child.url = await _wait_listening(child)
         yield child

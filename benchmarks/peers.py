@@ -34,7 +34,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -48,12 +47,14 @@ from typing import TYPE_CHECKING, Any
 from benchmarks.harness import (
     ROOT,
     Child,
-    _die_with_parent,
-    _spawn,
     cpu_s,
+    die_with_parent,
+    free_port,
     rate,
     running,
     say,
+    spawn,
+    tail,
 )
 
 if TYPE_CHECKING:
@@ -93,13 +94,6 @@ class PeerFailed(RuntimeError):
 # ------------------------------------------------------------------ virtualenvs
 
 
-def _tail(path: Path, chars: int = 2000) -> str:
-    try:
-        return path.read_text(errors="replace")[-chars:]
-    except OSError:
-        return ""
-
-
 def _stamp_text(requirements: Sequence[str]) -> str:
     python = ".".join(map(str, sys.version_info[:3]))
     return json.dumps({"python": python, "requirements": list(requirements)}, indent=1)
@@ -116,7 +110,7 @@ def _run_logged(args: list[str], log: Path, deadline: float) -> int:
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         try:
             return proc.wait(timeout=max(0.0, deadline - time.monotonic()))
@@ -167,7 +161,7 @@ def ensure_venv(name: str, requirements: Sequence[str], *, timeout_s: float = 60
             what = "timed out" if code == -9 else f"failed (exit {code})"
             raise PeerUnavailable(
                 f"installing the {name} venv ({' '.join(requirements)}) {what}; see {log}:\n"
-                + _tail(log, 1500)
+                + tail(log, 1500)
             )
         stamp.write_text(want)
         say(f"peers: {name} venv ready in {venv}")
@@ -187,28 +181,21 @@ def _env(**extra: str) -> dict[str, str]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 async def _run_once(
     name: str, args: list[str], log: Path, timeout_s: float, env: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """Run a one-shot command to completion (bounded); its ``RESULT {json}`` line, or ``{}``."""
-    child = await _spawn(name, args, log, env)
+    child = await spawn(name, args, log, env)
     try:
         await asyncio.wait_for(child.proc.wait(), timeout_s)
     except TimeoutError:
         raise PeerFailed(
-            f"{name} did not finish within {timeout_s:g}s; log {log}:\n{_tail(log)}"
+            f"{name} did not finish within {timeout_s:g}s; log {log}:\n{tail(log)}"
         ) from None
     finally:
         await child.stop()
     if child.proc.returncode != 0:
-        raise PeerFailed(f"{name} exited {child.proc.returncode}; log {log}:\n{_tail(log)}")
+        raise PeerFailed(f"{name} exited {child.proc.returncode}; log {log}:\n{tail(log)}")
     return _result_line(log)
 
 
@@ -310,7 +297,7 @@ async def _deliver(
     try:
         await receiver.wait_count(n, timeout_s, progress)
     except TimeoutError as e:
-        raise PeerFailed(f"{peer}: {e}; log {log}:\n{_tail(log)}") from None
+        raise PeerFailed(f"{peer}: {e}; log {log}:\n{tail(log)}") from None
     used = cpu_now() - cpu_at_release()
     receiver_used = receiver.cpu_s() - receiver_cpu0
     await asyncio.sleep(SETTLE_S)
@@ -535,7 +522,7 @@ async def postgres(tmp: Path) -> AsyncIterator[PgCluster]:
         os.chown(base, user.pw_uid, user.pw_gid)
     else:
         base = Path(tempfile.mkdtemp(prefix="pg-", dir=tmp))
-    data, port = base / "data", _free_port()
+    data, port = base / "data", free_port()
     try:
         await _run_once(
             "initdb",
@@ -555,12 +542,12 @@ async def postgres(tmp: Path) -> AsyncIterator[PgCluster]:
                 *("-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="),
             ]
         )
-        child = await _spawn("postgres", server, log)
+        child = await spawn("postgres", server, log)
         try:
             deadline = time.monotonic() + PG_START_TIMEOUT_S
             while "ready to accept connections" not in log.read_text(errors="replace"):
                 if child.proc.returncode is not None or time.monotonic() > deadline:
-                    raise PeerFailed(f"PostgreSQL did not start; log {log}:\n{_tail(log)}")
+                    raise PeerFailed(f"PostgreSQL did not start; log {log}:\n{tail(log)}")
                 await asyncio.sleep(0.05)
             dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
             yield PgCluster(dsn, bin_dir.parent.name, child.pid)

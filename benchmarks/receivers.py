@@ -24,7 +24,6 @@ import os
 import resource
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -199,13 +198,6 @@ def available_kind() -> str:
     """``"nginx"`` when nginx and its echo module are installed, else ``"aiohttp"``."""
     binary = nginx_binary()
     return "nginx" if binary is not None and echo_module(binary) is not None else "aiohttp"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 # $msec is when the line is written, so arrival is $msec - $request_time (both in ms). Fields are
@@ -423,13 +415,6 @@ class NginxReceiver(_Polled):
         return self._log.hits()
 
 
-def _tail(path: Path, chars: int = 2000) -> str:
-    try:
-        return path.read_text(errors="replace")[-chars:]
-    except FileNotFoundError:
-        return ""
-
-
 async def _answers(port: int, token: str) -> bool:
     """Whether our nginx (not whatever else may have the port) answers on ``port``."""
     try:
@@ -454,7 +439,7 @@ async def _nginx_ready(child: harness.Child, port: int, token: str, error_log: P
     while time.monotonic() < deadline:
         if await _answers(port, token):
             return True
-        if "Address already in use" in _tail(error_log) + _tail(child.log):
+        if "Address already in use" in harness.tail(error_log) + harness.tail(child.log):
             return False  # nginx would retry bind() for 2.5 s; a new port is quicker
         if child.proc.returncode is not None:
             break
@@ -466,7 +451,7 @@ async def _nginx_ready(child: harness.Child, port: int, token: str, error_log: P
     )
     raise RuntimeError(
         f"nginx {status} on 127.0.0.1:{port}\n"
-        f"--- {error_log}:\n{_tail(error_log)}\n--- {child.log}:\n{_tail(child.log)}"
+        f"--- {error_log}:\n{harness.tail(error_log)}\n--- {child.log}:\n{harness.tail(child.log)}"
     )
 
 
@@ -492,11 +477,11 @@ async def start_nginx(tmp: Path, *, master: bool = False) -> AsyncIterator[Nginx
     d = Path(tempfile.mkdtemp(prefix="nginx-", dir=tmp))
     conf, error_log = d / "nginx.conf", d / "error.log"
     for attempt in range(1, NGINX_BIND_ATTEMPTS + 1):
-        port, token = _free_port(), secrets.token_hex(8)
+        port, token = harness.free_port(), secrets.token_hex(8)
         conf.write_text(_nginx_conf(d, port, module, token, build, master=master))
         error_log.write_text("")  # nothing left from an attempt that could not bind
         args = [binary, "-e", str(error_log), "-p", f"{d}/", "-c", str(conf)]
-        child = await harness._spawn("nginx", args, d / "stderr.log")
+        child = await harness.spawn("nginx", args, d / "stderr.log")
         try:
             if await _nginx_ready(child, port, token, error_log):
                 break
@@ -506,7 +491,7 @@ async def start_nginx(tmp: Path, *, master: bool = False) -> AsyncIterator[Nginx
         await child.stop()
         if attempt == NGINX_BIND_ATTEMPTS:
             raise RuntimeError(
-                f"nginx found no free port in {attempt} attempts:\n{_tail(error_log)}"
+                f"nginx found no free port in {attempt} attempts:\n{harness.tail(error_log)}"
             )
     child.url = f"http://127.0.0.1:{port}"
     log = _AccessLog(d / "access.log")

@@ -429,8 +429,8 @@ class Scheduler:
             # never leave together beyond the bucket; then whether the task may still go.
             await rt.acquire_slot()  # immediate without max_concurrent_requests; counts in_flight
             slot = True
-            send_at = rt.limits.send_at(self.clock.now_us())
-            if send_at > self.clock.now_us():
+            now = self.clock.now_us()
+            if (send_at := rt.limits.send_at(now)) > now:
                 await self.clock.sleep_until(send_at)
             async with self._limiter:
                 rt.unsent.discard(task.name)

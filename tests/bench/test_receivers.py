@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from benchmarks import receivers
+from benchmarks import harness, receivers
 from benchmarks.receivers import SEP, Hit, Receiver
 
 in_module_loop = pytest.mark.asyncio(loop_scope="module")  # where the shared receivers live
@@ -264,8 +264,8 @@ async def test_nginx_tries_another_port_when_its_port_is_taken(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     taken = socket.create_server(("127.0.0.1", 0))
-    ports = [taken.getsockname()[1], receivers._free_port()]
-    monkeypatch.setattr(receivers, "_free_port", lambda: ports.pop(0))
+    ports = [taken.getsockname()[1], harness.free_port()]
+    monkeypatch.setattr(harness, "free_port", lambda: ports.pop(0))
     with taken:
         start = time.monotonic()
         async with receivers.start_nginx(tmp_path) as nginx:

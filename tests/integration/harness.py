@@ -7,6 +7,7 @@ readiness is its ``listening`` log line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -107,6 +108,19 @@ class Receiver:
                 await self._changed.wait_for(lambda: self.started >= count)
 
         await asyncio.wait_for(enough(), timeout_s)
+
+    async def wait_until(
+        self, done: Callable[[list[Delivery]], bool], timeout_s: float = 30.0
+    ) -> list[Delivery]:
+        """Wait until ``done(deliveries)`` holds, woken by each delivery; the deliveries."""
+
+        async def enough() -> None:
+            async with self._changed:
+                await self._changed.wait_for(lambda: done(self.deliveries))
+
+        with contextlib.suppress(TimeoutError):  # the caller asserts on what arrived
+            await asyncio.wait_for(enough(), timeout_s)
+        return self.deliveries
 
     async def wait_for(self, count: int, timeout_s: float = 30.0) -> list[Delivery]:
         """Wait until ``count`` deliveries arrived; fail with what did arrive otherwise."""

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.integration.harness import Daemon, Receiver
+from tests.integration.harness import Daemon, Delivery, Receiver
 from tests.reliability.conftest import scale
 
 if TYPE_CHECKING:
@@ -104,12 +104,12 @@ async def add_round(
 
 
 async def wait_delivered(receiver: Receiver, names: set[str], timeout_s: float) -> set[str]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        got = {dl.headers.get("X-AppEngine-TaskName", "") for dl in receiver.deliveries}
-        if names <= got or time.monotonic() > deadline:
-            return got
-        await asyncio.sleep(0.05)
+    """The task names delivered once all of ``names`` are (or ``timeout_s`` passed)."""
+
+    def delivered(deliveries: list[Delivery]) -> set[str]:
+        return {dl.headers.get("X-AppEngine-TaskName", "") for dl in deliveries}
+
+    return delivered(await receiver.wait_until(lambda d: names <= delivered(d), timeout_s))
 
 
 def integrity(db: Path) -> str:
