@@ -2,8 +2,9 @@
 
 A producer adds tasks at a steady rate while the daemon delivers them to a receiver on
 127.0.0.1. The daemon's resident memory, open file descriptors and database size are sampled
-throughout; after a warm-up they must not grow: the last third of the run stays within a margin
-of the first third (live tasks and the tombstones' retention window are what the database is
+throughout; after a warm-up memory must not grow (the last third of the run stays within a
+margin of the first third), open files stay within the daemon's own plus one per connection,
+and the database holds only what it may (live tasks and the tombstones' retention window are what the database is
 allowed to hold, and both are steady under a steady load). Everything added is delivered.
 """
 
