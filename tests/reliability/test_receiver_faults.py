@@ -49,6 +49,9 @@ from tests.reliability.fault_receiver import Action, Arrival, FaultReceiver
 SEED = int(os.environ.get("PUSHD_CHAOS_SEED", "20260517"))
 TASKS = scale(300, 4000)
 DEADLINE_S = 1.0  # default_dispatch_deadline_s: the smallest the settings allow
+#: How long before the receiver saw a request's first byte pushd may have started the attempt
+#: (and its deadline): connecting and the receiver's own event-loop lag on a loaded machine.
+CONNECT_SLACK_S = 0.25
 MAX_CONNECTIONS = scale(24, 64)
 DRAIN_TIMEOUT_S = scale(45, 900)
 NXDOMAIN = "http://does-not-exist.invalid:80"  # RFC 6761: .invalid never resolves
@@ -593,10 +596,13 @@ def test_no_retry_comes_before_its_backoff_or_retry_after(campaign: Campaign) ->
         seen = campaign.rx.attempts(p.name)
         for prev, cur in itertools.pairwise(seen):
             # A hang ends when pushd's deadline fires, which the receiver sees only when the
-            # client leaves (tens of ms later on a loaded machine): pushd cannot have decided
-            # before the attempt began plus the deadline.
+            # client leaves (tens of ms later on a loaded machine). The deadline covers the
+            # whole attempt, connecting included, so pushd's clock started a little before the
+            # request's first byte reached the receiver (28 ms seen on a loaded CI machine):
+            # allow CONNECT_SLACK_S for that. A backoff wrongly counted from the start of the
+            # attempt would come DEADLINE_S (1 s) early, far beyond the slack.
             cut_off = prev.action.kind in ("hang", "slow_headers")
-            decided = prev.started + DEADLINE_S if cut_off else prev.decided
+            decided = prev.started + DEADLINE_S - CONNECT_SLACK_S if cut_off else prev.decided
             backoff = p.policy.backoff_s(cur.index)
             if cur.started < decided + backoff - tolerance_s:
                 return (
