@@ -26,30 +26,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import glob
 import importlib.util
 import json
 import os
-import pwd
 import re
 import shutil
-import signal
-import stat
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchmarks import pgserver
 from benchmarks.harness import (
     ROOT,
     Child,
     cpu_s,
     die_with_parent,
-    free_port,
     rate,
     running,
     say,
@@ -65,8 +60,6 @@ SCRIPTS = Path(__file__).resolve().parent / "peer_scripts"
 STAMP = ".pushd-requirements.json"
 SETTLE_S = 0.5  # after the N-th arrival, how long late duplicates may still show up
 ONE_SHOT_MIN_S = 60.0  # at least this long for a one-shot script (imports, schema, ...)
-PG_START_TIMEOUT_S = 60.0
-INITDB_GLOB = "/usr/lib/postgresql/*/bin/initdb"
 
 GTE_REQUIREMENTS = ("gcloud-tasks-emulator==0.6.2", "google-cloud-tasks==2.23.0", "protobuf<5")
 GTE_THREADS = 8  # client threads for the second half of the enqueue
@@ -453,110 +446,28 @@ async def run_huey(
 # ------------------------------------------------------------------ procrastinate
 
 
-def _pg_bin() -> Path:
-    """The newest PostgreSQL server's bin directory, or :class:`PeerUnavailable`."""
-    found = sorted(glob.glob(INITDB_GLOB), key=lambda p: [int(x) for x in re.findall(r"\d+", p)])
-    if not found:
-        raise PeerUnavailable("PostgreSQL is not installed: apt-get install postgresql")
-    return Path(found[-1]).parent
-
-
-def _can_enter(path: Path, user: pwd.struct_passwd) -> bool:
-    """Whether ``user`` may traverse every directory down to ``path``."""
-    groups = set(os.getgrouplist(user.pw_name, user.pw_gid))
-    for directory in [path, *path.resolve().parents]:
-        st = directory.stat()
-        if st.st_uid == user.pw_uid:
-            bit = stat.S_IXUSR
-        elif st.st_gid in groups:
-            bit = stat.S_IXGRP
-        else:
-            bit = stat.S_IXOTH
-        if not st.st_mode & bit:
-            return False
-    return True
-
-
-def _as_postgres(args: list[str]) -> list[str]:
-    """As root, run ``args`` as the postgres user (PostgreSQL refuses root), dying with us."""
-    if os.geteuid() != 0:
-        return args
-    if shutil.which("setpriv") is None:
-        raise PeerUnavailable("running PostgreSQL as root needs setpriv (util-linux)")
-    return [
-        "setpriv",
-        "--reuid=postgres",
-        "--regid=postgres",
-        "--init-groups",
-        "--pdeathsig=KILL",  # the uid change clears PR_SET_PDEATHSIG; set it again
-        "--",
-        *args,
-    ]
-
-
 @dataclass(frozen=True)
 class PgCluster:
     dsn: str
     version: str  # the major version, e.g. "15"
-    pid: int  # the postmaster (setpriv execs it, so it is the child we started)
+    pid: int  # the postmaster
 
 
 @contextlib.asynccontextmanager
 async def postgres(tmp: Path) -> AsyncIterator[PgCluster]:
-    """A throwaway PostgreSQL cluster on 127.0.0.1 and a free port, stopped on the way out.
-
-    As root the server runs as the ``postgres`` user. Its data directory is in ``tmp`` when
-    that user can reach it, else (a private ``tmp``, like pytest's) in a private directory of the
-    system's temp dir; removed afterwards either way. TCP on 127.0.0.1 only (no Unix socket),
-    log in ``tmp/postgres.log``, stopped with a fast shutdown.
-    """
-    bin_dir = _pg_bin()
+    """A throwaway PostgreSQL cluster on 127.0.0.1 (:mod:`benchmarks.pgserver`), stopped on
+    the way out."""
     _fresh_dir(tmp)
-    if os.geteuid() == 0:
-        try:
-            user = pwd.getpwnam("postgres")
-        except KeyError:
-            raise PeerUnavailable("PostgreSQL needs a postgres user to run as") from None
-        inside = _can_enter(tmp, user)
-        base = Path(tempfile.mkdtemp(prefix="pushd-bench-pg-", dir=tmp if inside else None))
-        os.chown(base, user.pw_uid, user.pw_gid)
-    else:
-        base = Path(tempfile.mkdtemp(prefix="pg-", dir=tmp))
-    data, port = base / "data", free_port()
     try:
-        await _run_once(
-            "initdb",
-            _as_postgres(
-                [
-                    *(str(bin_dir / "initdb"), "-D", str(data)),
-                    *("-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C"),
-                ]
-            ),
-            tmp / "initdb.log",
-            PG_START_TIMEOUT_S,
-        )
-        log = tmp / "postgres.log"
-        server = _as_postgres(
-            [
-                *(str(bin_dir / "postgres"), "-D", str(data), "-p", str(port)),
-                *("-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="),
-            ]
-        )
-        child = await spawn("postgres", server, log)
-        try:
-            deadline = time.monotonic() + PG_START_TIMEOUT_S
-            while "ready to accept connections" not in log.read_text(errors="replace"):
-                if child.proc.returncode is not None or time.monotonic() > deadline:
-                    raise PeerFailed(f"PostgreSQL did not start; log {log}:\n{tail(log)}")
-                await asyncio.sleep(0.05)
-            dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-            yield PgCluster(dsn, bin_dir.parent.name, child.pid)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                child.proc.send_signal(signal.SIGINT)  # fast shutdown; stop() escalates
-            await child.stop()
+        server = await asyncio.to_thread(pgserver.start, tmp)
+    except pgserver.PgUnavailable as exc:
+        raise PeerUnavailable(str(exc)) from None
+    except RuntimeError as exc:
+        raise PeerFailed(str(exc)) from None
+    try:
+        yield PgCluster(server.dsn, server.version, server.pid)
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        await asyncio.to_thread(server.stop)
 
 
 async def run_procrastinate(
@@ -572,7 +483,10 @@ async def run_procrastinate(
     Held back: the N jobs are deferred with ``batch_defer_async`` (1,000 per call) with no
     worker running; released: the worker starts.
     """
-    _pg_bin()  # before installing anything
+    try:
+        pgserver.bin_dir()  # before installing anything
+    except pgserver.PgUnavailable as exc:
+        raise PeerUnavailable(str(exc)) from None
     venv = await _venv("procrastinate", PROC_REQUIREMENTS)
     python = str(venv / "bin" / "python")
     _fresh_dir(tmp)

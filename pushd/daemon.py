@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import signal
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -21,9 +22,9 @@ from typing import Any
 
 import anyio
 
-from pushd import api, clock, config, dispatch, errors, logs, scheduler, settings, tickets
+from pushd import api, clock, cluster, config, dispatch, errors, logs, scheduler, settings, tickets
 from pushd.api import server
-from pushd.store import open_store
+from pushd.store import base, describe_url, open_store
 
 
 class Daemon:
@@ -77,7 +78,15 @@ class Daemon:
         )
         try:
             paused = await store.paused_queues()
-            api_tickets = tickets.Tickets()  # one random key for deliveries and /rpc_http
+            shared = store if isinstance(store, base.Shared) else None
+            me = cluster.daemon_id()
+            if shared is None:
+                key = None  # one random key for deliveries and /rpc_http, never stored
+                ownership = None
+            else:  # a ticket minted by one daemon must be good at all of them
+                key = await shared.secret("api_tickets", lambda: secrets.token_bytes(32))
+                ownership = await cluster.Cluster.join(shared, me, self.queues)
+            api_tickets = tickets.Tickets(key)
             session = dispatch.make_session(s.max_connections)
             try:
                 deliverer = dispatch.Deliverer(
@@ -96,7 +105,18 @@ class Daemon:
                     max_connections=s.max_connections,
                     paused=paused,
                     grace_us=round(s.shutdown_grace_s * us),
+                    owned=None if ownership is None else ownership.owned,
                 )
+                peers = None
+                if shared is not None and ownership is not None:
+                    peers = cluster.Cluster(
+                        shared,
+                        sched,
+                        self.current_queues,
+                        self.clock,
+                        daemon=me,
+                        initial=ownership,
+                    )
                 app = api.create_app(
                     store=store,
                     clock=self.clock,
@@ -105,20 +125,22 @@ class Daemon:
                     settings=s,
                     api_tickets=api_tickets,
                 )
-                await self._serve(sched, app)
+                await self._serve(sched, app, peers)
             finally:
                 await session.close()
         finally:
             await store.close()
 
-    async def _serve(self, sched: scheduler.Scheduler, app: object) -> None:
+    async def _serve(
+        self, sched: scheduler.Scheduler, app: object, peers: cluster.Cluster | None
+    ) -> None:
         srv = await server.Server.start(app, self.settings.host, self.settings.port)  # type: ignore[arg-type]
         logs.event(
             "listening",
             always=True,  # with --port 0 this line is the only way to learn the port
             url=srv.url,
             queues=len(self.queues.queues),
-            db=self.settings.database,
+            db=describe_url(self.settings.database),
         )
         if self.on_ready is not None:
             self.on_ready(srv.url)
@@ -128,7 +150,15 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self.reload, sched)
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(sched.run, name="pushd-scheduler")
+
+                async def deliver() -> None:
+                    await sched.run()
+                    if peers is not None:
+                        peers.stop()  # only now: its queues go to the others when it is done
+
+                tg.start_soon(deliver, name="pushd-scheduler")
+                if peers is not None:
+                    tg.start_soon(peers.run, name="pushd-cluster")
                 await self._stop.wait()
                 logs.event(
                     "shutdown", in_flight=sum(sched.live(q).in_flight for q in self.queues.queues)

@@ -21,7 +21,7 @@ import asyncio
 import dataclasses
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from fractions import Fraction
 
 import anyio
@@ -61,6 +61,7 @@ class _Queue:
     executed: deque[int] = dataclasses.field(default_factory=deque)
     operator_paused: bool = False
     removed: bool = False  # gone from queue.yaml: paused, never dropped
+    elsewhere: bool = False  # another daemon sharing the store dispatches it (pushd.cluster)
     outstanding: int = 0  # claimed, not finished (in flight or waiting for a slot)
     unsent: set[str] = dataclasses.field(default_factory=set)  # claimed, not yet sent
     dropped: set[str] = dataclasses.field(default_factory=set)  # of those, deleted since
@@ -111,6 +112,11 @@ class _Queue:
     def paused(self) -> bool:
         return self.operator_paused or self.removed or self.cfg.rate == 0
 
+    @property
+    def halted(self) -> bool:
+        """Whether this daemon may not send its tasks now (paused, or dispatched elsewhere)."""
+        return self.paused or self.elsewhere
+
     def enforced_rate(self) -> Fraction:
         return self.adaptive.enforced(self.cfg.rate)
 
@@ -129,6 +135,7 @@ class Scheduler:
         max_connections: int = 256,
         paused: set[str] | frozenset[str] = frozenset(),
         grace_us: int = 30 * clock.US_PER_SECOND,
+        owned: frozenset[str] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -150,6 +157,10 @@ class Scheduler:
         self._loops: anyio.abc.TaskGroup | None = None
         self._deliveries: set[asyncio.Task[None]] = set()  # plain tasks: cheaper per delivery
         self._delivering = False  # between start and the end of the shutdown grace
+        # With a store shared by several daemons: the push queues this one dispatches (None:
+        # all of them), and what the other daemons report of theirs.
+        self._owned = owned
+        self._others: Mapping[str, models.LiveStats] = {}
         now = clock.now_us()
         for cfg in queues.queues.values():
             if cfg.mode is models.QueueMode.PUSH:
@@ -163,6 +174,7 @@ class Scheduler:
             ),
         )
         rt.operator_paused = paused
+        rt.elsewhere = self._owned is not None and cfg.name not in self._owned
         return rt
 
     # ------------------------------------------------------------------ control surface
@@ -221,22 +233,42 @@ class Scheduler:
 
     async def pause(self, queue: str) -> None:
         await self.store.set_paused(queue, True)
-        if rt := self._queues.get(queue):
-            rt.operator_paused = True
-            rt.limits.paused = rt.paused
-            rt.wake.set()
+        self.set_paused(queue, True)
 
     async def resume(self, queue: str) -> None:
         await self.store.set_paused(queue, False)
+        self.set_paused(queue, False)
+
+    def set_paused(self, queue: str, paused: bool) -> None:
+        """The operator's pause flag of ``queue``, already stored (here or by another daemon)."""
         if rt := self._queues.get(queue):
-            rt.operator_paused = False
-            rt.limits.paused = rt.paused
+            rt.operator_paused = paused
+            rt.limits.paused = rt.halted
             rt.wake.set()
+
+    def set_ownership(self, owned: frozenset[str], others: Mapping[str, models.LiveStats]) -> None:
+        """Dispatch exactly the push queues in ``owned`` (the others' daemons report
+        ``others``). A queue given up keeps its claims unsent: they are released (due again at
+        once, no attempt counted) as they come up."""
+        self._owned = owned
+        self._others = others
+        for name, rt in self._queues.items():
+            elsewhere = name not in owned
+            if elsewhere != rt.elsewhere:
+                rt.elsewhere = elsewhere
+                rt.limits.paused = rt.halted
+                rt.wake.set()
+
+    def live_all(self) -> dict[str, models.LiveStats]:
+        """:meth:`live` of every push queue this daemon dispatches."""
+        return {name: self.live(name) for name, rt in self._queues.items() if not rt.elsewhere}
 
     def live(self, queue: str) -> models.LiveStats:
         rt = self._queues.get(queue)
         if rt is None:
             return models.LiveStats()
+        if rt.elsewhere:
+            return self._others.get(queue, models.LiveStats(paused=rt.paused))
         now = self.clock.now_us()
         _trim(rt.executed, now)
         return models.LiveStats(
@@ -271,7 +303,7 @@ class Scheduler:
             rt.limits.reconfigure(rt.enforced_rate(), cfg.bucket_size, now)
             rt.limits.gate.limit = cfg.max_concurrent_requests
             rt.hand_slots()
-            rt.limits.paused = rt.paused
+            rt.limits.paused = rt.halted
             rt.wake.set()
 
     def stop(self) -> None:
@@ -283,7 +315,7 @@ class Scheduler:
     # ------------------------------------------------------------------ main loop
     async def run(self) -> None:
         for rt in self._queues.values():
-            rt.limits.paused = rt.paused
+            rt.limits.paused = rt.halted
         async with anyio.create_task_group() as outer:
             outer.start_soon(self._flusher, name="pushd-flusher")
             outer.start_soon(self._housekeeper, name="pushd-housekeeper")
@@ -334,7 +366,7 @@ class Scheduler:
         while not self._stop.is_set():
             rt.planned_us = _AWAKE
             rt.wake.clear()  # before looking: a notification from here on is not lost
-            if rt.paused:
+            if rt.halted:
                 self._leave_line(rt)
                 rt.planned_us = None
                 await rt.wake.wait()
@@ -438,7 +470,7 @@ class Scheduler:
                     rt.dropped.discard(task.name)
                     return
                 started = self.clock.now_us()
-                if rt.paused:  # paused (or rate 0, or removed) while it waited
+                if rt.halted:  # paused (or rate 0, removed, owned elsewhere) while it waited
                     self._release(claimed)
                     return
                 # A task claimed ahead waited for a slot or a connection: its request must end

@@ -20,9 +20,9 @@ Invariants every backend keeps:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from pushd import errors
 
@@ -271,3 +271,59 @@ class Store(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------------- several daemons
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """Something another daemon sharing the store must act on, announced by the store.
+
+    ``due``: a push task of ``queue`` became due at ``eta_us`` (added, run now, redriven);
+    ``paused``: the operator paused or resumed ``queue``; ``forget``: tasks ``names`` of
+    ``queue`` were deleted (all of them, purged, when ``names`` is None).
+    """
+
+    kind: Literal["due", "paused", "forget"]
+    queue: str
+    eta_us: int | None = None
+    paused: bool | None = None
+    names: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ownership:
+    """Which push queues this daemon dispatches now, and what the others report of theirs."""
+
+    owned: frozenset[str]
+    others: Mapping[str, models.LiveStats]
+    daemons: int  # live daemons sharing the store, this one included
+
+
+@runtime_checkable
+class Shared(Protocol):
+    """A store several daemons share (PostgreSQL): changes and queue ownership between them."""
+
+    async def watch(self, on_change: Callable[[Change], None]) -> None:
+        """Call ``on_change`` for each change any daemon commits from now on."""
+        ...
+
+    async def own_queues(
+        self,
+        daemon: str,
+        queues: Sequence[str],
+        live: Mapping[str, models.LiveStats],
+        *,
+        ttl_us: int,
+    ) -> Ownership:
+        """Renew this daemon's heartbeat and its hold on its fair share of ``queues``."""
+        ...
+
+    async def leave(self, daemon: str) -> None:
+        """Give back every queue this daemon holds (it is stopping)."""
+        ...
+
+    async def secret(self, name: str, make: Callable[[], bytes]) -> bytes:
+        """A secret every daemon of the store shares, made by ``make`` on first use."""
+        ...

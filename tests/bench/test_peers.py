@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from benchmarks import peers
+from benchmarks import peers, pgserver
 from benchmarks.harness import cpu_s
 from benchmarks.receivers import Hit
 
@@ -164,7 +164,7 @@ def test_ensure_venv_is_instant_when_the_stamp_matches(
 async def test_procrastinate_is_unavailable_without_postgresql(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, receiver: LocalReceiver
 ) -> None:
-    monkeypatch.setattr(peers, "INITDB_GLOB", str(tmp_path / "none" / "*" / "bin" / "initdb"))
+    monkeypatch.setattr(pgserver, "INITDB_GLOB", str(tmp_path / "none" / "*" / "bin" / "initdb"))
 
     def no_venv(*args: Any, **kw: Any) -> Path:
         raise AssertionError("installed a venv for a peer that cannot run")
@@ -177,7 +177,7 @@ async def test_procrastinate_is_unavailable_without_postgresql(
         {
             "system": "procrastinate 3.10.0",
             "peer": "procrastinate",
-            "skipped": "PostgreSQL is not installed: apt-get install postgresql",
+            "skipped": f"PostgreSQL is not installed: {pgserver.HOW_TO_INSTALL}",
         }
     ]
 
@@ -254,9 +254,9 @@ def test_postgres_data_goes_to_tmp_only_when_the_postgres_user_can_enter_it(
     private.mkdir(mode=0o700)
     open_dir = tmp_path / "open"
     open_dir.mkdir(mode=0o755)
-    assert peers._can_enter(private, me)
-    assert not peers._can_enter(private, stranger)
-    assert not peers._can_enter(open_dir, stranger)  # open, under pytest's private base dir
+    assert pgserver._can_enter(private, me)
+    assert not pgserver._can_enter(private, stranger)
+    assert not pgserver._can_enter(open_dir, stranger)  # open, under pytest's private base dir
 
 
 def test_peer_scripts_compile(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,15 +11,19 @@ import pytest
 
 from pushd import errors, models
 from pushd.store import base, open_store
+from tests.conftest import fresh_database
 
 T0 = 1_700_000_000_000_000
 S = 1_000_000
 DAY = 86400 * S
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[base.Store]:
-    url = "memory:" if request.param == "memory" else str(tmp_path / "pushd.sqlite3")
+    if request.param == "postgres":
+        url = await fresh_database(request.getfixturevalue("pg_server"))
+    else:
+        url = "memory:" if request.param == "memory" else str(tmp_path / "pushd.sqlite3")
     s = await open_store(url, tombstone_retention_us=9 * DAY, dead_letter_retention_us=7 * DAY)
     yield s
     await s.close()
@@ -467,8 +472,14 @@ async def test_concurrent_writes_share_commits(tmp_path: Path) -> None:
 
 
 async def test_open_store_refuses_what_it_cannot_open(tmp_path: Path) -> None:
-    with pytest.raises(errors.PushdError, match="PostgreSQL backend is not available"):
-        await open_store("postgresql://localhost/x")
+    closed = socket.socket()  # bound, never listening: nothing answers on its port
+    closed.bind(("127.0.0.1", 0))
+    url = f"postgresql://me:s3cret@127.0.0.1:{closed.getsockname()[1]}/x"
+    with pytest.raises(errors.PushdError, match="cannot connect") as refused:
+        await open_store(url)
+    assert "s3cret" not in str(refused.value)
+    assert "postgresql://me:***@127.0.0.1:" in str(refused.value)
+    closed.close()
     with pytest.raises(errors.PushdError, match="does not exist"):
         await open_store(str(tmp_path / "no" / "such" / "dir.sqlite3"))
 

@@ -1,0 +1,136 @@
+"""Several daemons, one PostgreSQL: who dispatches which push queue, and hearing each other.
+
+**One owner per queue.** Each push queue is dispatched by one daemon at a time, which holds it
+by a lease in the database (``OWNER_TTL_US``, renewed every ``RENEW_US``). Its token bucket and
+``max_concurrent_requests`` slots are then the queue's, exactly as with one daemon: rate limits
+hold across all daemons with the single-daemon pacer's precision and cost no database round
+trip per token. The queues are spread evenly: each daemon holds at most
+``ceil(queues / live daemons)`` and gives back the excess when another daemon joins. A daemon
+that stops gives its queues back at once; one that dies stops renewing, and another takes its
+queues within ``OWNER_TTL_US + RENEW_US``. The tasks it had claimed become due when their claims
+expire (two dispatch deadlines plus a few seconds), like after a crash of a single daemon.
+
+What the cost is: one queue's deliveries go through one daemon, so a single hot queue does not
+scale out; many queues do. (Sharing tokens through the database instead would put a hot row in
+every claim and take tokens at claim time rather than at send time; see the note of issue 8.)
+
+**Changes** made through any daemon (tasks added or made due, pause and resume, deletes and
+purges) arrive through :meth:`pushd.store.base.Shared.watch` and are applied to this daemon's
+scheduler: the owner of a queue wakes when another daemon's API adds to it.
+
+A daemon that cannot reach the database to renew stops dispatching its queues before its hold
+can have run out (``OWNER_TTL_US - RENEW_US`` after its last renewal), so two daemons never
+dispatch one queue because of a lost connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable
+
+from pushd import clock, config, errors, logs, models, scheduler
+from pushd.store import base
+
+OWNER_TTL_US = 5 * clock.US_PER_SECOND
+RENEW_US = 1 * clock.US_PER_SECOND
+
+
+def daemon_id() -> str:
+    """A name for this daemon, unique among those sharing a database."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def push_queues(queues: config.QueuesConfig) -> list[str]:
+    return sorted(n for n, c in queues.queues.items() if c.mode is models.QueueMode.PUSH)
+
+
+class Cluster:
+    """Keeps this daemon's share of the push queues and applies the other daemons' changes."""
+
+    def __init__(
+        self,
+        store: base.Shared,
+        sched: scheduler.Scheduler,
+        queues: Callable[[], config.QueuesConfig],
+        clock_: clock.Clock,
+        *,
+        daemon: str,
+        initial: base.Ownership,
+    ) -> None:
+        self.store = store
+        self.sched = sched
+        self.queues = queues
+        self.clock = clock_
+        self.daemon = daemon
+        self.owned = initial.owned
+        self._valid_until_us = clock_.now_us() + OWNER_TTL_US - RENEW_US
+        self._stop = asyncio.Event()
+
+    @classmethod
+    async def join(
+        cls, store: base.Shared, daemon: str, queues: config.QueuesConfig
+    ) -> base.Ownership:
+        """This daemon's first share, before its scheduler starts."""
+        own = await store.own_queues(daemon, push_queues(queues), {}, ttl_us=OWNER_TTL_US)
+        logs.event("cluster_joined", daemon=daemon, daemons=own.daemons, owned=len(own.owned))
+        return own
+
+    def on_change(self, change: base.Change) -> None:
+        if change.kind == "due" and change.eta_us is not None:
+            self.sched.notify(change.queue, change.eta_us)
+        elif change.kind == "paused" and change.paused is not None:
+            self.sched.set_paused(change.queue, change.paused)
+        elif change.kind == "forget":
+            self.sched.forget(change.queue, change.names)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Renew and rebalance every ``RENEW_US`` until :meth:`stop`; then give the queues
+        back."""
+        await self.store.watch(self.on_change)
+        try:
+            while not self._stop.is_set():
+                await self._renew()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), RENEW_US / clock.US_PER_SECOND)
+        finally:
+            with contextlib.suppress(errors.TransientError):
+                await self.store.leave(self.daemon)
+
+    async def _renew(self) -> None:
+        started = self.clock.now_us()
+        try:
+            own = await self.store.own_queues(
+                self.daemon,
+                push_queues(self.queues()),
+                self.sched.live_all(),
+                ttl_us=OWNER_TTL_US,
+            )
+        except errors.TransientError as exc:
+            if self.owned and self.clock.now_us() >= self._valid_until_us:
+                logs.event(
+                    "queues_dropped", logging.WARNING, queues=len(self.owned), error=exc.message
+                )
+                self._apply(base.Ownership(frozenset(), {}, 0))
+            else:
+                logs.event(
+                    "store_unavailable", logging.WARNING, during="renewing", error=exc.message
+                )
+            return
+        self._valid_until_us = started + OWNER_TTL_US - RENEW_US
+        self._apply(own)
+
+    def _apply(self, own: base.Ownership) -> None:
+        for queue in sorted(own.owned - self.owned):
+            logs.event("queue_owned", queue=queue, daemons=own.daemons)
+        for queue in sorted(self.owned - own.owned):
+            logs.event("queue_given_up", queue=queue, daemons=own.daemons)
+        self.owned = own.owned
+        self.sched.set_ownership(own.owned, own.others)

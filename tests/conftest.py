@@ -1,0 +1,50 @@
+"""Fixtures shared by every test folder: a throwaway PostgreSQL server for the backend tests."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from benchmarks import pgserver
+
+_databases = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pgserver.PgServer]:
+    """One PostgreSQL server for the session (``initdb`` + ``postgres`` in a temp directory).
+
+    Without PostgreSQL installed the tests that need it are skipped, except under CI
+    (``CI=true``), where they must run: ``.ci/run`` installs the package.
+    """
+    try:
+        server = pgserver.start(tmp_path_factory.mktemp("postgres"))
+    except pgserver.PgUnavailable as exc:
+        message = f"{exc}; the PostgreSQL backend's tests need it"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    yield server
+    server.stop()
+
+
+async def fresh_database(server: pgserver.PgServer) -> str:
+    """A new, empty database on ``server``: its ``postgresql://`` URL."""
+    import asyncpg
+
+    name = f"t{os.getpid()}_{next(_databases)}"
+    conn = await asyncpg.connect(server.dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return server.database_dsn(name)
+
+
+@pytest.fixture
+async def pg_url(pg_server: pgserver.PgServer) -> str:
+    """A fresh, empty database on the session's server: its ``postgresql://`` URL."""
+    return await fresh_database(pg_server)

@@ -1,0 +1,216 @@
+"""What only a store shared by several daemons must do: PostgreSQL, two stores on one database.
+
+The common contract (``test_store.py``) runs on PostgreSQL too; these tests add what one
+daemon never needs: concurrent claims and leases from two stores, global names, changes
+announced to the other daemons, queue ownership, migrations, an unreachable server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from benchmarks import pgserver
+from pushd import errors, models
+from pushd.store import base, open_store
+from pushd.store import postgres as pg
+from tests.contract.test_store import DAY, T0, S, pull, push
+
+Pair = tuple[pg.PostgresStore, pg.PostgresStore]
+
+
+async def _open(url: str) -> pg.PostgresStore:
+    store = await open_store(url, tombstone_retention_us=9 * DAY, dead_letter_retention_us=7 * DAY)
+    assert isinstance(store, pg.PostgresStore)
+    return store
+
+
+@pytest.fixture
+async def two(pg_url: str) -> AsyncIterator[Pair]:
+    """Two stores on one database, as two daemons have."""
+    a, b = await _open(pg_url), await _open(pg_url)
+    yield a, b
+    await a.close()
+    await b.close()
+
+
+async def test_concurrent_claims_never_take_one_task_twice(two: Pair) -> None:
+    a, b = two
+    await a.add([push(f"t{i:04}", T0 + i) for i in range(600)], now_us=T0)
+
+    async def claims(store: pg.PostgresStore) -> list[str]:
+        got: list[str] = []
+        while batch := await store.claim_due("q", now_us=T0 + S, limit=7, lease_us=60 * S):
+            got += [c.task.name for c in batch]
+        return got
+
+    results = await asyncio.gather(*(claims(s) for s in (a, b, a, b)))
+    names = [n for r in results for n in r]
+    assert len(names) == 600
+    assert len(set(names)) == 600
+    assert all(results), "every claimer got some tasks: they ran side by side"
+
+
+async def test_concurrent_leases_never_hand_one_task_to_two_workers(two: Pair) -> None:
+    a, b = two
+    await a.add([pull(f"p{i:03}", tag=b"t" if i % 2 else None) for i in range(300)], now_us=T0)
+
+    async def worker(store: pg.PostgresStore, by_tag: bool) -> list[str]:
+        got: list[str] = []
+        while leased := await store.lease(
+            "p", now_us=T0 + S, lease_us=60 * S, max_tasks=5, group_by_tag=by_tag
+        ):
+            got += [t.name for t in leased]
+        return got
+
+    results = await asyncio.gather(*(worker(s, i % 2 == 1) for i, s in enumerate((a, b) * 3)))
+    names = [n for r in results for n in r]
+    assert sorted(names) == sorted(f"p{i:03}" for i in range(300))
+
+
+async def test_one_name_added_through_many_daemons_wins_once(two: Pair) -> None:
+    a, b = two
+    names = [f"n{i}" for i in range(40)]
+    results = await asyncio.gather(
+        *(s.add([push(n) for n in names], now_us=T0) for s in (a, b, a, b, a))
+    )
+    for i, name in enumerate(names):
+        outcomes = [r[i] for r in results]
+        assert sum(o.ok for o in outcomes) == 1, name
+        assert {o.error for o in outcomes if not o.ok} == {errors.TaskAlreadyExistsError}
+    # Tombstones are global too: a name deleted through one is refused through the other.
+    assert await a.delete("q", ["n0"], now_us=T0) == [True]
+    [again] = await b.add([push("n0")], now_us=T0 + S)
+    assert again.error is errors.TombstonedTaskError
+
+
+async def _changes(store: pg.PostgresStore) -> tuple[list[base.Change], Callable[[int], object]]:
+    """Start watching; the list of changes seen, and a coroutine factory waiting for N."""
+    seen: list[base.Change] = []
+    arrived = asyncio.Event()
+
+    def on_change(change: base.Change) -> None:
+        seen.append(change)
+        arrived.set()
+
+    await store.watch(on_change)
+
+    async def until(count: int) -> None:
+        while len(seen) < count:
+            arrived.clear()
+            await asyncio.wait_for(arrived.wait(), 10)
+
+    return seen, until
+
+
+async def test_changes_reach_the_other_daemons_once_committed(two: Pair) -> None:
+    a, b = two
+    seen, until = await _changes(b)
+    await a.add([push("x", T0 + 5 * S), push("y", T0 + 2 * S), pull("z")], now_us=T0)
+    await a.add([push("x")], now_us=T0)  # nothing added: nothing announced
+    await a.set_paused("q", True)
+    await a.run_now("q", "x", now_us=T0 + S)
+    await a.delete("q", ["x", "nope"], now_us=T0 + S)
+    await a.purge("q", now_us=T0 + S)
+    await until(5)
+    assert seen == [
+        base.Change("due", "q", eta_us=T0 + 2 * S),  # the earliest of the batch; pull: none
+        base.Change("paused", "q", paused=True),
+        base.Change("due", "q", eta_us=T0 + S),
+        base.Change("forget", "q", names=("x",)),
+        base.Change("forget", "q"),
+    ]
+
+
+async def test_many_names_to_forget_come_in_several_notifications(two: Pair) -> None:
+    a, b = two
+    names = [f"task-with-a-long-name-{i:05}-" + "x" * 40 for i in range(400)]
+    await a.add([push(n) for n in names], now_us=T0)
+    seen, until = await _changes(b)
+    await a.delete("q", names, now_us=T0)
+    chunks = len(pg._notify_payloads(base.Change("forget", "q", names=tuple(names))))
+    assert chunks > 1
+    await until(chunks)
+    assert sorted(n for c in seen for n in c.names or ()) == sorted(names)
+
+
+async def test_queues_are_shared_out_and_taken_over(two: Pair) -> None:
+    a, b = two
+    queues = ["q1", "q2", "q3", "q4"]
+    live = {"q1": models.LiveStats(in_flight=3, executed_last_minute=7)}
+    first = await a.own_queues("A", queues, live, ttl_us=60 * S)
+    assert first.owned == frozenset(queues)
+    assert first.daemons == 1
+    # B joins: everything is held, so it gets nothing yet, but sees A's statistics.
+    joined = await b.own_queues("B", queues, {}, ttl_us=60 * S)
+    assert joined.owned == frozenset()
+    assert joined.daemons == 2
+    assert joined.others["q1"] == live["q1"]
+    # A's next renewal gives back its excess; B takes it on its own next one.
+    renewed = await a.own_queues("A", queues, {}, ttl_us=60 * S)
+    assert renewed.owned == frozenset({"q1", "q2"})
+    taken = await b.own_queues("B", queues, {}, ttl_us=60 * S)
+    assert taken.owned == frozenset({"q3", "q4"})
+    # A stops cleanly: B takes everything at once.
+    await a.leave("A")
+    alone = await b.own_queues("B", queues, {}, ttl_us=60 * S)
+    assert alone.owned == frozenset(queues)
+    assert alone.daemons == 1
+
+
+async def test_a_hold_not_renewed_runs_out(two: Pair) -> None:
+    a, b = two
+    await a.own_queues("A", ["q1", "q2"], {}, ttl_us=1)  # held for 1 µs of the database's clock
+    # A's heartbeat is recent for B's window, so the share is one queue each; both are free.
+    got = await b.own_queues("B", ["q1", "q2"], {}, ttl_us=60 * S)
+    assert got.daemons == 2
+    assert len(got.owned) == 1
+
+
+async def test_the_ticket_secret_is_shared(two: Pair) -> None:
+    a, b = two
+    first = await a.secret("api_tickets", lambda: b"first")
+    assert first == b"first"
+    assert await b.secret("api_tickets", lambda: b"second") == b"first"
+
+
+async def test_migrations_are_versioned_and_a_newer_schema_refused(pg_url: str) -> None:
+    conn = await asyncpg.connect(pg_url)
+    try:
+        assert await pg.migrate(conn) == (0, pg.SCHEMA_VERSION)
+        assert await pg.migrate(conn) == (pg.SCHEMA_VERSION, pg.SCHEMA_VERSION)
+        await conn.execute(
+            "UPDATE pushd_meta SET value = $1 WHERE key = 'schema_version'",
+            str(pg.SCHEMA_VERSION + 1),
+        )
+        with pytest.raises(errors.PushdError, match="newer than this pushd"):
+            await pg.migrate(conn)
+    finally:
+        await conn.close()
+
+
+async def test_without_migrating_an_old_schema_is_refused(pg_url: str) -> None:
+    with pytest.raises(errors.PushdError, match="pushd migrate"):
+        await open_store(pg_url, migrate_schema=False)
+
+
+async def test_a_lost_server_is_a_transient_error_not_a_crash(
+    tmp_path: Path, pg_server: pgserver.PgServer
+) -> None:
+    server = await asyncio.to_thread(pgserver.start, tmp_path)  # one of its own, to stop
+    try:
+        store = await _open(server.dsn)
+        assert (await store.add([push("a")], now_us=T0))[0].ok
+    finally:
+        await asyncio.to_thread(server.stop)
+    try:
+        with pytest.raises(errors.TransientError, match="PostgreSQL database is unavailable"):
+            await store.add([push("b")], now_us=T0)
+        with pytest.raises(errors.TransientError):
+            await store.claim_due("q", now_us=T0, limit=1, lease_us=S)
+    finally:
+        await store.close()
