@@ -4,8 +4,8 @@
 by a lease in the database (``OWNER_TTL_US``, renewed every ``RENEW_US``). Its token bucket and
 ``max_concurrent_requests`` slots are then the queue's, exactly as with one daemon: rate limits
 hold across all daemons with the single-daemon pacer's precision and cost no database round
-trip per token. The queues are spread evenly: each daemon holds at most
-``ceil(queues / live daemons)`` and gives back the excess when another daemon joins. A daemon
+trip per token. The queues are spread evenly: each daemon holds its share (``queues // live
+daemons``, one more for some) and gives back the excess when another daemon joins. A daemon
 that stops gives its queues back at once; one that dies stops renewing, and another takes its
 queues within ``OWNER_TTL_US + RENEW_US``. The tasks it had claimed become due when their claims
 expire (two dispatch deadlines plus a few seconds), like after a crash of a single daemon.
@@ -67,9 +67,10 @@ class Cluster:
         self.queues = queues
         self.clock = clock_
         self.daemon = daemon
-        self.owned = initial.owned
+        self.owned: frozenset[str] = frozenset()
         self._valid_until_us = clock_.now_us() + OWNER_TTL_US - RENEW_US
         self._stop = asyncio.Event()
+        self._apply(initial)
 
     @classmethod
     async def join(

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
@@ -548,8 +547,9 @@ class PostgresStore:
         """Heartbeat, then hold this daemon's fair share of ``queues`` for ``ttl_us`` more.
 
         Serialised between daemons by an advisory lock. A daemon keeps the queues it holds up to
-        its share (``ceil(queues / live daemons)``), gives back the rest, and takes queues
-        nobody holds (never held, given back, or whose owner stopped renewing) up to its share.
+        its share (``queues // live daemons``, plus one for the first ``queues % live daemons``
+        daemons by id), gives back the rest, and takes queues nobody holds (never held, given
+        back, or whose owner stopped renewing) up to its share.
         Times are the database's clock, so the daemons' clocks need not agree.
         """
         async with self._tx() as conn:
@@ -558,9 +558,12 @@ class PostgresStore:
             about = f"{socket.gethostname()} pid {os.getpid()}"
             await conn.execute(Q["heartbeat"], daemon, now, about)
             await conn.execute(Q["forget_daemons"], now - ttl_us, [])
-            daemons = max(1, int(await conn.fetchval(Q["live_daemons"])))
+            ranks = [r[0] for r in await conn.fetch(Q["live_daemons"])]
+            daemons = len(ranks)
             owners = {r["queue"]: r for r in await conn.fetch(Q["owners"])}
-            share = math.ceil(len(queues) / daemons)
+            # Shares that add up to the queues: n // d each, one more for the first n % d
+            # daemons in id order, so every daemon converges on its share and no queue is left.
+            share = len(queues) // daemons + (ranks.index(daemon) < len(queues) % daemons)
             mine = sorted(
                 q for q in queues if (r := owners.get(q)) is not None and r["owner"] == daemon
             )

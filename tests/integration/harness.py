@@ -148,7 +148,8 @@ class Daemon:
     default_target: str
     extra_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
-    db: Path | None = None
+    db: Path | None = None  # the SQLite file (default: tmp/pushd.sqlite3), unless db_url
+    db_url: str | None = None  # another database: postgresql://...
     url: str = ""
     proc: asyncio.subprocess.Process | None = None
     log: list[str] = field(default_factory=list)
@@ -169,7 +170,7 @@ class Daemon:
             "--config",
             str(self.tmp / "queue.yaml"),
             "--db",
-            str(self.db),
+            self.db_url or str(self.db),
             "--port",
             "0",
             "--default-target",
@@ -241,6 +242,31 @@ class Daemon:
 
     def events(self, name: str) -> list[str]:
         return [line for line in self.log if f" {name} " in f" {line} "]
+
+
+async def wait_logs(
+    daemons: list[Daemon], done: Callable[[], bool], timeout_s: float = 30.0
+) -> None:
+    """Wait until ``done()`` holds, checking again each time any of ``daemons`` logs a line."""
+
+    async def next_line(d: Daemon, seen: int) -> None:
+        async with d._logged:
+            await d._logged.wait_for(lambda: len(d.log) > seen)
+
+    async def loop() -> None:
+        while not done():
+            waiters = [asyncio.ensure_future(next_line(d, len(d.log))) for d in daemons]
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waiters:
+                    w.cancel()
+
+    try:
+        await asyncio.wait_for(loop(), timeout_s)
+    except TimeoutError:
+        logs = "\n\n".join("\n".join(d.log) for d in daemons)
+        raise AssertionError(f"not done within {timeout_s}s; the daemons logged:\n{logs}") from None
 
 
 async def api(

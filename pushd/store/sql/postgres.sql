@@ -257,7 +257,7 @@ ON CONFLICT (id) DO UPDATE SET seen_us = excluded.seen_us;
 DELETE FROM pushd_daemons WHERE seen_us <= $1 OR id = ANY($2::text[]);
 
 -- name: live_daemons
-SELECT COUNT(*) FROM pushd_daemons;
+SELECT id FROM pushd_daemons ORDER BY id;
 
 -- name: owners
 SELECT queue, owner, until_us, live FROM pushd_queue_owners FOR UPDATE;
