@@ -62,7 +62,30 @@ examples:
   pushd serve --config queue.yaml
   pushd serve --config queue.yaml --db /var/lib/pushd/tasks.sqlite3 --port 8460
   pushd serve --settings config/pushd.yaml --default-target http://127.0.0.1:8080
+  pushd serve --db postgresql://pushd@db.internal/pushd   # one of several daemons sharing queues
   kill -HUP $(pidof pushd)     # reload queue.yaml without dropping a task
+"""
+
+MIGRATE_EPILOG = """\
+Brings the database's schema up to date and exits; `pushd serve` does the same on start, so
+this is for upgrading ahead of time, or for running the daemons with a database user that may
+not change the schema. Migrations are numbered and applied once, in order, under a lock, so
+several daemons starting together are safe.
+
+examples:
+  pushd migrate --db postgresql://pushd@db.internal/pushd
+  pushd migrate --db pushd.sqlite3
+"""
+
+MIGRATE_DB_EPILOG = """\
+Copies everything a daemon keeps in a SQLite file (tasks with their retry counters and ETAs,
+leases, tombstones, dead letters, paused flags) into a PostgreSQL database, in one transaction:
+on any error nothing is copied. The destination must hold no tasks. Stop the daemon using the
+file first; then start the daemons with --db postgresql://... (see README, "Scale-out").
+
+examples:
+  pushd migrate-db --from pushd.sqlite3 --to postgresql://pushd@db.internal/pushd
+  pushd migrate-db --from sqlite:////var/lib/pushd/tasks.sqlite3 --to "$DATABASE_URL"
 """
 
 SINK_EPILOG = """\
@@ -498,13 +521,44 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", metavar="QUEUE_YAML", help="queue.yaml to load (default: queue.yaml)"
     )
     serve.add_argument("--settings", metavar="PUSHD_YAML", help="daemon settings file")
-    serve.add_argument("--db", metavar="PATH", help="task database (default: pushd.sqlite3)")
+    serve.add_argument(
+        "--db",
+        metavar="PATH_OR_URL",
+        help="task database: a SQLite file (default: pushd.sqlite3) or postgresql://...",
+    )
     serve.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: 8460; 0 picks one)")
     serve.add_argument(
         "--default-target", metavar="URL", help="base URL for tasks without a known target"
     )
     serve.set_defaults(handler=_serve)
+
+    migrate = commands.add_parser(
+        "migrate",
+        help="bring a task database's schema up to date",
+        description="Apply the database schema migrations this pushd needs, then exit.",
+        epilog=MIGRATE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    migrate.add_argument(
+        "--db", metavar="URL", required=True, help="postgresql://... or a SQLite file"
+    )
+    migrate.set_defaults(handler=_migrate)
+
+    migrate_db = commands.add_parser(
+        "migrate-db",
+        help="copy a SQLite task database into PostgreSQL",
+        description="Copy a SQLite task database into PostgreSQL, to run several daemons.",
+        epilog=MIGRATE_DB_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    migrate_db.add_argument(
+        "--from", dest="source", metavar="SQLITE", required=True, help="the SQLite file to copy"
+    )
+    migrate_db.add_argument(
+        "--to", dest="target", metavar="URL", required=True, help="postgresql://user@host/db"
+    )
+    migrate_db.set_defaults(handler=_migrate_db)
 
     sink = commands.add_parser(
         "sink",
@@ -592,6 +646,35 @@ def _serve(args: argparse.Namespace) -> int:
             f"pushd: cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}", file=sys.stderr
         )
         return EXIT_INVALID
+    return EXIT_OK
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from pushd import migrate
+
+    try:
+        print(asyncio.run(migrate.migrate_schema(args.db)))
+    except errors.PushdError as exc:
+        print(f"pushd: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    return EXIT_OK
+
+
+def _migrate_db(args: argparse.Namespace) -> int:
+    from pushd import migrate
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        copied = asyncio.run(migrate.copy_sqlite_to_postgres(args.source, args.target, say=say))
+    except errors.PushdError as exc:
+        print(f"pushd: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    print(
+        f"copied {copied['tasks']:,} tasks, {copied['tombstones']:,} tombstones, "
+        f"{copied['dead_tasks']:,} dead letters, {copied['queue_state']:,} queue states"
+    )
     return EXIT_OK
 
 
