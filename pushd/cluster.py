@@ -18,6 +18,9 @@ every claim and take tokens at claim time rather than at send time; see the note
 purges) arrive through :meth:`pushd.store.base.Shared.watch` and are applied to this daemon's
 scheduler: the owner of a queue wakes when another daemon's API adds to it.
 
+If the connection listening for changes is lost (the server restarted), it is opened again at
+the next renewal and every queue looks for due tasks, since changes may have been missed.
+
 A daemon that cannot reach the database to renew stops dispatching its queues before its hold
 can have run out (``OWNER_TTL_US - RENEW_US`` after its last renewal), so two daemons never
 dispatch one queue because of a lost connection.
@@ -99,15 +102,28 @@ class Cluster:
         try:
             while not self._stop.is_set():
                 await self._renew()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), RENEW_US / clock.US_PER_SECOND)
+                await self._rest()
         finally:
             with contextlib.suppress(errors.TransientError):
                 await self.store.leave(self.daemon)
 
+    async def _rest(self) -> None:
+        """Until the next renewal is due or :meth:`stop`."""
+        sleep = asyncio.ensure_future(self.clock.sleep_until(self.clock.now_us() + RENEW_US))
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({sleep, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleep.cancel()
+            stop.cancel()
+
     async def _renew(self) -> None:
         started = self.clock.now_us()
         try:
+            if await self.store.rewatch():
+                # Changes may have come and gone while nobody listened: look at every queue.
+                logs.event("changes_listening_again", logging.WARNING)
+                self.sched.wake_all()
             own = await self.store.own_queues(
                 self.daemon,
                 push_queues(self.queues()),

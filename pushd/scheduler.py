@@ -259,6 +259,11 @@ class Scheduler:
                 rt.limits.paused = rt.halted
                 rt.wake.set()
 
+    def wake_all(self) -> None:
+        """Every queue looks at the store again (changes may have been missed)."""
+        for rt in self._queues.values():
+            rt.wake.set()
+
     def live_all(self) -> dict[str, models.LiveStats]:
         """:meth:`live` of every push queue this daemon dispatches."""
         return {name: self.live(name) for name, rt in self._queues.items() if not rt.elsewhere}

@@ -309,6 +309,11 @@ class Shared(Protocol):
         """Call ``on_change`` for each change any daemon commits from now on."""
         ...
 
+    async def rewatch(self) -> bool:
+        """Listen again if the connection :meth:`watch` listens on was lost; whether it was
+        (changes made meanwhile were missed)."""
+        ...
+
     async def own_queues(
         self,
         daemon: str,

@@ -158,6 +158,7 @@ class PostgresStore:
         self._pool = pool
         self._dsn = dsn
         self._listener: asyncpg.Connection | None = None
+        self._on_change: Callable[[base.Change], None] | None = None
         self.tombstone_retention_us = tombstone_retention_us
         self.dead_letter_retention_us = dead_letter_retention_us
 
@@ -525,16 +526,34 @@ class PostgresStore:
     # ---- several daemons (base.Shared)
     async def watch(self, on_change: Callable[[base.Change], None]) -> None:
         """Call ``on_change`` for every change committed by any daemon (this one included)."""
+        self._on_change = on_change
+        await self._listen()
 
+    async def rewatch(self) -> bool:
+        """Listen again if the listening connection was lost (the server restarted, a network
+        cut); True when it was, as changes may have been missed meanwhile."""
+        if self._on_change is None or (
+            self._listener is not None and not self._listener.is_closed()
+        ):
+            return False
+        await self._listen()
+        return True
+
+    async def _listen(self) -> None:
         def received(_conn: object, _pid: int, _channel: str, payload: str) -> None:
-            if (change := _parse_change(payload)) is not None:
-                on_change(change)
+            if self._on_change is not None and (change := _parse_change(payload)) is not None:
+                self._on_change(change)
 
         try:
-            self._listener = await asyncpg.connect(self._dsn)
-            await self._listener.add_listener(CHANNEL, received)
+            conn = await asyncpg.connect(self._dsn)
         except _TRANSIENT as exc:
             raise errors.TransientError(f"cannot listen for changes: {exc}") from None
+        try:
+            await conn.add_listener(CHANNEL, received)
+        except _TRANSIENT as exc:
+            await conn.close()
+            raise errors.TransientError(f"cannot listen for changes: {exc}") from None
+        self._listener = conn
 
     async def own_queues(
         self,

@@ -214,3 +214,22 @@ async def test_a_lost_server_is_a_transient_error_not_a_crash(
             await store.claim_due("q", now_us=T0, limit=1, lease_us=S)
     finally:
         await store.close()
+
+
+async def test_a_lost_listener_listens_again_when_asked(two: Pair) -> None:
+    a, b = two
+    seen, until = await _changes(b)
+    assert not await b.rewatch()  # listening: nothing to do
+    listener = b._listener
+    assert listener is not None
+    closed = asyncio.Event()
+    listener.add_termination_listener(lambda _conn: closed.set())
+    async with a._tx() as conn:  # the server ends the listening session (as a restart does)
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'"
+        )
+    await asyncio.wait_for(closed.wait(), 10)
+    assert await b.rewatch()
+    await a.add([push("after")], now_us=T0)
+    await until(1)
+    assert seen == [base.Change("due", "q", eta_us=T0)]

@@ -1,0 +1,163 @@
+"""pushd.cluster with a fake shared store, a fake scheduler and a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pushd import clock, cluster, config, errors, models
+from pushd.store import base
+
+T0 = 1_700_000_000_000_000
+
+
+@dataclass
+class FakeShared:
+    """Hands out what ``grant`` says; raises ``failing`` when set."""
+
+    grant: frozenset[str] = frozenset()
+    failing: errors.TransientError | None = None
+    lost: bool = False
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+    on_change: Callable[[base.Change], None] | None = None
+
+    async def watch(self, on_change: Callable[[base.Change], None]) -> None:
+        self.on_change = on_change
+
+    async def rewatch(self) -> bool:
+        lost, self.lost = self.lost, False
+        return lost
+
+    async def own_queues(
+        self,
+        daemon: str,
+        queues: Sequence[str],
+        live: Mapping[str, models.LiveStats],
+        *,
+        ttl_us: int,
+    ) -> base.Ownership:
+        self.calls.append(("own", (daemon, list(queues), dict(live))))
+        if self.failing is not None:
+            raise self.failing
+        return base.Ownership(self.grant, {"other": models.LiveStats(in_flight=2)}, 2)
+
+    async def leave(self, daemon: str) -> None:
+        self.calls.append(("leave", daemon))
+
+    async def secret(self, name: str, make: Callable[[], bytes]) -> bytes:
+        return make()
+
+
+@dataclass
+class FakeScheduler:
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+
+    def notify(self, queue: str, eta_us: int) -> None:
+        self.calls.append(("notify", (queue, eta_us)))
+
+    def set_paused(self, queue: str, paused: bool) -> None:
+        self.calls.append(("set_paused", (queue, paused)))
+
+    def forget(self, queue: str, names: Any = None) -> None:
+        self.calls.append(("forget", (queue, names)))
+
+    def set_ownership(self, owned: frozenset[str], others: Mapping[str, Any]) -> None:
+        self.calls.append(("set_ownership", owned))
+
+    def wake_all(self) -> None:
+        self.calls.append(("wake_all", None))
+
+    def live_all(self) -> dict[str, models.LiveStats]:
+        return {"a": models.LiveStats(executed_last_minute=5)}
+
+
+QUEUES = config.load_text(
+    "queue:\n- name: a\n  rate: 1/s\n- name: b\n  rate: 1/s\n- name: p\n  mode: pull\n"
+)
+
+
+def make(
+    grant: frozenset[str] = frozenset({"a"}),
+) -> tuple[cluster.Cluster, FakeShared, FakeScheduler, clock.FakeClock]:
+    store, sched, fake = FakeShared(grant=grant), FakeScheduler(), clock.FakeClock(T0)
+    c = cluster.Cluster(
+        store,
+        sched,  # type: ignore[arg-type]
+        lambda: QUEUES,
+        fake,
+        daemon="me",
+        initial=base.Ownership(grant, {}, 1),
+    )
+    return c, store, sched, fake
+
+
+def test_the_initial_share_is_applied_at_once() -> None:
+    c, _, sched, _ = make()
+    assert c.owned == {"a"}
+    assert sched.calls == [("set_ownership", frozenset({"a"}))]
+
+
+def test_changes_from_other_daemons_reach_the_scheduler() -> None:
+    c, _, sched, _ = make()
+    sched.calls.clear()
+    c.on_change(base.Change("due", "a", eta_us=T0 + 5))
+    c.on_change(base.Change("paused", "a", paused=True))
+    c.on_change(base.Change("forget", "a", names=("x",)))
+    c.on_change(base.Change("forget", "b"))
+    assert sched.calls == [
+        ("notify", ("a", T0 + 5)),
+        ("set_paused", ("a", True)),
+        ("forget", ("a", ("x",))),
+        ("forget", ("b", None)),
+    ]
+
+
+async def test_renewal_publishes_live_stats_of_push_queues_and_applies_the_answer() -> None:
+    c, store, sched, _ = make()
+    store.grant = frozenset({"a", "b"})
+    await c._renew()
+    assert store.calls == [
+        ("own", ("me", ["a", "b", "default"], {"a": models.LiveStats(executed_last_minute=5)}))
+    ]
+    assert sched.calls[-1] == ("set_ownership", frozenset({"a", "b"}))
+    assert c.owned == {"a", "b"}
+
+
+async def test_queues_are_dropped_only_once_the_hold_may_have_run_out() -> None:
+    c, store, sched, fake = make()
+    store.failing = errors.TransientError("down")
+    fake.advance(cluster.OWNER_TTL_US - cluster.RENEW_US - 1)
+    await c._renew()
+    assert c.owned == {"a"}  # still within the hold renewed last: keep dispatching
+    fake.advance(1)
+    await c._renew()
+    assert c.owned == frozenset()
+    assert sched.calls[-1] == ("set_ownership", frozenset())
+    store.failing = None
+    await c._renew()
+    assert c.owned == {"a"}
+
+
+async def test_a_lost_listener_makes_every_queue_look_again() -> None:
+    c, store, sched, _ = make()
+    store.lost = True
+    await c._renew()
+    assert ("wake_all", None) in sched.calls
+
+
+async def test_run_renews_on_the_clock_and_leaves_when_stopped() -> None:
+    c, store, _, fake = make()
+    runner = asyncio.create_task(c.run())
+    await fake.settle()  # until it blocks: on the clock, waiting for the next renewal
+    assert store.on_change is not None
+    assert [k for k, _ in store.calls] == ["own"]
+    assert fake.deadlines == [T0 + cluster.RENEW_US]
+    fake.advance(cluster.RENEW_US)
+    await fake.settle()
+    assert [k for k, _ in store.calls] == ["own", "own"]
+    assert fake.deadlines == [T0 + 2 * cluster.RENEW_US]
+    c.stop()
+    await asyncio.wait_for(runner, 5)
+    assert store.calls[-1] == ("leave", "me")
