@@ -8,7 +8,9 @@ its expiry. With API tokens configured, ``/rpc_http`` admits a call whose ticket
 tokens or a valid ticket; without tokens it admits any ticket, as the rest of the API does.
 
 The key is random per daemon process and never leaves it, so nobody can mint tickets: not
-even a client holding every configured secret. A ticket carries no more than it needs: it acts
+even a client holding every configured secret. (With PostgreSQL the daemons of one database
+share one random key, kept in it, so a ticket from one is good at all; then whoever can read
+the database can mint tickets.) A ticket carries no more than it needs: it acts
 as a ``producer`` token (add tasks, read queue statistics), enough for a handler to add
 follow-up tasks, and it cannot claim a lifetime longer than the longest dispatch deadline
 allows. Tickets do not survive a restart of the daemon that minted them.
