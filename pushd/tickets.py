@@ -13,7 +13,7 @@ share one random key, kept in it, so a ticket from one is good at all; then whoe
 the database can mint tickets.) A ticket carries no more than it needs: it acts
 as a ``producer`` token (add tasks, read queue statistics), enough for a handler to add
 follow-up tasks, and it cannot claim a lifetime longer than the longest dispatch deadline
-allows. Tickets do not survive a restart of the daemon that minted them.
+allows. With SQLite, tickets do not survive a restart of the daemon that minted them.
 """
 
 from __future__ import annotations

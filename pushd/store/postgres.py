@@ -41,6 +41,7 @@ POOL_MAX = 10
 _TRANSIENT = (
     OSError,
     asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.InterfaceError,
     asyncpg.exceptions.InsufficientResourcesError,
