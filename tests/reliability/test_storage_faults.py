@@ -66,6 +66,23 @@ def fill(disk: Path) -> Path:
     return filler
 
 
+def empty_wal(db: Path) -> None:
+    """Checkpoint the daemon's WAL and truncate it to nothing: its next writes must grow the
+    file, so they fail on a full disk. (A WAL that ran a checkpoint is rewritten in place, and
+    writes then need no new space for a while, which made a full disk go unnoticed.)"""
+    conn = sqlite3.connect(db, timeout=10)
+    try:
+        for _ in range(50):
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                break
+        else:
+            raise AssertionError("the daemon kept its WAL busy")
+    finally:
+        conn.close()
+    assert db.with_name(db.name + "-wal").stat().st_size == 0
+
+
 @contextlib.asynccontextmanager
 async def daemon(tmp: Path, disk: Path, receiver: Receiver) -> AsyncIterator[Daemon]:
     d = await Daemon(
@@ -159,6 +176,7 @@ async def test_deliveries_wait_out_a_full_disk_and_lose_nothing(
                 assert resp.status == 200
             await add_round(session, d, "due", count, acked)
             assert len(acked) == count
+            empty_wal(disk / "pushd.sqlite3")
             async with session.post(f"{d.url}/api/v1/queues/work/resume") as resp:
                 assert resp.status == 200
             filler = fill(disk)  # at 500/s the queue needs seconds: most claims hit a full disk
