@@ -249,14 +249,22 @@ def pushd_args(run_dir: Path, target: str, db: str | None = None) -> list[str]:
 
 
 def pushd(
-    run_dir: Path, *, queue_yaml: str, settings_yaml: str, target: str, label: str = "pushd"
+    run_dir: Path,
+    *,
+    queue_yaml: str,
+    settings_yaml: str,
+    target: str,
+    label: str = "pushd",
+    db: str | None = None,
 ) -> contextlib.AbstractAsyncContextManager[Child]:
-    """A ``pushd serve`` on a SQLite file in ``run_dir`` (reused if it exists: a restart)."""
+    """A ``pushd serve`` on a SQLite file in ``run_dir`` (reused if it exists: a restart), or
+    on ``db`` (a ``postgresql://`` URL, which several daemons with run dirs of their own may
+    share)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "queue.yaml").write_text(queue_yaml)
     (run_dir / "pushd.yaml").write_text(settings_yaml)
     log = run_dir / f"{label}-{int(time.monotonic() * 1000)}.log"
-    return running(label, pushd_args(run_dir, target), log)
+    return running(label, pushd_args(run_dir, target, db), log)
 
 
 def push_queue_yaml(

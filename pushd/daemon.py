@@ -160,9 +160,7 @@ class Daemon:
                 if peers is not None:
                     tg.start_soon(peers.run, name="pushd-cluster")
                 await self._stop.wait()
-                logs.event(
-                    "shutdown", in_flight=sum(sched.live(q).in_flight for q in self.queues.queues)
-                )
+                logs.event("shutdown", in_flight=sched.in_flight)
                 await srv.stop()
                 sched.stop()
         finally:

@@ -259,6 +259,11 @@ class Scheduler:
                 rt.limits.paused = rt.halted
                 rt.wake.set()
 
+    @property
+    def in_flight(self) -> int:
+        """Deliveries this daemon has claimed and not finished (sending or about to)."""
+        return self._in_flight
+
     def wake_all(self) -> None:
         """Every queue looks at the store again (changes may have been missed)."""
         for rt in self._queues.values():

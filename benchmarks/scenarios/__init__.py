@@ -33,6 +33,7 @@ SCENARIOS: dict[str, str] = {
     "retry": "receiver fails 30% at random: throughput and retry-count correctness",
     "slow": "200 ms receiver, max_concurrent_requests 500: throughput vs concurrency/latency",
     "pull": "8 workers leasing and deleting: cycles/s and tasks/s",
+    "scaleout": "4 queues on SQLite, PostgreSQL, 2 daemons on one PostgreSQL: deliveries/s, adds/s",
 }
 
 
@@ -89,15 +90,17 @@ class Context:
         return path
 
     def pushd(
-        self, label: str, *, queue_yaml: str, settings_yaml: str
+        self, label: str, *, queue_yaml: str, settings_yaml: str, db: str | None = None
     ) -> contextlib.AbstractAsyncContextManager[Child]:
-        """A fresh ``pushd serve`` in ``tmp/<label>`` delivering to the receiver."""
+        """A fresh ``pushd serve`` in ``tmp/<label>`` delivering to the receiver (on a SQLite
+        file there, or on ``db``: a ``postgresql://`` URL)."""
         return harness.pushd(
             self.run_dir(label),
             queue_yaml=queue_yaml,
             settings_yaml=settings_yaml,
             target=self.receiver.url,
             label=label,
+            db=db,
         )
 
     def chart(self, scenario: str, name: str) -> Path:

@@ -44,7 +44,8 @@ def test_every_scenario_runs_at_smoke_scale_and_writes_its_results(tmp_path: Pat
         assert result["scale"] == "smoke"
         assert result["receiver"] in ("nginx", "aiohttp")
         assert len(result["table"]) >= 2, result["table"]  # a header and at least one row
-        assert result["ratios"], f"{name} reports no ratio against a baseline"
+        # A scenario whose baseline cannot run here (PostgreSQL not installed) says so instead.
+        assert result["ratios"] or result["data"].get("skipped"), f"{name} reports no ratio"
         for chart in result["charts"]:
             assert (out / chart).read_bytes().startswith(b"\x89PNG"), chart
     assert "receiver: " in proc.stdout

@@ -54,24 +54,29 @@ async def start_three(tmp: Path, url: str, receiver: Receiver) -> list[Daemon]:
     settings.write_text(
         f"default_dispatch_deadline_s: {DEADLINE_S}\nmax_connections: 32\nshutdown_grace_s: 2\n"
     )
-    daemons = []
-    for _ in range(3):
-        d = Daemon(
-            tmp,
-            queue_yaml(),
-            default_target=receiver.url,
-            db_url=url,
-            extra_args=["--settings", str(settings)],
+    daemons: list[Daemon] = []
+    try:
+        for _ in range(3):
+            d = Daemon(
+                tmp,
+                queue_yaml(),
+                default_target=receiver.url,
+                db_url=url,
+                extra_args=["--settings", str(settings)],
+            )
+            daemons.append(await d.start())
+        await wait_logs(
+            daemons,
+            lambda: (
+                sorted(len(holding(d)) for d in daemons) == SHARES
+                and set().union(*(holding(d) for d in daemons)) == ALL_QUEUES
+            ),
+            timeout_s=20,
         )
-        daemons.append(await d.start())
-    await wait_logs(
-        daemons,
-        lambda: (
-            sorted(len(holding(d)) for d in daemons) == SHARES
-            and set().union(*(holding(d) for d in daemons)) == ALL_QUEUES
-        ),
-        timeout_s=20,
-    )
+    except BaseException:
+        for d in daemons:  # the caller's clean-up has not begun yet
+            await d.kill()
+        raise
     return daemons
 
 
