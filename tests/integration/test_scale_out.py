@@ -108,11 +108,11 @@ async def test_three_daemons_deliver_everything_once_and_survive_a_kill(
             await add(session, daemons, q, names[k::5])
         for q in QUEUES:
             assert (await api(session, daemons[2], "POST", f"/api/v1/queues/{q}/resume"))[0] == 200
-        # Kill the middle daemon while the queues are being delivered.
+        # Kill the daemon dispatching most of the loaded queues while they are being delivered.
         await receiver.wait_until(lambda ds: len(ds) >= 3_000, timeout_s=60)
-        victim = daemons[1]
-        orphaned = holding(victim)
-        assert orphaned, "the victim dispatched queues before it died"
+        victim = max(daemons, key=lambda d: len(holding(d) & set(QUEUES)))
+        orphaned = holding(victim) & set(QUEUES)
+        assert orphaned, "the victim dispatched loaded queues before it died"
         killed_at = time.monotonic()
         await victim.signal(signal.SIGKILL)
         await victim.wait()
@@ -128,16 +128,31 @@ async def test_three_daemons_deliver_everything_once_and_survive_a_kill(
         for d in deliveries:
             first.setdefault(d.path, d.started_at)
         repeated = [p for p, c in paths.items() if c > 1]
-        assert all(first[p] <= killed_at for p in repeated), "a repeat not caused by the kill"
+        # (The receiver shares this test's event loop: requests the victim sent just before
+        # the kill may be read a little after it, hence the second of slack.)
+        late = {p: round(first[p] - killed_at, 3) for p in repeated if first[p] > killed_at + 1}
+        assert not late, f"repeats first delivered after the kill (s after): {late}"
         assert len(repeated) <= 200, f"{len(repeated)} tasks delivered twice"
+        # Its queues resumed within a few seconds: its hold ran out (5 s) and a survivor took
+        # them at its next renewal (1 s); the tasks it had claimed came back 2 deadlines + 5 s
+        # after their claim.
+        # (The victim's last requests may be read up to a second after the kill, see above;
+        # its hold lasts 5 s, so nothing a survivor sent can be earlier than that second.)
+        resumed_s = min(
+            d.started_at - killed_at
+            for d in deliveries
+            if d.started_at > killed_at + 1 and d.path.split("/")[1] in orphaned
+        )
+        assert resumed_s < 10, resumed_s
+        print(f"scale-out kill: {len(repeated)} repeated, orphaned queues resumed {resumed_s:.2f}s")
         # The survivors took over the dead daemon's queues and emptied every queue.
-        survivors = [daemons[0], daemons[2]]
+        survivors = [d for d in daemons if d is not victim]
         await wait_logs(
             survivors, lambda: holding(survivors[0]) | holding(survivors[1]) == ALL_QUEUES
         )
         assert len(deliveries) - n < n // 10, "well under a tenth delivered twice"
         for q in QUEUES:
-            status, info = await api(session, daemons[0], "GET", f"/api/v1/queues/{q}")
+            status, info = await api(session, survivors[0], "GET", f"/api/v1/queues/{q}")
             assert status == 200
             assert info["stats"]["tasks"] == 0, (q, info)
     finally:
