@@ -22,7 +22,19 @@ from typing import Any
 
 import anyio
 
-from pushd import api, clock, cluster, config, dispatch, errors, logs, scheduler, settings, tickets
+from pushd import (
+    api,
+    clock,
+    cluster,
+    config,
+    dispatch,
+    errors,
+    logs,
+    metrics,
+    scheduler,
+    settings,
+    tickets,
+)
 from pushd.api import server
 from pushd.store import base, describe_url, open_store
 
@@ -87,6 +99,7 @@ class Daemon:
                 key = await shared.secret("api_tickets", lambda: secrets.token_bytes(32))
                 ownership = await cluster.Cluster.join(shared, me, self.queues)
             api_tickets = tickets.Tickets(key)
+            counters = metrics.Metrics(self.clock)
             session = dispatch.make_session(s.max_connections)
             try:
                 deliverer = dispatch.Deliverer(
@@ -106,6 +119,7 @@ class Daemon:
                     paused=paused,
                     grace_us=round(s.shutdown_grace_s * us),
                     owned=None if ownership is None else ownership.owned,
+                    metrics_=counters,
                 )
                 peers = None
                 if shared is not None and ownership is not None:
@@ -124,6 +138,7 @@ class Daemon:
                     engine=sched,
                     settings=s,
                     api_tickets=api_tickets,
+                    metrics_=counters,
                 )
                 await self._serve(sched, app, peers)
             finally:

@@ -27,7 +27,7 @@ from fractions import Fraction
 import anyio
 import anyio.abc
 
-from pushd import clock, config, dispatch, errors, logs, models, retry, throttle
+from pushd import clock, config, dispatch, errors, logs, metrics, models, retry, throttle
 from pushd.store import base
 
 CLAIM_BATCH = 256  # most tasks one claim takes from the store
@@ -136,8 +136,10 @@ class Scheduler:
         paused: set[str] | frozenset[str] = frozenset(),
         grace_us: int = 30 * clock.US_PER_SECOND,
         owned: frozenset[str] | None = None,
+        metrics_: metrics.Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics_ or metrics.Metrics(clock)
         self.clock = clock
         self.deliver = deliver
         self.default_deadline_us = default_deadline_us
@@ -508,6 +510,13 @@ class Scheduler:
         now = self.clock.now_us()
         rt.executed.append(now)
         _trim(rt.executed, now)  # bounded by one minute of deliveries, read or not
+        self.metrics.record_attempt(
+            rt.name,
+            status=attempt.status,
+            ok=attempt.ok,
+            latency_s=(now - started) / clock.US_PER_SECOND,
+            lateness_s=(started - task.eta_us) / clock.US_PER_SECOND,
+        )
         self._adapt(rt, attempt, now)
         self._outcomes.append(self._decide(rt, claimed, attempt, started, now))
         self._flush_wake.set()
@@ -554,7 +563,10 @@ class Scheduler:
         )
         if isinstance(decision, retry.GiveUp):
             reason = f"{decision.reason}; last attempt: {attempt.error}"
-            logs.event("task_dead", logging.WARNING, queue=rt.name, task=task.name, reason=reason)
+            logs.event(
+                "task_dead_lettered", logging.WARNING, queue=rt.name, task=task.name, reason=reason
+            )
+            self.metrics.record_dead(rt.name)
             return base.DeadLetter(
                 queue=rt.name,
                 name=task.name,
@@ -566,6 +578,7 @@ class Scheduler:
                 reason=reason,
             )
         delay = max(decision, attempt.retry_after_us or 0)
+        self.metrics.record_retry(rt.name)
         logs.event(
             "task_retry",
             queue=rt.name,

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from pushd import clock, config, settings, tickets, wire
-from pushd.api import engine, native, openapi, pull, rpc, rpc_taskqueue, v1beta2
+from pushd import clock, config, metrics, settings, tickets, wire
+from pushd.api import engine, native, observe, openapi, pull, rpc, rpc_taskqueue, v1beta2
 from pushd.api import errors as api_errors
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ def create_app(
     engine: engine.Engine,
     settings: settings.Settings,
     api_tickets: tickets.Tickets | None = None,
+    metrics_: metrics.Metrics | None = None,
 ) -> web.Application:
     """The application serving ``/api/v1``, ``/taskqueue/v1beta2``, ``/rpc_http``, ``/healthz``.
 
@@ -54,10 +55,12 @@ def create_app(
     app[native.CLOCK] = clock
     app[native.QUEUES] = queues
     app[native.ENGINE] = engine
-    app[native.LEASES] = pull.LeaseMeter()
+    app[native.METRICS] = metrics_ or metrics.Metrics(clock)
+    app[native.LEASES] = pull.LeaseMeter(app[native.METRICS])
     app[native.TOKENS] = settings.auth_tokens
     native.add_routes(app)
     v1beta2.add_routes(app)
     rpc.add_routes(app, {"taskqueue": rpc_taskqueue.METHODS}, api_tickets or tickets.Tickets())
     native.add_routes(app, openapi.ROUTES)
+    native.add_routes(app, observe.ROUTES)
     return app

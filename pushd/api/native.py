@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from aiohttp import hdrs, web
 
-from pushd import clock, config, errors, models, settings, tasks, wire
+from pushd import clock, config, errors, logs, metrics, models, settings, tasks, wire
 from pushd.api import engine, pull
 from pushd.api import errors as api_errors
 from pushd.store import base
@@ -33,6 +33,7 @@ QUEUES = web.AppKey[Callable[[], config.QueuesConfig]]("queues")
 ENGINE = web.AppKey[engine.Engine]("engine")
 LEASES = web.AppKey[pull.LeaseMeter]("leases")
 TOKENS = web.AppKey[tuple[settings.ApiToken, ...]]("tokens")
+METRICS = web.AppKey[metrics.Metrics]("metrics")
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -169,6 +170,7 @@ async def purge(app: web.Application, queue: str, *, now_us: int) -> int:
     Every API purges through here."""
     purged = await app[STORE].purge(queue, now_us=now_us)
     app[ENGINE].forget(queue)
+    logs.event("queue_purged", queue=queue, tasks=purged)
     return purged
 
 
@@ -211,9 +213,14 @@ async def store_batch(
     store = app[STORE]
     await check_storage_limit(store, app[QUEUES](), batch)
     results = await store.add(batch, now_us=now_us)
+    added: dict[str, int] = {}
     for result in results:
-        if result.ok and not result.task.is_pull:
-            app[ENGINE].notify(result.task.queue, result.task.eta_us)
+        if result.ok:
+            added[result.task.queue] = added.get(result.task.queue, 0) + 1
+            if not result.task.is_pull:
+                app[ENGINE].notify(result.task.queue, result.task.eta_us)
+    for queue, count in added.items():
+        app[METRICS].record_added(queue, count)
     return results
 
 

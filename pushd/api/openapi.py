@@ -140,6 +140,13 @@ def _native_operations() -> dict[tuple[str, str], Operation]:
         ("GET", "/openapi.json"): Operation(
             summary="This document", tag="daemon", answer="OpenAPIDocument", errors=()
         ),
+        ("GET", "/metrics"): Operation(
+            summary="Prometheus metrics: per queue counters, gauges and histograms",
+            tag="daemon",
+            answer=str,
+            answer_types=("text/plain",),
+            errors=(),
+        ),
         ("GET", "/api/v1/queues"): Operation(
             summary="Every queue of queue.yaml with its statistics", tag=q, answer="QueueList"
         ),

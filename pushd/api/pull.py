@@ -11,7 +11,7 @@ import collections
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pushd import clock, config, errors, models, wire
+from pushd import clock, config, errors, metrics, models, wire
 
 if TYPE_CHECKING:
     from pushd.store import base
@@ -33,12 +33,15 @@ class LeaseMeter:
     Memory is bounded by 3600 buckets per queue whatever the lease rate.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, metrics_: metrics.Metrics | None = None) -> None:
         self._queues: dict[str, _Buckets] = {}
+        self._metrics = metrics_
 
     def record(self, queue: str, count: int, now_us: int) -> None:
         if count <= 0:
             return
+        if self._metrics is not None:
+            self._metrics.record_leased(queue, count)
         buckets = self._queues.setdefault(queue, _Buckets()).seconds
         second = now_us // _BUCKET_US
         if buckets and buckets[-1][0] == second:

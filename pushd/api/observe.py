@@ -1,0 +1,40 @@
+"""``GET /metrics``: the daemon's Prometheus metrics (see :mod:`pushd.metrics`).
+
+Counters and histograms come from what the scheduler and the APIs recorded; the gauges (tasks
+waiting, in flight, enforced rate, oldest ETA age, paused, dead letters) are read from the
+store and the scheduler at each scrape, for every queue of the current queue.yaml.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from pushd import clock, metrics, models
+from pushd.api import native
+
+
+async def queue_gauges(app: web.Application) -> dict[str, metrics.QueueGauges]:
+    """Every configured queue's gauges, as its statistics say now."""
+    now = app[native.CLOCK].now_us()
+    paused = await app[native.STORE].paused_queues()
+    found = {}
+    for cfg in app[native.QUEUES]().queues.values():
+        stats = await native.queue_stats(app, cfg, paused)
+        oldest = stats.oldest_eta_us
+        found[cfg.name] = metrics.QueueGauges(
+            waiting=stats.tasks,
+            in_flight=stats.in_flight,
+            enforced_rate=stats.enforced_rate if cfg.mode is models.QueueMode.PUSH else 0.0,
+            oldest_eta_age_s=0.0 if oldest is None else max(0, now - oldest) / clock.US_PER_SECOND,
+            paused=stats.paused,
+            dead_letters=stats.dead_letters,
+        )
+    return found
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    body = request.app[native.METRICS].render(await queue_gauges(request.app))
+    return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
+
+
+ROUTES: tuple[native.Route, ...] = (("GET", "/metrics", get_metrics, native.Action.READ_QUEUES),)

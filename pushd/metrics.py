@@ -1,0 +1,180 @@
+"""What the daemon counts as it works: Prometheus metrics, and the console's recent history.
+
+The scheduler and the APIs call the ``record_*`` methods as things happen (a few dict lookups
+and additions each); ``GET /metrics`` renders the counters and histograms, plus gauges read at
+scrape time (:meth:`Metrics.render` takes them from the caller, who asks the store and the
+scheduler). Every metric is labelled by ``queue``; the failed-attempt counter also by
+``status_class`` (``4xx``, ``5xx``, ``3xx`` for an unfollowed redirect, or ``none`` when no
+answer came: connection refused, reset, deadline).
+
+The console draws each queue's deliveries and failures over the last minutes from
+:meth:`Metrics.history`: counts in ``HISTORY_STEP_S`` buckets, ``HISTORY_STEPS`` of them.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from pushd import clock
+
+HISTORY_STEP_S = 10
+HISTORY_STEPS = 60  # ten minutes
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 600)
+LATENESS_BUCKETS_S = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 60, 600, 3600)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueGauges:
+    """A queue's state at scrape time."""
+
+    waiting: int  # tasks stored
+    in_flight: int
+    enforced_rate: float  # tasks/s; 0 for pull queues
+    oldest_eta_age_s: float  # how long the earliest ETA is past (0 if in the future or none)
+    paused: bool
+    dead_letters: int
+
+
+@dataclass(slots=True)
+class Step:
+    """One bucket of a queue's history."""
+
+    start_s: int  # epoch seconds, a multiple of HISTORY_STEP_S
+    delivered: int = 0
+    failed: int = 0
+
+
+def status_class(status: int | None) -> str:
+    return "none" if status is None else f"{status // 100}xx"
+
+
+class Metrics:
+    """The daemon's counters; one per daemon (tests make their own)."""
+
+    def __init__(self, clock_: clock.Clock | None = None) -> None:
+        self.clock = clock_ or clock.SystemClock()
+        self.registry = r = CollectorRegistry(auto_describe=True)
+        self.added = Counter("pushd_tasks_added", "Tasks added.", ["queue"], registry=r)
+        self.delivered = Counter(
+            "pushd_tasks_delivered", "Deliveries answered with a 2xx.", ["queue"], registry=r
+        )
+        self.retried = Counter(
+            "pushd_tasks_retried", "Failed attempts scheduled to run again.", ["queue"], registry=r
+        )
+        self.failed = Counter(
+            "pushd_attempts_failed",
+            "Failed delivery attempts, by status class (none: no answer).",
+            ["queue", "status_class"],
+            registry=r,
+        )
+        self.dead = Counter(
+            "pushd_tasks_dead_lettered", "Tasks out of retries.", ["queue"], registry=r
+        )
+        self.leased = Counter("pushd_tasks_leased", "Pull tasks leased.", ["queue"], registry=r)
+        self.latency = Histogram(
+            "pushd_delivery_latency_seconds",
+            "Time from sending a task to its answer (or the deadline).",
+            ["queue"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.lateness = Histogram(
+            "pushd_eta_lateness_seconds",
+            "Time from a task's ETA to the start of its delivery.",
+            ["queue"],
+            buckets=LATENESS_BUCKETS_S,
+            registry=r,
+        )
+        self.waiting = Gauge("pushd_tasks_waiting", "Tasks stored.", ["queue"], registry=r)
+        self.in_flight = Gauge(
+            "pushd_tasks_in_flight", "Deliveries under way.", ["queue"], registry=r
+        )
+        self.enforced_rate = Gauge(
+            "pushd_enforced_rate", "Rate enforced now (tasks/s).", ["queue"], registry=r
+        )
+        self.oldest_eta_age = Gauge(
+            "pushd_oldest_eta_age_seconds",
+            "How long the earliest ETA of the queue is past.",
+            ["queue"],
+            registry=r,
+        )
+        self.paused = Gauge("pushd_queue_paused", "1 when paused.", ["queue"], registry=r)
+        self.dead_letters = Gauge("pushd_dead_letters", "Dead letters kept.", ["queue"], registry=r)
+        self._gauges = (
+            self.waiting,
+            self.in_flight,
+            self.enforced_rate,
+            self.oldest_eta_age,
+            self.paused,
+            self.dead_letters,
+        )
+        self._history: dict[str, deque[Step]] = {}
+        self._gauged: set[str] = set()
+
+    # ---- recording
+    def record_added(self, queue: str, count: int = 1) -> None:
+        self.added.labels(queue).inc(count)
+
+    def record_leased(self, queue: str, count: int) -> None:
+        self.leased.labels(queue).inc(count)
+
+    def record_attempt(
+        self, queue: str, *, status: int | None, ok: bool, latency_s: float, lateness_s: float
+    ) -> None:
+        """One delivery attempt ended (whatever its outcome)."""
+        self.latency.labels(queue).observe(latency_s)
+        self.lateness.labels(queue).observe(max(0.0, lateness_s))
+        step = self._step(queue)
+        if ok:
+            self.delivered.labels(queue).inc()
+            step.delivered += 1
+        else:
+            self.failed.labels(queue, status_class(status)).inc()
+            step.failed += 1
+
+    def record_retry(self, queue: str) -> None:
+        self.retried.labels(queue).inc()
+
+    def record_dead(self, queue: str) -> None:
+        self.dead.labels(queue).inc()
+
+    # ---- history (the console)
+    def _step(self, queue: str) -> Step:
+        now_s = self.clock.now_us() // clock.US_PER_SECOND
+        start = now_s - now_s % HISTORY_STEP_S
+        steps = self._history.get(queue)
+        if steps is None:
+            steps = self._history[queue] = deque(maxlen=HISTORY_STEPS)
+        if not steps or steps[-1].start_s != start:
+            steps.append(Step(start))
+        return steps[-1]
+
+    def history(self, queue: str) -> list[Step]:
+        """The last ``HISTORY_STEPS`` buckets, oldest first, empty ones included."""
+        now_s = self.clock.now_us() // clock.US_PER_SECOND
+        last = now_s - now_s % HISTORY_STEP_S
+        kept = {s.start_s: s for s in self._history.get(queue, ())}
+        first = last - (HISTORY_STEPS - 1) * HISTORY_STEP_S
+        return [kept.get(t, Step(t)) for t in range(first, last + HISTORY_STEP_S, HISTORY_STEP_S)]
+
+    # ---- exposition
+    def render(self, gauges: Mapping[str, QueueGauges]) -> bytes:
+        """The Prometheus text format, with ``gauges`` for the queues that exist now (queues
+        gone from queue.yaml drop out of the gauges; their counters stay)."""
+        for queue in self._gauged - set(gauges):
+            for gauge in self._gauges:
+                gauge.remove(queue)
+        for queue, g in gauges.items():
+            self.waiting.labels(queue).set(g.waiting)
+            self.in_flight.labels(queue).set(g.in_flight)
+            self.enforced_rate.labels(queue).set(g.enforced_rate)
+            self.oldest_eta_age.labels(queue).set(g.oldest_eta_age_s)
+            self.paused.labels(queue).set(int(g.paused))
+            self.dead_letters.labels(queue).set(g.dead_letters)
+        self._gauged = set(gauges)
+        return generate_latest(self.registry)
