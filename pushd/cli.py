@@ -63,6 +63,7 @@ examples:
   pushd serve --config queue.yaml --db /var/lib/pushd/tasks.sqlite3 --port 8460
   pushd serve --settings config/pushd.yaml --default-target http://127.0.0.1:8080
   pushd serve --db postgresql://pushd@db.internal/pushd   # one of several daemons sharing queues
+  pushd serve --log-format json --log-level debug          # one JSON object per event, every task
   kill -HUP $(pidof pushd)     # reload queue.yaml without dropping a task
 """
 
@@ -531,6 +532,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--default-target", metavar="URL", help="base URL for tasks without a known target"
     )
+    serve.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="one line per event as key=value text (default) or as a JSON object",
+    )
+    serve.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), help="default: info"
+    )
     serve.set_defaults(handler=_serve)
 
     migrate = commands.add_parser(
@@ -622,6 +631,8 @@ def _serve(args: argparse.Namespace) -> int:
         "database": args.db,
         "default_target": args.default_target,
         "queue_yaml": args.config,
+        "log_format": args.log_format,
+        "log_level": args.log_level,
     }
     try:
         cfg = settings.load(args.settings, overrides=overrides)

@@ -2,19 +2,27 @@
 
 Event names (the ``event`` field) are a public interface for log processors:
 
-=====================  ==============================================================
-``listening``          the HTTP API is up (``url``)
-``task_delivered``     a delivery got a 2xx (``queue``, ``task``, ``status``, ``ms``; debug)
-``task_retry``         a delivery failed and will run again (``eta``, ``delay_s``)
-``task_dead``          a task ran out of retries and moved to the dead letters
-``delivery_failed``    a bug broke one delivery (traceback); its claim expires, it runs again
-``store_unavailable``  a write the store refused (disk full, read-only); retried every second
-``queue_throttled``    a 503/429 lowered a queue's enforced rate
-``queue_recovered``    a queue's enforced rate recovered a step
-``config_reloaded``    SIGHUP reloaded queue.yaml
-``config_rejected``    SIGHUP found an invalid queue.yaml and kept the old one
-``shutdown``           the daemon is stopping (``in_flight``)
-=====================  ==============================================================
+==========================  ==============================================================
+``listening``               the HTTP API is up (``url``, ``queues``, ``db``)
+``task_delivered``          a delivery got a 2xx (``queue``, ``task``, ``status``, ``ms``; debug)
+``task_retry``              a delivery failed and will run again (``error``, ``retry``, ``delay_s``)
+``task_dead_lettered``      a task ran out of retries and moved to the dead letters (``reason``)
+``delivery_failed``         a bug broke one delivery (traceback); its claim expires, it runs again
+``store_unavailable``       a write the store refused (disk full, database down); retried
+``queue_paused``            the operator paused a queue (API, console or CLI)
+``queue_resumed``           the operator resumed a queue
+``queue_purged``            the operator purged a queue (``tasks``)
+``queue_throttled``         a 503/429 lowered a queue's enforced rate
+``queue_recovered``         a queue's enforced rate recovered a step
+``config_reloaded``         SIGHUP reloaded queue.yaml
+``config_rejected``         SIGHUP found an invalid queue.yaml and kept the old one
+``cluster_joined``          PostgreSQL: this daemon joined the others (``daemons``, ``owned``)
+``queue_owned``             PostgreSQL: this daemon now dispatches ``queue``
+``queue_given_up``          PostgreSQL: another daemon dispatches ``queue`` from now on
+``queues_dropped``          PostgreSQL: the database was unreachable too long to keep them
+``changes_listening_again`` PostgreSQL: the change listener was lost and is back
+``shutdown``                the daemon is stopping (``in_flight``)
+==========================  ==============================================================
 """
 
 from __future__ import annotations

@@ -236,10 +236,12 @@ class Scheduler:
     async def pause(self, queue: str) -> None:
         await self.store.set_paused(queue, True)
         self.set_paused(queue, True)
+        logs.event("queue_paused", queue=queue)
 
     async def resume(self, queue: str) -> None:
         await self.store.set_paused(queue, False)
         self.set_paused(queue, False)
+        logs.event("queue_resumed", queue=queue)
 
     def set_paused(self, queue: str, paused: bool) -> None:
         """The operator's pause flag of ``queue``, already stored (here or by another daemon)."""

@@ -1,0 +1,57 @@
+"""pushd.metrics on a fake clock: counters, the console's history buckets, gauges per scrape."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from pushd import clock, metrics
+
+T0 = 1_700_000_000_000_000  # a multiple of 10 s
+
+
+def values(m: metrics.Metrics, gauges: dict[str, metrics.QueueGauges]) -> dict[str, float]:
+    text = m.render(gauges).decode()
+    return {
+        f"{s.name}{sorted(s.labels.items())}": s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+    }
+
+
+def test_attempts_fill_ten_second_steps_and_old_ones_fall_off() -> None:
+    fake = clock.FakeClock(T0)
+    m = metrics.Metrics(fake)
+    m.record_attempt("q", status=200, ok=True, latency_s=0.01, lateness_s=0.0)
+    m.record_attempt("q", status=503, ok=False, latency_s=0.01, lateness_s=0.0)
+    fake.advance_seconds(9.999)
+    m.record_attempt("q", status=None, ok=False, latency_s=1.0, lateness_s=-1.0)
+    fake.advance_seconds(0.001)  # the next step
+    m.record_attempt("q", status=200, ok=True, latency_s=0.01, lateness_s=0.5)
+    steps = m.history("q")
+    assert len(steps) == metrics.HISTORY_STEPS
+    assert [(s.delivered, s.failed) for s in steps[-2:]] == [(1, 2), (1, 0)]
+    assert steps[-1].start_s == T0 // 1_000_000 + 10
+    assert all((s.delivered, s.failed) == (0, 0) for s in steps[:-2])
+    fake.advance_seconds(metrics.HISTORY_STEP_S * metrics.HISTORY_STEPS)
+    assert all((s.delivered, s.failed) == (0, 0) for s in m.history("q"))
+    assert m.history("never") == [metrics.Step(s.start_s) for s in m.history("q")]
+
+
+def test_counters_by_status_class_and_gauges_of_current_queues_only() -> None:
+    m = metrics.Metrics(clock.FakeClock(T0))
+    m.record_attempt("q", status=404, ok=False, latency_s=0.1, lateness_s=0.0)
+    m.record_attempt("q", status=None, ok=False, latency_s=0.1, lateness_s=0.0)
+    m.record_added("q", 5)
+    gauge = metrics.QueueGauges(
+        waiting=3, in_flight=1, enforced_rate=2.5, oldest_eta_age_s=4.0, paused=True, dead_letters=2
+    )
+    first = values(m, {"q": gauge, "r": gauge})
+    assert first["pushd_attempts_failed_total[('queue', 'q'), ('status_class', '4xx')]"] == 1
+    assert first["pushd_attempts_failed_total[('queue', 'q'), ('status_class', 'none')]"] == 1
+    assert first["pushd_tasks_added_total[('queue', 'q')]"] == 5
+    assert first["pushd_enforced_rate[('queue', 'r')]"] == 2.5
+    assert first["pushd_queue_paused[('queue', 'q')]"] == 1
+    # "r" left queue.yaml: its gauges go; the counters of "q" stay.
+    second = values(m, {"q": gauge})
+    assert "pushd_enforced_rate[('queue', 'r')]" not in second
+    assert second["pushd_tasks_added_total[('queue', 'q')]"] == 5
