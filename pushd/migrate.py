@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pushd import errors
-from pushd.store import describe_url, is_postgres, open_store
+from pushd.store import codec, describe_url, is_postgres, open_store
 
 BATCH = 5_000
 TASK_COLUMNS = [
@@ -42,7 +42,7 @@ TASK_COLUMNS = [
 ]
 #: (SQLite table, PostgreSQL table, columns), in the order they are copied.
 TABLES = (
-    ("tasks", "pushd_tasks", TASK_COLUMNS),
+    ("tasks", "pushd_tasks", list(codec.TASK_COLUMNS)),
     ("tombstones", "pushd_tombstones", ["queue", "name", "at_us"]),
     ("dead_tasks", "pushd_dead_tasks", ["queue", "name", "dead_us", "reason", "task"]),
     ("queue_state", "pushd_queue_state", ["queue", "paused"]),

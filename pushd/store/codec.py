@@ -7,6 +7,7 @@ from typing import Any, Protocol
 import orjson
 
 from pushd import models
+from pushd.store import base
 
 _RETRY_FIELDS = (
     "task_retry_limit",
@@ -43,8 +44,31 @@ def load_retry(blob: bytes | str | None) -> models.RetryParameters | None:
     return models.RetryParameters(**{f: data.get(f) for f in _RETRY_FIELDS})
 
 
+#: The tasks table's columns (but its id), in ``task_params``' order.
+TASK_COLUMNS = (
+    "queue",
+    "name",
+    "eta_us",
+    "method",
+    "url",
+    "on_queue_url",
+    "headers",
+    "payload",
+    "tag",
+    "created_us",
+    "retry_options",
+    "target",
+    "dispatch_deadline_us",
+    "size",
+    "retry_count",
+    "execution_count",
+    "first_try_us",
+    "last_status",
+)
+
+
 def task_params(task: models.Task) -> dict[str, Any]:
-    """Named parameters of ``insert_task``."""
+    """Named parameters of ``insert_task`` (keys in :data:`TASK_COLUMNS`' order)."""
     return {
         "queue": task.queue,
         "name": task.name,
@@ -109,6 +133,11 @@ def dump_task(task: models.Task) -> bytes:
     params["payload"] = task.payload.hex()
     params["tag"] = None if task.tag is None else task.tag.hex()
     return orjson.dumps(params)
+
+
+def dead_from_row(row: Row) -> base.DeadTask:
+    """A dead letter from its row (``task`` is the JSON blob of :func:`dump_task`)."""
+    return base.DeadTask(task=load_task(row["task"]), dead_us=row["dead_us"], reason=row["reason"])
 
 
 def load_task(blob: bytes | str) -> models.Task:

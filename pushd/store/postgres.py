@@ -482,21 +482,15 @@ class PostgresStore:
         return int(row[0])
 
     # ---- dead letters
-    @staticmethod
-    def _dead(row: Any) -> base.DeadTask:
-        return base.DeadTask(
-            task=codec.load_task(row["task"]), dead_us=row["dead_us"], reason=row["reason"]
-        )
-
     async def list_dead(
         self, queue: str, *, limit: int = 100, after_name: str | None = None
     ) -> list[base.DeadTask]:
         rows = await self._fetch("list_dead", queue, after_name or "", limit)
-        return [self._dead(r) for r in rows]
+        return [codec.dead_from_row(r) for r in rows]
 
     async def get_dead(self, queue: str, name: str) -> base.DeadTask | None:
         row = await self._fetchrow("get_dead", queue, name)
-        return None if row is None else self._dead(row)
+        return None if row is None else codec.dead_from_row(row)
 
     async def redrive(self, queue: str, name: str, *, now_us: int) -> models.Task | None:
         async with self._tx() as conn:
