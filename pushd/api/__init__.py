@@ -6,7 +6,8 @@ when ``settings.auth_tokens`` is non-empty, bearer-token authentication
 (:func:`native.auth_middleware`). A request without a
 known token gets 401; a token whose role does not allow the route's action gets 403
 (``producer``: add tasks; ``consumer``: read and delete tasks; ``admin``: everything).
-``/healthz`` is always open.
+``/healthz`` is always open. The console's pages (:mod:`pushd.api.console`) also take the
+cookie its login form sets.
 """
 
 from __future__ import annotations
@@ -17,7 +18,17 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from pushd import clock, config, metrics, settings, tickets, wire
-from pushd.api import engine, native, observe, openapi, pull, rpc, rpc_taskqueue, v1beta2
+from pushd.api import (
+    console,
+    engine,
+    native,
+    observe,
+    openapi,
+    pull,
+    rpc,
+    rpc_taskqueue,
+    v1beta2,
+)
 from pushd.api import errors as api_errors
 
 if TYPE_CHECKING:
@@ -38,7 +49,8 @@ def create_app(
     api_tickets: tickets.Tickets | None = None,
     metrics_: metrics.Metrics | None = None,
 ) -> web.Application:
-    """The application serving ``/api/v1``, ``/taskqueue/v1beta2``, ``/rpc_http``, ``/healthz``.
+    """The application serving ``/api/v1``, ``/taskqueue/v1beta2``, ``/rpc_http``, ``/healthz``,
+    ``/metrics`` and the web console (``/`` and ``/console/``).
 
     ``api_tickets`` checks the tickets of ``/rpc_http`` calls: the daemon shares one
     :class:`tickets.Tickets` between its deliveries and this app.
@@ -63,4 +75,5 @@ def create_app(
     rpc.add_routes(app, {"taskqueue": rpc_taskqueue.METHODS}, api_tickets or tickets.Tickets())
     native.add_routes(app, openapi.ROUTES)
     native.add_routes(app, observe.ROUTES)
+    console.add_routes(app)
     return app

@@ -53,12 +53,15 @@ class Failure:
 
 
 Renderer = Callable[[Failure], web.Response]
-_RENDERERS = web.AppKey[tuple[tuple[str, Renderer], ...]]("error_renderers")
+_RENDERERS = web.AppKey[tuple[tuple[str, bool, Renderer], ...]]("error_renderers")
 
 
-def add_renderer(app: web.Application, prefix: str, renderer: Renderer) -> None:
-    """Render failures of requests whose path starts with ``prefix`` with ``renderer``."""
-    app[_RENDERERS] = (*app.get(_RENDERERS, ()), (prefix, renderer))
+def add_renderer(
+    app: web.Application, prefix: str, renderer: Renderer, *, exact: bool = False
+) -> None:
+    """Render failures of requests whose path starts with ``prefix`` (``exact``: whose path is
+    ``prefix``) with ``renderer``."""
+    app[_RENDERERS] = (*app.get(_RENDERERS, ()), (prefix, exact, renderer))
 
 
 def json_response(value: object, *, status: int = 200) -> web.Response:
@@ -98,8 +101,8 @@ def status_name(http_status: int) -> str:
 
 def _envelope(request: web.Request) -> tuple[str, Renderer]:
     """The API root and renderer of the request's path."""
-    for prefix, renderer in request.app.get(_RENDERERS, ()):
-        if request.path.startswith(prefix):
+    for prefix, exact, renderer in request.app.get(_RENDERERS, ()):
+        if request.path == prefix or (not exact and request.path.startswith(prefix)):
             return prefix, renderer
     return NATIVE_ROOT, render_native
 

@@ -13,8 +13,10 @@ when tokens are configured.
 from __future__ import annotations
 
 import enum
+import hashlib
 import hmac
 import re
+import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -34,6 +36,13 @@ ENGINE = web.AppKey[engine.Engine]("engine")
 LEASES = web.AppKey[pull.LeaseMeter]("leases")
 TOKENS = web.AppKey[tuple[settings.ApiToken, ...]]("tokens")
 METRICS = web.AppKey[metrics.Metrics]("metrics")
+#: The token a request was authenticated with (see :func:`request_token`).
+TOKEN = web.RequestKey[settings.ApiToken]("token")
+
+#: The web console's login cookie (:func:`console_session`) and the form that sets it.
+CONSOLE_COOKIE = "pushd_console"
+CONSOLE_LOGIN = "/console/login"
+_SESSION_LABEL = b"pushd console session v1"
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -97,9 +106,9 @@ def _page(request: web.Request) -> tuple[int, str | None]:
     return limit, request.query.get("after") or None
 
 
-def _notify(request: web.Request, task: models.Task) -> None:
+def _notify(app: web.Application, task: models.Task) -> None:
     if not task.is_pull:
-        request.app[ENGINE].notify(task.queue, task.eta_us)
+        app[ENGINE].notify(task.queue, task.eta_us)
 
 
 async def queue_stats(
@@ -252,20 +261,31 @@ async def list_tasks(request: web.Request) -> web.Response:
     )
 
 
+async def stored_task(app: web.Application, queue: str, name: str) -> models.Task:
+    """The live task ``name`` of ``queue``, or UnknownTaskError."""
+    task = await app[STORE].get(queue, name)
+    if task is None:
+        raise errors.UnknownTaskError(f"queue {queue!r} has no task {name!r}")
+    return task
+
+
 async def get_task(request: web.Request) -> web.Response:
     cfg, name = _queue(request), _task_name(request)
-    task = await request.app[STORE].get(cfg.name, name)
-    if task is None:
-        raise errors.UnknownTaskError(f"queue {cfg.name!r} has no task {name!r}")
-    return api_errors.json_response(wire.encode_task(task))
+    return api_errors.json_response(
+        wire.encode_task(await stored_task(request.app, cfg.name, name))
+    )
+
+
+async def delete_task_named(app: web.Application, queue: str, name: str, *, now_us: int) -> None:
+    """Delete one live task (UnknownTaskError if there is none), as :func:`delete_names` does."""
+    [deleted] = await delete_names(app, queue, [name], now_us=now_us)
+    if not deleted:
+        raise errors.UnknownTaskError(f"queue {queue!r} has no task {name!r}")
 
 
 async def delete_task(request: web.Request) -> web.Response:
     cfg, name = _queue(request), _task_name(request)
-    now_us = request.app[CLOCK].now_us()
-    [deleted] = await delete_names(request.app, cfg.name, [name], now_us=now_us)
-    if not deleted:
-        raise errors.UnknownTaskError(f"queue {cfg.name!r} has no task {name!r}")
+    await delete_task_named(request.app, cfg.name, name, now_us=request.app[CLOCK].now_us())
     return api_errors.json_response({"queue": cfg.name, "name": name, "deleted": True})
 
 
@@ -305,13 +325,18 @@ async def modify_task_lease(request: web.Request) -> web.Response:
     return api_errors.json_response(wire.encode_task(task))
 
 
+async def run_now(app: web.Application, queue: str, name: str, *, now_us: int) -> models.Task:
+    """Make a stored task due now and wake the scheduler; every API runs tasks through here."""
+    task = await app[STORE].run_now(queue, name, now_us=now_us)
+    if task is None:
+        raise errors.UnknownTaskError(f"queue {queue!r} has no task {name!r}")
+    _notify(app, task)
+    return task
+
+
 async def run_task(request: web.Request) -> web.Response:
     cfg, name = _queue(request), _task_name(request)
-    now_us = request.app[CLOCK].now_us()
-    task = await request.app[STORE].run_now(cfg.name, name, now_us=now_us)
-    if task is None:
-        raise errors.UnknownTaskError(f"queue {cfg.name!r} has no task {name!r}")
-    _notify(request, task)
+    task = await run_now(request.app, cfg.name, name, now_us=request.app[CLOCK].now_us())
     return api_errors.json_response(wire.encode_task(task))
 
 
@@ -331,36 +356,45 @@ async def list_dead(request: web.Request) -> web.Response:
     )
 
 
-async def _dead(request: web.Request) -> tuple[config.QueueConfig, base.DeadTask]:
-    cfg, name = _queue(request), _task_name(request)
-    dead = await request.app[STORE].get_dead(cfg.name, name)
+async def dead_letter(app: web.Application, queue: str, name: str) -> base.DeadTask:
+    """The dead letter ``name`` of ``queue``, or UnknownTaskError."""
+    dead = await app[STORE].get_dead(queue, name)
     if dead is None:
-        raise errors.UnknownTaskError(f"queue {cfg.name!r} has no dead letter {name!r}")
-    return cfg, dead
+        raise errors.UnknownTaskError(f"queue {queue!r} has no dead letter {name!r}")
+    return dead
 
 
 async def get_dead(request: web.Request) -> web.Response:
-    _, dead = await _dead(request)
+    dead = await dead_letter(request.app, _queue(request).name, _task_name(request))
     encoded = wire.encode_dead(dead.task, dead_us=dead.dead_us, reason=dead.reason)
     return api_errors.json_response(encoded)
 
 
-async def redrive_dead(request: web.Request) -> web.Response:
-    cfg, dead = await _dead(request)
-    now_us = request.app[CLOCK].now_us()
-    task = await request.app[STORE].redrive(cfg.name, dead.task.name, now_us=now_us)
+async def redrive(app: web.Application, queue: str, name: str, *, now_us: int) -> models.Task:
+    """Put a dead letter back as a fresh task due now; every API redrives through here."""
+    await dead_letter(app, queue, name)
+    task = await app[STORE].redrive(queue, name, now_us=now_us)
     if task is None:  # a live task took the name meanwhile
-        raise errors.TaskAlreadyExistsError(
-            f"queue {cfg.name!r} already has a live task {dead.task.name!r}"
-        )
-    _notify(request, task)
+        raise errors.TaskAlreadyExistsError(f"queue {queue!r} already has a live task {name!r}")
+    _notify(app, task)
+    return task
+
+
+async def redrive_dead(request: web.Request) -> web.Response:
+    cfg, name = _queue(request), _task_name(request)
+    task = await redrive(request.app, cfg.name, name, now_us=request.app[CLOCK].now_us())
     return api_errors.json_response(wire.encode_task(task))
+
+
+async def forget_dead(app: web.Application, queue: str, name: str) -> None:
+    """Delete a dead letter (UnknownTaskError if there is none)."""
+    if not await app[STORE].delete_dead(queue, name):
+        raise errors.UnknownTaskError(f"queue {queue!r} has no dead letter {name!r}")
 
 
 async def delete_dead(request: web.Request) -> web.Response:
     cfg, name = _queue(request), _task_name(request)
-    if not await request.app[STORE].delete_dead(cfg.name, name):
-        raise errors.UnknownTaskError(f"queue {cfg.name!r} has no dead letter {name!r}")
+    await forget_dead(request.app, cfg.name, name)
     return api_errors.json_response({"queue": cfg.name, "name": name, "deleted": True})
 
 
@@ -389,13 +423,19 @@ ROUTES: tuple[tuple[str, str, Handler, Action], ...] = (
 )
 Route = tuple[str, str, Handler, Action]
 _ACTIONS: dict[Handler, Action] = {}
+_COOKIE_HANDLERS: set[Handler] = set()
 
 
-def add_routes(app: web.Application, routes: Sequence[Route] = ROUTES) -> None:
+def add_routes(
+    app: web.Application, routes: Sequence[Route] = ROUTES, *, cookie: bool = False
+) -> None:
     """Serve ``routes`` (method, path, handler, action); any API module registers this way, so
-    :func:`auth_middleware` knows every route's action."""
+    :func:`auth_middleware` knows every route's action. ``cookie``: the routes are the web
+    console's pages, which also accept its login cookie (browsers cannot send a header)."""
     for method, path, handler, action in routes:
         _ACTIONS[handler] = action
+        if cookie:
+            _COOKIE_HANDLERS.add(handler)
         app.router.add_route(method, path, handler, expect_handler=api_errors.expect_handler)
 
 
@@ -404,6 +444,12 @@ def action_of(request: web.Request) -> Action | None:
     if request.match_info.http_exception is not None:
         return None
     return _ACTIONS.get(request.match_info.handler)
+
+
+def _takes_cookie(request: web.Request) -> bool:
+    return (
+        request.match_info.http_exception is None and request.match_info.handler in _COOKIE_HANDLERS
+    )
 
 
 # ------------------------------------------------------------------ tokens
@@ -429,6 +475,37 @@ def token_for(tokens: Sequence[settings.ApiToken], presented: bytes) -> settings
         if hmac.compare_digest(presented, token.token.encode("utf-8")):
             found = token
     return found
+
+
+def console_session(token: settings.ApiToken) -> str:
+    """The value of the console's login cookie for ``token``: an HMAC keyed by the token, so
+    the cookie opens the console pages only and never stands in for the token on the API."""
+    return hmac.new(token.token.encode("utf-8"), _SESSION_LABEL, hashlib.sha256).hexdigest()
+
+
+def session_token(
+    tokens: Sequence[settings.ApiToken], cookie: str | None
+) -> settings.ApiToken | None:
+    """The token whose :func:`console_session` is ``cookie``, compared in constant time."""
+    presented = (cookie or "").encode("ascii", "replace")
+    found = None
+    for token in tokens:  # no early exit: every token is compared
+        if hmac.compare_digest(presented, console_session(token).encode("ascii")):
+            found = token
+    return found
+
+
+def request_token(request: web.Request) -> settings.ApiToken | None:
+    """The token :func:`auth_middleware` authenticated the request with (None without tokens)."""
+    return request.get(TOKEN)
+
+
+def allows(request: web.Request, action: Action) -> bool:
+    """Whether the request's token (any request, without tokens) may do ``action``."""
+    if not request.app[TOKENS]:
+        return True
+    token = request_token(request)
+    return token is not None and action in ROLE_ACTIONS.get(token.role, frozenset())
 
 
 def acl_refusal(cfg: config.QueueConfig, token: settings.ApiToken, action: Action) -> str | None:
@@ -470,10 +547,7 @@ def check_acl(request: web.Request, token: settings.ApiToken, action: Action) ->
 
 def visible(request: web.Request, cfg: config.QueueConfig) -> bool:
     """Whether a listing shows ``cfg`` to the request's token (its acl may hide it)."""
-    tokens = request.app[TOKENS]
-    if not tokens:
-        return True
-    token = find_token(tokens, request.headers.get(hdrs.AUTHORIZATION))
+    token = request_token(request)
     return token is None or acl_refusal(cfg, token, Action.READ_QUEUES) is None
 
 
@@ -487,9 +561,11 @@ def _loopback_host(value: str) -> bool:
     return settings.is_loopback(host)
 
 
-def _loopback_origin(origin: str) -> bool:
+def _same_origin(origin: str, host: str) -> bool:
+    """Whether a page of ``origin`` is pushd's own (the console), addressed as ``host``: a page
+    of any other origin, even another port of localhost, is another site."""
     scheme, _, rest = origin.partition("://")
-    return scheme in ("http", "https") and _loopback_host(rest.split("/", 1)[0])
+    return scheme in ("http", "https") and rest.split("/", 1)[0].lower() == host.lower()
 
 
 @web.middleware
@@ -504,16 +580,22 @@ async def loopback_guard(request: web.Request, handler: api_errors.Handler) -> w
             f"without auth_tokens pushd only answers requests addressed to localhost or a "
             f"loopback address; this one was addressed to {host!r}"
         )
-    if origin is not None and not _loopback_origin(origin):
+    if origin is not None and not _same_origin(origin, host):
         raise errors.PermissionDeniedError(
             f"without auth_tokens pushd refuses requests from web pages of other origins "
-            f"({origin!r}); configure auth_tokens to call it from a browser"
+            f"({origin!r}, even on this machine); configure auth_tokens to call it from a "
+            "browser"
         )
     return await handler(request)
 
 
 def auth_middleware(tokens: Sequence[settings.ApiToken]) -> api_errors.Middleware:
-    """401 without a known bearer token, 403 when its role does not allow the route."""
+    """401 without a known bearer token, 403 when its role does not allow the route.
+
+    The console's pages (routes added with ``cookie=True``) also accept the cookie its login
+    form sets (:data:`CONSOLE_COOKIE`); a page asked for without either redirects to the login
+    form. Every other route takes the ``Authorization`` header only.
+    """
 
     @web.middleware
     async def authenticate(request: web.Request, handler: api_errors.Handler) -> web.StreamResponse:
@@ -521,6 +603,11 @@ def auth_middleware(tokens: Sequence[settings.ApiToken]) -> api_errors.Middlewar
         if action is Action.OPEN:
             return await handler(request)
         token = find_token(tokens, request.headers.get(hdrs.AUTHORIZATION))
+        if token is None and _takes_cookie(request):
+            token = session_token(tokens, request.cookies.get(CONSOLE_COOKIE))
+            if token is None and request.method in (hdrs.METH_GET, hdrs.METH_HEAD):
+                query = urllib.parse.urlencode({"next": request.path_qs})
+                raise web.HTTPSeeOther(f"{CONSOLE_LOGIN}?{query}")
         if token is None:
             raise web.HTTPUnauthorized(
                 headers={hdrs.WWW_AUTHENTICATE: 'Bearer realm="pushd"'},
@@ -532,6 +619,7 @@ def auth_middleware(tokens: Sequence[settings.ApiToken]) -> api_errors.Middlewar
             )
         if action is not None:
             check_acl(request, token, action)
+        request[TOKEN] = token
         return await handler(request)
 
     return authenticate

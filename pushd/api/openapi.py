@@ -8,6 +8,7 @@ fails the test suite and the document), and the answer schemas are derived from 
 
 from __future__ import annotations
 
+import functools
 import re
 import types
 import typing
@@ -16,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, NotRequired, Required, get_args, get_origin, get_type_hints
 
 from pushd import __version__, models, wire
+from pushd.api import console, native, rpc, v1beta2
 from pushd.api import errors as api_errors
-from pushd.api import native, rpc, v1beta2
 
 if typing.TYPE_CHECKING:
     from aiohttp import web
@@ -111,8 +112,9 @@ class Operation:
     status: int = 200
     query: tuple[Query, ...] = ()
     errors: tuple[int, ...] = (400, 404)
-    #: the error envelope: a TypedDict or a component name
+    #: the error envelope: a TypedDict or a component name, by content type
     error_schema: object = "ErrorJSON"
+    error_types: tuple[str, ...] = ("application/json",)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -224,6 +226,75 @@ def _native_operations() -> dict[tuple[str, str], Operation]:
         ("DELETE", f"{_Q}/dead/{{name}}"): Operation(
             summary="Forget a dead letter", tag=d, answer="Deleted"
         ),
+    }
+
+
+def _console_operations(s: SchemaSet) -> dict[tuple[str, str], Operation]:
+    """The web console (pushd.api.console): HTML pages, and forms answered with a redirect
+    (303) to the page to show next; its errors are HTML pages too."""
+    html = ("text/html",)
+    errors = (400, 401, 403, 404)
+    page = functools.partial(
+        Operation,
+        tag="console",
+        answer=str,
+        answer_types=html,
+        error_schema=str,
+        error_types=html,
+        errors=(400, 403, 404),
+    )
+
+    def form(summary: str, body: str | None = "ConsoleConfirm", **kw: Any) -> Operation:
+        types = ("application/x-www-form-urlencoded",)
+        return page(summary=summary, body=body, body_types=types, answer=None, status=303, **kw)
+
+    text = {"type": "string"}
+    s.add(
+        "ConsoleConfirm",
+        {
+            "type": "object",
+            "properties": {"confirm": {"type": "string", "enum": ["yes"]}},
+            "required": ["confirm"],
+        },
+    )
+    s.add(
+        "ConsoleLogin",
+        {"type": "object", "properties": {"token": text, "next": text}, "required": ["token"]},
+    )
+    name = {"type": "string", "pattern": "^[a-zA-Z0-9_-]{0,500}$"}
+    search = (
+        Query(name="prefix", schema=name, description="tasks whose name starts with this"),
+        Query(name="tag", schema=text, description="tasks with this tag (pull queues)"),
+        Query(name="after", schema=name, description="the page of tasks after this name"),
+        Query(name="dead_after", schema=name, description="dead letters after this name"),
+        Query(name="done", schema=text, description="the action just done, for its notice"),
+    )
+    q, t, d = console.QUEUE, f"{console.QUEUE}/tasks/{{name}}", f"{console.QUEUE}/dead/{{name}}"
+    return {
+        ("GET", "/"): page(summary="Console: every queue, its statistics and recent deliveries"),
+        ("GET", native.CONSOLE_LOGIN): page(
+            summary="Console: the login form (with auth_tokens)",
+            query=(Query(name="next", schema=text, description="the page to go to after"),),
+            errors=(400,),
+        ),
+        ("POST", native.CONSOLE_LOGIN): form(
+            "Console: log in with a token (sets the console's cookie)",
+            "ConsoleLogin",
+            errors=(400, 401, 403),
+        ),
+        ("POST", f"{console.CONSOLE}/logout"): form("Console: log out", None, errors=(400, 403)),
+        ("GET", q): page(summary="Console: a queue, its tasks and dead letters", query=search),
+        ("POST", f"{q}/pause"): form("Console: pause a queue", errors=errors),
+        ("POST", f"{q}/resume"): form("Console: resume a queue", errors=errors),
+        ("POST", f"{q}/purge"): form("Console: purge a queue", errors=errors),
+        ("GET", t): page(summary="Console: a task"),
+        ("POST", f"{t}/run"): form("Console: run a task now", None, errors=errors),
+        ("POST", f"{t}/delete"): form("Console: delete a task", errors=errors),
+        ("GET", d): page(summary="Console: a dead letter"),
+        ("POST", f"{d}/redrive"): form(
+            "Console: redrive a dead letter", None, errors=(*errors, 409)
+        ),
+        ("POST", f"{d}/delete"): form("Console: delete a dead letter", errors=errors),
     }
 
 
@@ -517,7 +588,7 @@ def _operation(s: SchemaSet, method: str, path: str, op: Operation) -> Schema:
     if op.answer is not None:
         answer.update(_content(s, op.answer, op.answer_types))
     responses: Schema = {str(op.status): answer}
-    error = {"description": "an error", **_content(s, op.error_schema, ("application/json",))}
+    error = {"description": "an error", **_content(s, op.error_schema, op.error_types)}
     for status in op.errors:
         responses[str(status)] = error
     out["responses"] = responses
@@ -538,7 +609,12 @@ def document(app: web.Application) -> Schema:
     """The OpenAPI document of ``app``; KeyError names a served route without an Operation."""
     s = SchemaSet()
     _native_components(s)
-    known = {**_native_operations(), **_v1beta2_operations(), **_rpc_operations(s)}
+    known = {
+        **_native_operations(),
+        **_v1beta2_operations(),
+        **_rpc_operations(s),
+        **_console_operations(s),
+    }
     paths: dict[str, Schema] = {}
     for method, path in _served(app):
         op = known.get((method, path))
@@ -553,8 +629,9 @@ def document(app: web.Application) -> Schema:
             "description": (
                 "Self-hosted App Engine Task Queues: pushd's native API under /api/v1 and the "
                 "TaskQueue REST API v1beta2 for pull queues, and the App Engine SDK's /rpc_http. "
-                "With auth_tokens configured every "
-                "route but /healthz and /openapi.json needs 'Authorization: Bearer <token>'."
+                "With auth_tokens configured every route but /healthz, /openapi.json and the "
+                "console's login needs 'Authorization: Bearer <token>' (the console's pages also "
+                "take the cookie its login form sets)."
             ),
         },
         "paths": paths,

@@ -167,9 +167,16 @@ class Store(Protocol):
     async def get(self, queue: str, name: str) -> models.Task | None: ...
 
     async def list_tasks(
-        self, queue: str, *, limit: int = 100, after_name: str | None = None
+        self,
+        queue: str,
+        *,
+        limit: int = 100,
+        after_name: str | None = None,
+        prefix: str = "",
+        tag: bytes | None = None,
     ) -> list[models.Task]:
-        """Tasks of one queue in name order, ``limit`` at a time, after ``after_name``."""
+        """Tasks of one queue in name order, ``limit`` at a time, after ``after_name``; only
+        those whose name starts with ``prefix``, and with ``tag`` unless it is None."""
         ...
 
     async def delete(self, queue: str, names: Sequence[str], *, now_us: int) -> list[bool]:

@@ -88,10 +88,23 @@ class MemoryStore:
         return self._q(queue).tasks.get(name)
 
     async def list_tasks(
-        self, queue: str, *, limit: int = 100, after_name: str | None = None
+        self,
+        queue: str,
+        *,
+        limit: int = 100,
+        after_name: str | None = None,
+        prefix: str = "",
+        tag: bytes | None = None,
     ) -> list[models.Task]:
-        names = sorted(n for n in self._q(queue).tasks if after_name is None or n > after_name)
-        return [self._q(queue).tasks[n] for n in names[:limit]]
+        tasks = self._q(queue).tasks
+        names = sorted(
+            n
+            for n, t in tasks.items()
+            if (after_name is None or n > after_name)
+            and n.startswith(prefix)
+            and (tag is None or t.tag == tag)
+        )
+        return [tasks[n] for n in names[:limit]]
 
     async def delete(self, queue: str, names: Sequence[str], *, now_us: int) -> list[bool]:
         q = self._q(queue)

@@ -218,6 +218,10 @@ class PostgresStore:
                 f"the PostgreSQL database is unavailable ({type(exc).__name__}: {exc}); "
                 "nothing was changed; try again"
             ) from None
+        except asyncpg.exceptions.DataError as exc:
+            # A value PostgreSQL cannot hold (a NUL character in a text cursor, ...): the
+            # request's fault, and nothing was changed. SQLite takes such values.
+            raise errors.Error(f"a value PostgreSQL cannot take: {exc}") from None
 
     async def _fetch(self, query: str, *params: Any) -> list[Any]:
         async with self._tx() as conn:
@@ -284,9 +288,20 @@ class PostgresStore:
         return None if row is None else codec.task_from_row(row)
 
     async def list_tasks(
-        self, queue: str, *, limit: int = 100, after_name: str | None = None
+        self,
+        queue: str,
+        *,
+        limit: int = 100,
+        after_name: str | None = None,
+        prefix: str = "",
+        tag: bytes | None = None,
     ) -> list[models.Task]:
-        rows = await self._fetch("list_tasks", queue, after_name or "", limit)
+        after = after_name or ""
+        if prefix or tag is not None:
+            params = (queue, after, len(prefix), prefix, tag, limit)
+            rows = await self._fetch("list_tasks_matching", *params)
+        else:
+            rows = await self._fetch("list_tasks", queue, after, limit)
         return [codec.task_from_row(r) for r in rows]
 
     async def delete(self, queue: str, names: Sequence[str], *, now_us: int) -> list[bool]:

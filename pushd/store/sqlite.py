@@ -160,9 +160,20 @@ class SqliteStore:
         return None if row is None else codec.task_from_row(row)
 
     async def list_tasks(
-        self, queue: str, *, limit: int = 100, after_name: str | None = None
+        self,
+        queue: str,
+        *,
+        limit: int = 100,
+        after_name: str | None = None,
+        prefix: str = "",
+        tag: bytes | None = None,
     ) -> list[models.Task]:
-        rows = await self._all("list_tasks", queue, after_name or "", limit)
+        after = after_name or ""
+        if prefix or tag is not None:
+            params = (queue, max(after, prefix), after, len(prefix), prefix, tag, tag, limit)
+            rows = await self._all("list_tasks_matching", *params)
+        else:
+            rows = await self._all("list_tasks", queue, after, limit)
         return [codec.task_from_row(r) for r in rows]
 
     async def delete(self, queue: str, names: Sequence[str], *, now_us: int) -> list[bool]:

@@ -233,3 +233,13 @@ async def test_a_lost_listener_listens_again_when_asked(two: Pair) -> None:
     await a.add([push("after")], now_us=T0)
     await until(1)
     assert seen == [base.Change("due", "q", eta_us=T0)]
+
+
+async def test_a_value_postgresql_cannot_hold_is_a_request_error(two: Pair) -> None:
+    # Found by review of the console: ?after=%00 reached PostgreSQL and answered 500.
+    a, _ = two
+    with pytest.raises(errors.Error, match="PostgreSQL cannot take"):
+        await a.list_tasks("q", after_name="\x00")
+    with pytest.raises(errors.Error):
+        await a.list_dead("q", after_name="a\x00b")
+    assert await a.list_tasks("q") == []  # the pool is fine afterwards

@@ -220,6 +220,40 @@ async def test_list_tasks_pages_by_name(store: base.Store) -> None:
     assert [t.name for t in page2] == [f"t{i:02d}" for i in range(10, 20)]
 
 
+async def _all_pages(
+    store: base.Store, queue: str, *, prefix: str = "", tag: bytes | None = None
+) -> list[str]:
+    """Every name ``list_tasks`` finds, two at a time: each page after the last."""
+    names: list[str] = []
+    while True:
+        after = names[-1] if names else None
+        page = await store.list_tasks(queue, limit=2, after_name=after, prefix=prefix, tag=tag)
+        names += [t.name for t in page]
+        if len(page) < 2:
+            return names
+
+
+async def test_list_tasks_filters_by_name_prefix_and_tag_across_pages(store: base.Store) -> None:
+    # Given names that a case-insensitive or punctuation-blind collation would interleave
+    names = ["a", "a-c", "a1", "A2", "ab", "a_d", "b", "ba", "ab-x"]
+    await store.add([push(n) for n in names], now_us=T0)
+    tagged = [pull("ja", tag=b"red"), pull("jb", tag=b"blue"), pull("kc", tag=b"red"), pull("jd")]
+    await store.add(tagged, now_us=T0)
+    # Then a prefix is case-sensitive and exact, and paging loses or repeats nothing
+    by_prefix = await _all_pages(store, "q", prefix="a")
+    assert sorted(by_prefix) == sorted(n for n in names if n.startswith("a"))
+    assert len(set(by_prefix)) == len(by_prefix)
+    assert sorted(await _all_pages(store, "q", prefix="ab")) == ["ab", "ab-x"]
+    assert await _all_pages(store, "q", prefix="A2") == ["A2"]
+    assert await _all_pages(store, "q", prefix="zz") == []
+    # And a tag selects its tasks, with or without a prefix; no filter lists everything
+    assert await _all_pages(store, "p", tag=b"red") == ["ja", "kc"]
+    assert await _all_pages(store, "p", tag=b"red", prefix="j") == ["ja"]
+    assert await _all_pages(store, "p", tag=b"green") == []
+    assert await _all_pages(store, "q", tag=b"red") == []
+    assert sorted(await _all_pages(store, "p")) == ["ja", "jb", "jd", "kc"]
+
+
 async def test_run_now_makes_a_task_due(store: base.Store) -> None:
     await store.add([push("a", T0 + DAY)], now_us=T0)
     task = await store.run_now("q", "a", now_us=T0 + 5)

@@ -11,7 +11,9 @@ push and pull queues, and every answer must be:
   ``content_type_conformance``, ``response_schema_conformance``);
 * for every 4xx, a JSON error envelope: pushd's own ``{"error": {"code", "status", "message"}}``,
   or Google's ``{"error": {"errors": [...], "code", "message"}}`` under ``/taskqueue/v1beta2``;
-  ``/rpc_http`` always answers 200 with a protocol buffer (:mod:`test_rpc_garbage` goes deeper).
+  ``/rpc_http`` always answers 200 with a protocol buffer (:mod:`test_rpc_garbage` goes deeper);
+  the web console, whose paths document their errors as ``text/html``, answers an HTML page
+  that names the status (browsers show it; a JSON body would be an unreadable page).
 
 Path parameters are steered two times in three to the configured queues and to task names that
 exist (seeded before every operation), so the cases reach the handlers instead of stopping at
@@ -298,10 +300,22 @@ def _header(response: schemathesis.Response, name: str) -> str:
     return ""
 
 
+def _html_errors(path: str) -> bool:
+    """Whether the operations of ``path`` document their errors as HTML pages (the console);
+    any method of the path, since the router answers an undocumented one (405) the same way."""
+    return any(
+        "text/html" in answer.get("content", {})
+        for operation in DOCUMENT["paths"].get(path, {}).values()
+        for status, answer in operation["responses"].items()
+        if status.startswith("4")
+    )
+
+
 def error_envelope(
     ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case
 ) -> bool | None:
-    """Every 4xx is JSON with the error envelope of its API; /rpc_http always answers 200."""
+    """Every 4xx is JSON with the error envelope of its API (an HTML page for the console's
+    paths); /rpc_http always answers 200."""
     status = response.status_code
     if case.path == "/rpc_http":
         assert status == 200, f"/rpc_http answered HTTP {status}; the SDK needs 200"
@@ -315,6 +329,12 @@ def error_envelope(
     if not 400 <= status < 500:
         return None
     media = _header(response, "Content-Type").split(";")[0].strip()
+    if _html_errors(case.path):
+        assert media == "text/html", f"{status} answered with Content-Type {media!r}"
+        page = response.content.decode("utf-8")
+        assert page.startswith("<!doctype html>"), page[:200]
+        assert f"<h1>{status} " in page, page
+        return None
     assert media == "application/json", f"{status} answered with Content-Type {media!r}"
     try:
         body = json.loads(response.content)

@@ -142,6 +142,13 @@ SELECT * FROM pushd_tasks WHERE queue = $1 AND name = $2 FOR UPDATE;
 -- name: list_tasks
 SELECT * FROM pushd_tasks WHERE queue = $1 AND name > $2 ORDER BY name LIMIT $3;
 
+-- name: list_tasks_matching
+-- $3 = length($4); no "name >= prefix" bound: under a locale collation names with a common
+-- prefix need not sort together, only equality is bytewise. $5 NULL: any tag.
+SELECT * FROM pushd_tasks
+WHERE queue = $1 AND name > $2 AND left(name, $3) = $4 AND ($5::bytea IS NULL OR tag = $5)
+ORDER BY name LIMIT $6;
+
 -- name: delete_names
 DELETE FROM pushd_tasks WHERE queue = $1 AND name = ANY($2::text[]) RETURNING name;
 

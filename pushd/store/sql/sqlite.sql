@@ -99,6 +99,14 @@ SELECT * FROM tasks WHERE queue = ? AND name = ?;
 -- name: list_tasks
 SELECT * FROM tasks WHERE queue = ? AND name > ? ORDER BY name LIMIT ?;
 
+-- name: list_tasks_matching
+-- (queue, max(after, prefix), after, length(prefix), prefix, tag, tag, limit); tag NULL: any.
+-- Names compare bytewise (BINARY), so those with the prefix start at it: the (queue, name)
+-- index seeks there.
+SELECT * FROM tasks
+WHERE queue = ? AND name >= ? AND name > ? AND substr(name, 1, ?) = ? AND (? IS NULL OR tag = ?)
+ORDER BY name LIMIT ?;
+
 -- name: delete_task
 DELETE FROM tasks WHERE queue = ? AND name = ?;
 

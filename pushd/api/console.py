@@ -1,0 +1,374 @@
+"""The operator's web console: queues, tasks and dead letters in a browser, served at ``/``.
+
+Pages are plain server-rendered HTML (:mod:`pushd.api.console_view`); every action is a form
+POST answered with a redirect back to a page, so the console needs no script. The data comes
+from the same store, engine and functions as the native API (:mod:`pushd.api.native`): a purge
+here is ``native.purge``, a redrive ``native.redrive``, and so on.
+
+Access is the API's: without ``auth_tokens`` only loopback clients reach the daemon at all
+(:func:`native.loopback_guard`); with tokens, ``/console/login`` takes a token and sets an
+HttpOnly, SameSite=Strict cookie holding an HMAC of it, which the auth middleware accepts on
+these routes only, and each route needs the role the same action needs on the API (reading a
+queue's tasks: ``consumer``; pausing or purging: ``admin``). Forms are protected from
+cross-site requests by that SameSite cookie and by refusing a POST whose ``Origin`` (or
+``Sec-Fetch-Site``) says another site sent it.
+
+Searching a queue's tasks by name prefix and by tag is done by the store
+(``Store.list_tasks(prefix=, tag=)``), page by page in name order.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import hdrs, web
+
+from pushd import config, errors, models, tasks
+from pushd.api import console_view as view
+from pushd.api import errors as api_errors
+from pushd.api import native
+
+if TYPE_CHECKING:
+    from pushd.store import base
+
+PAGE_SIZE = 50  # tasks, and dead letters, per page
+REFRESH_S = 5  # the queues page reloads itself this often
+MAX_FORM_BYTES = 64 * 1024
+MAX_FORM_FIELDS = 20
+CONSOLE = "/console"
+QUEUE = f"{CONSOLE}/queues/{{queue}}"
+#: The notices a redirect after an action may ask a page to show (``?done=``).
+NOTICES = {
+    "paused": "The queue is paused: no task is sent (or leased) until it is resumed.",
+    "resumed": "The queue is resumed.",
+    "purged": "The queue is purged.",
+    "ran": "The task is due now.",
+    "deleted": "The task is deleted.",
+    "redriven": "The dead letter is back in the queue as a new task, due now.",
+    "dead_deleted": "The dead letter is deleted.",
+}
+
+
+# ------------------------------------------------------------------ request helpers
+
+
+def _queue(request: web.Request) -> config.QueueConfig:
+    return request.app[native.QUEUES]().queue(request.match_info["queue"])
+
+
+def _name(request: web.Request) -> str:
+    return tasks.check_task_name(request.match_info["name"])
+
+
+def queue_url(queue: str, **query: str) -> str:
+    url = f"{CONSOLE}/queues/{view.path(queue)}"
+    return f"{url}?{urllib.parse.urlencode(query)}" if query else url
+
+
+def _notice(request: web.Request) -> str | None:
+    return NOTICES.get(request.query.get("done", ""))
+
+
+def _name_query(request: web.Request, key: str) -> str:
+    """A task name (or the start of one) from the query string; "" if absent."""
+    value = request.query.get(key, "")
+    if value:
+        try:
+            tasks.check_task_name(value)
+        except errors.InvalidTaskNameError:
+            raise errors.InvalidTaskNameError(
+                f"{key} {value!r} is not (the start of) a task name: letters, digits, '_' and "
+                f"'-', at most {models.MAX_TASK_NAME_LENGTH} of them"
+            ) from None
+    return value
+
+
+def _tag_query(request: web.Request) -> bytes | None:
+    value = request.query.get("tag", "")
+    if not value:
+        return None
+    try:
+        tag = value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise errors.InvalidTagError("the tag is not valid text") from None
+    if len(value) > models.MAX_TAG_LENGTH:
+        raise errors.InvalidTagError(f"a tag has at most {models.MAX_TAG_LENGTH} characters")
+    return tag
+
+
+def _same_site(request: web.Request) -> None:
+    """Refuse a form another site's page sent (CSRF): its ``Origin`` names another host, or
+    the browser says so in ``Sec-Fetch-Site``. Behind a proxy, the origin may also match
+    ``X-Forwarded-Host``, a header no cross-site form can set."""
+    fetch_site = request.headers.get("Sec-Fetch-Site", "same-origin")
+    origin = request.headers.get(hdrs.ORIGIN)
+    hosts = {
+        request.headers.get(hdrs.HOST, "").lower(),
+        request.headers.get(hdrs.X_FORWARDED_HOST, "").split(",")[0].strip().lower(),
+    } - {""}
+    if origin is not None:
+        scheme, _, host = origin.partition("://")
+        if scheme not in ("http", "https") or host.lower() not in hosts:
+            raise errors.PermissionDeniedError(
+                f"this form was sent by a page of {origin!r}, not by the console; open the "
+                "console and use its buttons"
+            )
+    if fetch_site not in ("same-origin", "none"):
+        raise errors.PermissionDeniedError(
+            f"this form was sent by a page of another site (Sec-Fetch-Site: {fetch_site}); "
+            "open the console and use its buttons"
+        )
+
+
+async def _form(request: web.Request) -> dict[str, str]:
+    """The fields of a console form, once :func:`_same_site` has accepted where it came from."""
+    _same_site(request)
+    size = request.content_length
+    if size is not None and size > MAX_FORM_BYTES:
+        raise errors.Error(f"a console form has at most {MAX_FORM_BYTES} bytes")
+    body = await request.read()
+    if len(body) > MAX_FORM_BYTES:  # sent chunked, without a Content-Length
+        raise errors.Error(f"a console form has at most {MAX_FORM_BYTES} bytes")
+    if not body:
+        return {}
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise errors.Error("console forms are sent as application/x-www-form-urlencoded")
+    try:
+        pairs = urllib.parse.parse_qsl(
+            body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise errors.Error("the form could not be read (not UTF-8, or too many fields)") from None
+    return dict(pairs)
+
+
+async def _confirmed(request: web.Request, what: str) -> None:
+    if (await _form(request)).get("confirm") != "yes":
+        raise errors.Error(f"nothing was done: tick the box to confirm that you want to {what}")
+
+
+def _page(request: web.Request, name: str, **context: Any) -> web.Response:
+    return view.html(name, who=native.request_token(request), notice=_notice(request), **context)
+
+
+# ------------------------------------------------------------------ pages
+
+
+async def queues_page(request: web.Request) -> web.Response:
+    app = request.app
+    paused = await app[native.STORE].paused_queues()
+    rows = []
+    for cfg in app[native.QUEUES]().queues.values():
+        if native.visible(request, cfg):
+            stats = await native.queue_stats(app, cfg, paused)
+            rows.append(view.queue_row(cfg, stats, app[native.METRICS].history(cfg.name)))
+    now_us = app[native.CLOCK].now_us()
+    return _page(
+        request, "queues.html", title="Queues", rows=rows, now_us=now_us, refresh_s=REFRESH_S
+    )
+
+
+async def queue_page(request: web.Request) -> web.Response:
+    app, cfg = request.app, _queue(request)
+    prefix, after = _name_query(request, "prefix"), _name_query(request, "after")
+    tag = _tag_query(request)
+    paused = await app[native.STORE].paused_queues()
+    stats = await native.queue_stats(app, cfg, paused)
+    found = await app[native.STORE].list_tasks(
+        cfg.name, limit=PAGE_SIZE + 1, after_name=after or None, prefix=prefix, tag=tag
+    )
+    search = {k: v for k, v in (("prefix", prefix), ("tag", request.query.get("tag", ""))) if v}
+    more = len(found) > PAGE_SIZE
+    task_page = found[:PAGE_SIZE]
+    next_tasks = queue_url(cfg.name, **search, after=task_page[-1].name) if more else None
+    dead, next_dead = None, None
+    if native.allows(request, native.Action.ADMIN):  # dead letters are the admin's, as on the API
+        dead_after = _name_query(request, "dead_after")
+        dead = await app[native.STORE].list_dead(
+            cfg.name, limit=PAGE_SIZE + 1, after_name=dead_after or None
+        )
+        if len(dead) > PAGE_SIZE:
+            dead = dead[:PAGE_SIZE]
+            next_dead = queue_url(cfg.name, dead_after=dead[-1].task.name) + "#dead"
+    row = view.queue_row(cfg, stats, app[native.METRICS].history(cfg.name))
+    return _page(
+        request,
+        "queue.html",
+        title=f"Queue {cfg.name}",
+        q=row,
+        push=cfg.mode is models.QueueMode.PUSH,
+        search=search,
+        prefix=prefix,
+        tag=request.query.get("tag", ""),
+        filtered=bool(search or after),
+        tasks=task_page,
+        next_tasks=next_tasks,
+        dead=dead,
+        next_dead=next_dead,
+        now_us=app[native.CLOCK].now_us(),
+    )
+
+
+async def task_page(request: web.Request) -> web.Response:
+    cfg, name = _queue(request), _name(request)
+    task = await native.stored_task(request.app, cfg.name, name)
+    return _task_view(request, task, dead=None)
+
+
+async def dead_page(request: web.Request) -> web.Response:
+    cfg, name = _queue(request), _name(request)
+    dead = await native.dead_letter(request.app, cfg.name, name)
+    return _task_view(request, dead.task, dead=dead)
+
+
+def _task_view(
+    request: web.Request, task: models.Task, *, dead: base.DeadTask | None
+) -> web.Response:
+    kind = "Dead letter" if dead is not None else "Task"
+    return _page(
+        request,
+        "task.html",
+        title=f"{kind} {task.name}",
+        task=task,
+        dead=dead,
+        payload=view.preview(task.payload),
+        now_us=request.app[native.CLOCK].now_us(),
+    )
+
+
+# ------------------------------------------------------------------ actions
+
+
+async def pause(request: web.Request) -> web.Response:
+    cfg = _queue(request)
+    await _confirmed(request, "pause the queue")
+    await request.app[native.ENGINE].pause(cfg.name)
+    return view.redirect(queue_url(cfg.name, done="paused"))
+
+
+async def resume(request: web.Request) -> web.Response:
+    cfg = _queue(request)
+    await _confirmed(request, "resume the queue")
+    await request.app[native.ENGINE].resume(cfg.name)
+    return view.redirect(queue_url(cfg.name, done="resumed"))
+
+
+async def purge(request: web.Request) -> web.Response:
+    cfg = _queue(request)
+    await _confirmed(request, "delete every task of the queue")
+    await native.purge(request.app, cfg.name, now_us=request.app[native.CLOCK].now_us())
+    return view.redirect(queue_url(cfg.name, done="purged"))
+
+
+async def run_task(request: web.Request) -> web.Response:
+    cfg, name = _queue(request), _name(request)
+    await _form(request)
+    await native.run_now(request.app, cfg.name, name, now_us=request.app[native.CLOCK].now_us())
+    return view.redirect(queue_url(cfg.name, done="ran"))
+
+
+async def delete_task(request: web.Request) -> web.Response:
+    cfg, name = _queue(request), _name(request)
+    await _confirmed(request, "delete the task")
+    now_us = request.app[native.CLOCK].now_us()
+    await native.delete_task_named(request.app, cfg.name, name, now_us=now_us)
+    return view.redirect(queue_url(cfg.name, done="deleted"))
+
+
+async def redrive(request: web.Request) -> web.Response:
+    cfg, name = _queue(request), _name(request)
+    await _form(request)
+    await native.redrive(request.app, cfg.name, name, now_us=request.app[native.CLOCK].now_us())
+    return view.redirect(queue_url(cfg.name, done="redriven"))
+
+
+async def delete_dead(request: web.Request) -> web.Response:
+    cfg, name = _queue(request), _name(request)
+    await _confirmed(request, "delete the dead letter")
+    await native.forget_dead(request.app, cfg.name, name)
+    return view.redirect(queue_url(cfg.name, done="dead_deleted") + "#dead")
+
+
+# ------------------------------------------------------------------ login
+
+
+def _next(value: str | None) -> str:
+    """Where to go after logging in: a path of this site, else the queues page."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme or parts.netloc or any(ord(c) < 0x21 for c in value):
+        return "/"
+    return value
+
+
+async def login_page(request: web.Request) -> web.Response:
+    tokens = request.app[native.TOKENS]
+    who = native.session_token(tokens, request.cookies.get(native.CONSOLE_COOKIE))
+    return view.html(
+        "login.html",
+        title="Log in",
+        tokens=bool(tokens),
+        who=who,
+        next=_next(request.query.get("next")),
+        error=None,
+    )
+
+
+async def login(request: web.Request) -> web.Response:
+    form = await _form(request)
+    tokens, target = request.app[native.TOKENS], _next(form.get("next"))
+    if not tokens:
+        return view.redirect(target)
+    token = native.token_for(tokens, form.get("token", "").strip().encode("utf-8", "replace"))
+    if token is None:
+        error = "That is not a token of this daemon (see auth_tokens in its settings)."
+        return view.html(
+            "login.html", status=401, title="Log in", tokens=True, next=target, error=error
+        )
+    response = view.redirect(target)
+    response.set_cookie(
+        native.CONSOLE_COOKIE,
+        native.console_session(token),
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+    )
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    await _form(request)
+    response = view.redirect(native.CONSOLE_LOGIN)
+    response.del_cookie(native.CONSOLE_COOKIE, path="/", httponly=True, samesite="Strict")
+    return response
+
+
+# ------------------------------------------------------------------ routes
+
+A = native.Action
+ROUTES: tuple[native.Route, ...] = (
+    ("GET", "/", queues_page, A.READ_QUEUES),
+    ("GET", native.CONSOLE_LOGIN, login_page, A.OPEN),
+    ("POST", native.CONSOLE_LOGIN, login, A.OPEN),
+    ("POST", f"{CONSOLE}/logout", logout, A.OPEN),
+    ("GET", QUEUE, queue_page, A.READ_TASKS),
+    ("POST", f"{QUEUE}/pause", pause, A.ADMIN),
+    ("POST", f"{QUEUE}/resume", resume, A.ADMIN),
+    ("POST", f"{QUEUE}/purge", purge, A.ADMIN),
+    ("GET", f"{QUEUE}/tasks/{{name}}", task_page, A.READ_TASKS),
+    ("POST", f"{QUEUE}/tasks/{{name}}/run", run_task, A.ADMIN),
+    ("POST", f"{QUEUE}/tasks/{{name}}/delete", delete_task, A.DELETE_TASKS),
+    ("GET", f"{QUEUE}/dead/{{name}}", dead_page, A.ADMIN),
+    ("POST", f"{QUEUE}/dead/{{name}}/redrive", redrive, A.ADMIN),
+    ("POST", f"{QUEUE}/dead/{{name}}/delete", delete_dead, A.ADMIN),
+)
+
+
+def add_routes(app: web.Application) -> None:
+    """Serve the console; its failures are HTML pages, whatever raised them."""
+    native.add_routes(app, ROUTES, cookie=True)
+    api_errors.add_renderer(app, "/", view.render_failure, exact=True)
+    api_errors.add_renderer(app, f"{CONSOLE}/", view.render_failure)
