@@ -30,6 +30,7 @@ cases; ``PUSHD_CHAOS=full``: 300 per operation.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import json
@@ -60,6 +61,7 @@ from pushd import settings as pushd_settings
 from pushd.api import openapi
 from pushd.errors import ErrorCode
 from pushd.proto import remote_api_pb2 as remote
+from tests.conftest import fresh_database
 from tests.reliability.conftest import FULL, scale
 
 START_TIMEOUT_S = 30.0
@@ -122,7 +124,7 @@ class LiveDaemon:
     _reader: threading.Thread | None = None
 
     @classmethod
-    def start(cls, tmp: Path, queue_yaml: str, **env: str) -> LiveDaemon:
+    def start(cls, tmp: Path, queue_yaml: str, db: str | None = None, **env: str) -> LiveDaemon:
         (tmp / "queue.yaml").write_text(queue_yaml)
         proc = subprocess.Popen(
             [
@@ -133,7 +135,7 @@ class LiveDaemon:
                 "--config",
                 str(tmp / "queue.yaml"),
                 "--db",
-                str(tmp / "pushd.sqlite3"),
+                db or str(tmp / "pushd.sqlite3"),
                 "--port",
                 "0",
                 "--default-target",
@@ -224,11 +226,18 @@ def _seed(daemon: LiveDaemon) -> None:
     daemon.call("POST", "/api/v1/queues/push-dead/tasks", json={"tasks": batch})
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDaemon]:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveDaemon]:
+    """The daemon under fuzzing, on each backend (PostgreSQL refuses values SQLite takes)."""
+    db = None
+    if request.param == "postgres":
+        db = asyncio.run(fresh_database(request.getfixturevalue("pg_server")))
     daemon = LiveDaemon.start(
         tmp_path_factory.mktemp("fuzz"),
         QUEUE_YAML,
+        db,
         PUSHD_TOMBSTONE_RETENTION_S="0",
         PUSHD_DURABILITY="normal",
     )
