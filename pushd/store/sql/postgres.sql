@@ -1,13 +1,14 @@
 -- pushd's PostgreSQL schema and queries. Times are bigint microseconds since the epoch.
--- Every table is prefixed pushd_ so pushd can share a database with an application.
+-- Every table is prefixed pushd_ so pushd can share a database with an application. Names
+-- compare bytewise (COLLATE "C"), so listing order and paging are SQLite's whatever the locale.
 -- Migrations are numbered (migration_N) and applied in order under an advisory lock; the
 -- version reached is in pushd_meta. Never edit a released migration: add the next one.
 
 -- name: migration_1
 CREATE TABLE pushd_tasks (
     id bigserial PRIMARY KEY,
-    queue text NOT NULL,
-    name text NOT NULL,
+    queue text COLLATE "C" NOT NULL,
+    name text COLLATE "C" NOT NULL,
     eta_us bigint NOT NULL,           -- due time; while claimed or leased: when the lease ends
     method text NOT NULL,
     url text NOT NULL,
@@ -29,15 +30,15 @@ CREATE TABLE pushd_tasks (
 CREATE INDEX pushd_tasks_eta ON pushd_tasks (queue, eta_us, name);
 CREATE INDEX pushd_tasks_tag ON pushd_tasks (queue, tag, eta_us, name);
 CREATE TABLE pushd_tombstones (
-    queue text NOT NULL,
-    name text NOT NULL,
+    queue text COLLATE "C" NOT NULL,
+    name text COLLATE "C" NOT NULL,
     at_us bigint NOT NULL,
     PRIMARY KEY (queue, name)
 );
 CREATE INDEX pushd_tombstones_at ON pushd_tombstones (at_us);
 CREATE TABLE pushd_dead_tasks (
-    queue text NOT NULL,
-    name text NOT NULL,
+    queue text COLLATE "C" NOT NULL,
+    name text COLLATE "C" NOT NULL,
     dead_us bigint NOT NULL,
     reason text NOT NULL,
     task bytea NOT NULL,              -- the whole task as JSON, counters as of its last attempt
@@ -45,13 +46,13 @@ CREATE TABLE pushd_dead_tasks (
 );
 CREATE INDEX pushd_dead_tasks_at ON pushd_dead_tasks (dead_us);
 CREATE TABLE pushd_queue_state (
-    queue text PRIMARY KEY,
+    queue text COLLATE "C" PRIMARY KEY,
     paused boolean NOT NULL DEFAULT false
 );
 -- Tasks and bytes per queue, kept by statement-level triggers (one update per statement, not
 -- per row), so statistics and the storage limit never scan the tasks.
 CREATE TABLE pushd_queue_totals (
-    queue text PRIMARY KEY,
+    queue text COLLATE "C" PRIMARY KEY,
     tasks bigint NOT NULL,
     bytes bigint NOT NULL
 );
@@ -84,7 +85,7 @@ CREATE TABLE pushd_daemons (
     about text NOT NULL
 );
 CREATE TABLE pushd_queue_owners (
-    queue text PRIMARY KEY,
+    queue text COLLATE "C" PRIMARY KEY,
     owner text NOT NULL,
     until_us bigint NOT NULL,
     live bytea
