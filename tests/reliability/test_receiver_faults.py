@@ -540,14 +540,14 @@ def test_the_receiver_saw_exactly_the_planned_attempts(campaign: Campaign) -> No
 
 def test_unreachable_targets_count_as_failed_attempts(campaign: Campaign) -> None:
     """A closed port or an unresolvable name: every attempt counts; no response, no execution."""
-    pattern = re.compile(r"\btask_(retry|dead)\b.*\btask=(\S+)")
+    pattern = re.compile(r"\btask_(retry|dead_lettered)\b.*\btask=(\S+)")
     events = Counter(m.groups() for line in campaign.log if (m := pattern.search(line)))
 
     def check(p: Planned) -> str | None:
-        got = (events[("retry", p.name)], events[("dead", p.name)])
+        got = (events[("retry", p.name)], events[("dead_lettered", p.name)])
         want = (p.attempts - 1, 0 if p.delivered else 1)
         if got != want:
-            return f"logged {got[0]} task_retry and {got[1]} task_dead, expected {want}"
+            return f"logged {got[0]} task_retry and {got[1]} task_dead_lettered, expected {want}"
         if p.reachable:
             return None
         dead = campaign.dead.get(p.name)
