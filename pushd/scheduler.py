@@ -12,7 +12,8 @@ outcome with the App Engine retry policy (:mod:`pushd.retry`). Outcomes are coll
 written by one flusher, so under load many share a commit.
 
 Shutdown: stop claiming, give in-flight deliveries ``grace_us`` to finish, cancel the rest.
-A cancelled delivery writes nothing; its claim simply expires and the task runs again.
+Claimed tasks not yet sent are given back (due again at once, no attempt counted); a delivery
+cancelled while its request was out writes nothing: its claim expires and the task runs again.
 """
 
 from __future__ import annotations
@@ -469,7 +470,7 @@ class Scheduler:
     async def _deliver(self, rt: _Queue, claimed: base.Claimed) -> None:
         task = claimed.task
         deadline_us = task.dispatch_deadline_us or self.default_deadline_us
-        slot = False
+        slot = sent = False
         try:
             # In this order: the slot, then the bucket's pace, so tasks that waited for slots
             # never leave together beyond the bucket; then whether the task may still go.
@@ -484,7 +485,10 @@ class Scheduler:
                     rt.dropped.discard(task.name)
                     return
                 started = self.clock.now_us()
-                if rt.halted:  # paused (or rate 0, removed, owned elsewhere) while it waited
+                # Paused (or rate 0, removed, owned elsewhere) while it waited, or the daemon
+                # is stopping: given back unsent, due again at once (here or at another daemon)
+                # instead of when its claim ends.
+                if rt.halted or self._stop.is_set():
                     self._release(claimed)
                     return
                 # A task claimed ahead waited for a slot or a connection: its request must end
@@ -493,12 +497,17 @@ class Scheduler:
                 budget_us = claimed.lease_eta_us - started - LEASE_SLACK_US
                 if budget_us <= 0:
                     return  # its claim is over (an overloaded daemon): it runs again later
+                sent = True
                 attempt = await self.deliver(
                     task,
                     rt.cfg,
                     deadline_s=min(deadline_us, budget_us) / clock.US_PER_SECOND,
                     now_us=started,
                 )
+        except asyncio.CancelledError:
+            if not sent:  # cut off at the end of the shutdown grace before it was sent
+                self._release(claimed)
+            raise
         finally:
             rt.outstanding -= 1
             rt.unsent.discard(task.name)

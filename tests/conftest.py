@@ -21,7 +21,12 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pgserver.PgS
     (``CI=true``), where they must run: ``.ci/run`` installs the package.
     """
     try:
-        server = pgserver.start(tmp_path_factory.mktemp("postgres"))
+        # No fsync: the tests kill pushd, never the server, and a shared CI disk busy with
+        # other tests' fsyncs would otherwise stall commits for hundreds of milliseconds.
+        server = pgserver.start(
+            tmp_path_factory.mktemp("postgres"),
+            settings={"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"},
+        )
     except pgserver.PgUnavailable as exc:
         message = f"{exc}; the PostgreSQL backend's tests need it"
         if os.environ.get("CI") == "true":

@@ -281,6 +281,39 @@ async def test_shutdown_waits_for_in_flight_deliveries_within_the_grace(
     assert left.eta_us > T0 + 600 * S
 
 
+async def test_shutdown_gives_back_claimed_tasks_not_yet_sent(fake: clock.FakeClock) -> None:
+    """Found in review: tasks claimed ahead of a free slot stayed claimed after a clean stop
+    for two dispatch deadlines + 5 s (20 min by default) before anyone could send them."""
+    store = MemoryStore()
+    await store.add([task("first"), task("second", T0 + 1), task("third", T0 + 2)], now_us=T0)
+    sent: list[str] = []
+
+    async def deliver(t: models.Task, cfg: config.QueueConfig, **kw: Any) -> dispatch.Attempt:
+        sent.append(t.name)
+        await fake.sleep(100)
+        return dispatch.Attempt(200)
+
+    sched = scheduler.Scheduler(
+        store=store,
+        clock=fake,
+        queues=queues(max_concurrent_requests=1),
+        deliver=deliver,
+        grace_us=10 * S,
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sched.run)
+        await fake.sleep(1)
+        sched.stop()
+    assert sent == ["first"]  # the other two waited for the only slot
+    first = await store.get("q", "first")
+    assert first is not None
+    assert first.eta_us > T0 + 600 * S  # its request was out: claimed until the claim ends
+    for name, eta in (("second", T0 + 1), ("third", T0 + 2)):
+        back = await store.get("q", name)
+        assert back is not None
+        assert (back.eta_us, back.retry_count, back.execution_count) == (eta, 0, 0)
+
+
 async def test_executed_last_minute_counts_a_sliding_minute_and_stays_bounded(
     fake: clock.FakeClock,
 ) -> None:
