@@ -3,7 +3,7 @@
 :func:`create_app` wires the dependencies into ``web.AppKey`` slots (see :mod:`pushd.api.native`)
 and installs two middlewares: the JSON error envelope (outermost, :mod:`pushd.api.errors`) and,
 when ``settings.auth_tokens`` is non-empty, bearer-token authentication
-(:func:`native.auth_middleware`). A request without a
+(:func:`auth.auth_middleware`). A request without a
 known token gets 401; a token whose role does not allow the route's action gets 403
 (``producer``: add tasks; ``consumer``: read and delete tasks; ``admin``: everything).
 ``/healthz`` is always open. The console's pages (:mod:`pushd.api.console`) also take the
@@ -19,6 +19,7 @@ from aiohttp import web
 
 from pushd import clock, config, metrics, settings, tickets, wire
 from pushd.api import (
+    auth,
     console,
     engine,
     native,
@@ -59,9 +60,9 @@ def create_app(
     """
     middlewares: list[api_errors.Middleware] = [api_errors.error_middleware]
     if settings.auth_tokens:
-        middlewares.append(native.auth_middleware(settings.auth_tokens))
+        middlewares.append(auth.auth_middleware(settings.auth_tokens))
     else:
-        middlewares.append(native.loopback_guard)
+        middlewares.append(auth.loopback_guard)
     app = web.Application(middlewares=middlewares, client_max_size=wire.MAX_REQUEST_BYTES)
     app[native.STORE] = store
     app[native.CLOCK] = clock
@@ -70,10 +71,10 @@ def create_app(
     app[native.METRICS] = metrics_ or metrics.Metrics(clock)
     app[native.LEASES] = pull.LeaseMeter(app[native.METRICS])
     app[native.TOKENS] = settings.auth_tokens
-    native.add_routes(app)
+    auth.add_routes(app, native.ROUTES)
     v1beta2.add_routes(app)
     rpc.add_routes(app, {"taskqueue": rpc_taskqueue.METHODS}, api_tickets or tickets.Tickets())
-    native.add_routes(app, openapi.ROUTES)
-    native.add_routes(app, observe.ROUTES)
+    auth.add_routes(app, openapi.ROUTES)
+    auth.add_routes(app, observe.ROUTES)
     console.add_routes(app)
     return app

@@ -6,7 +6,7 @@ from the same store, engine and functions as the native API (:mod:`pushd.api.nat
 here is ``native.purge``, a redrive ``native.redrive``, and so on.
 
 Access is the API's: without ``auth_tokens`` only loopback clients reach the daemon at all
-(:func:`native.loopback_guard`); with tokens, ``/console/login`` takes a token and sets an
+(:func:`auth.loopback_guard`); with tokens, ``/console/login`` takes a token and sets an
 HttpOnly, SameSite=Strict cookie holding an HMAC of it, which the auth middleware accepts on
 these routes only, and each route needs the role the same action needs on the API (reading a
 queue's tasks: ``consumer``; pausing or purging: ``admin``). Forms are protected from
@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import hdrs, web
 
 from pushd import config, errors, models, tasks
+from pushd.api import auth, native
 from pushd.api import console_view as view
 from pushd.api import errors as api_errors
-from pushd.api import native
 
 if TYPE_CHECKING:
     from pushd.store import base
@@ -149,7 +149,7 @@ async def _confirmed(request: web.Request, what: str) -> None:
 
 
 def _page(request: web.Request, name: str, **context: Any) -> web.Response:
-    return view.html(name, who=native.request_token(request), notice=_notice(request), **context)
+    return view.html(name, who=auth.request_token(request), notice=_notice(request), **context)
 
 
 # ------------------------------------------------------------------ pages
@@ -160,7 +160,7 @@ async def queues_page(request: web.Request) -> web.Response:
     paused = await app[native.STORE].paused_queues()
     rows = []
     for cfg in app[native.QUEUES]().queues.values():
-        if native.visible(request, cfg):
+        if auth.visible(request, cfg):
             stats = await native.queue_stats(app, cfg, paused)
             rows.append(view.queue_row(cfg, stats, app[native.METRICS].history(cfg.name)))
     now_us = app[native.CLOCK].now_us()
@@ -183,7 +183,7 @@ async def queue_page(request: web.Request) -> web.Response:
     task_page = found[:PAGE_SIZE]
     next_tasks = queue_url(cfg.name, **search, after=task_page[-1].name) if more else None
     dead, next_dead = None, None
-    if native.allows(request, native.Action.ADMIN):  # dead letters are the admin's, as on the API
+    if auth.allows(request, auth.Action.ADMIN):  # dead letters are the admin's, as on the API
         dead_after = _name_query(request, "dead_after")
         dead = await app[native.STORE].list_dead(
             cfg.name, limit=PAGE_SIZE + 1, after_name=dead_after or None
@@ -305,7 +305,7 @@ def _next(value: str | None) -> str:
 
 async def login_page(request: web.Request) -> web.Response:
     tokens = request.app[native.TOKENS]
-    who = native.session_token(tokens, request.cookies.get(native.CONSOLE_COOKIE))
+    who = auth.session_token(tokens, request.cookies.get(auth.CONSOLE_COOKIE))
     return view.html(
         "login.html",
         title="Log in",
@@ -321,7 +321,7 @@ async def login(request: web.Request) -> web.Response:
     tokens, target = request.app[native.TOKENS], _next(form.get("next"))
     if not tokens:
         return view.redirect(target)
-    token = native.token_for(tokens, form.get("token", "").strip().encode("utf-8", "replace"))
+    token = auth.token_for(tokens, form.get("token", "").strip().encode("utf-8", "replace"))
     if token is None:
         error = "That is not a token of this daemon (see auth_tokens in its settings)."
         return view.html(
@@ -329,8 +329,8 @@ async def login(request: web.Request) -> web.Response:
         )
     response = view.redirect(target)
     response.set_cookie(
-        native.CONSOLE_COOKIE,
-        native.console_session(token),
+        auth.CONSOLE_COOKIE,
+        auth.console_session(token),
         path="/",
         httponly=True,
         samesite="Strict",
@@ -341,18 +341,18 @@ async def login(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     await _form(request)
-    response = view.redirect(native.CONSOLE_LOGIN)
-    response.del_cookie(native.CONSOLE_COOKIE, path="/", httponly=True, samesite="Strict")
+    response = view.redirect(auth.CONSOLE_LOGIN)
+    response.del_cookie(auth.CONSOLE_COOKIE, path="/", httponly=True, samesite="Strict")
     return response
 
 
 # ------------------------------------------------------------------ routes
 
-A = native.Action
-ROUTES: tuple[native.Route, ...] = (
+A = auth.Action
+ROUTES: tuple[auth.Route, ...] = (
     ("GET", "/", queues_page, A.READ_QUEUES),
-    ("GET", native.CONSOLE_LOGIN, login_page, A.OPEN),
-    ("POST", native.CONSOLE_LOGIN, login, A.OPEN),
+    ("GET", auth.CONSOLE_LOGIN, login_page, A.OPEN),
+    ("POST", auth.CONSOLE_LOGIN, login, A.OPEN),
     ("POST", f"{CONSOLE}/logout", logout, A.OPEN),
     ("GET", QUEUE, queue_page, A.READ_TASKS),
     ("POST", f"{QUEUE}/pause", pause, A.ADMIN),
@@ -369,6 +369,6 @@ ROUTES: tuple[native.Route, ...] = (
 
 def add_routes(app: web.Application) -> None:
     """Serve the console; its failures are HTML pages, whatever raised them."""
-    native.add_routes(app, ROUTES, cookie=True)
+    auth.add_routes(app, ROUTES, cookie=True)
     api_errors.add_renderer(app, "/", view.render_failure, exact=True)
     api_errors.add_renderer(app, f"{CONSOLE}/", view.render_failure)

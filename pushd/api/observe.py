@@ -10,7 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from pushd import clock, metrics, models
-from pushd.api import native
+from pushd.api import auth, native
 
 
 async def queue_gauges(app: web.Application) -> dict[str, metrics.QueueGauges]:
@@ -37,4 +37,4 @@ async def get_metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
 
 
-ROUTES: tuple[native.Route, ...] = (("GET", "/metrics", get_metrics, native.Action.READ_QUEUES),)
+ROUTES: tuple[auth.Route, ...] = (("GET", "/metrics", get_metrics, auth.Action.READ_QUEUES),)

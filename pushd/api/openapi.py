@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, NotRequired, Required, get_args, get_origin, get_type_hints
 
 from pushd import __version__, models, wire
-from pushd.api import console, native, rpc, v1beta2
+from pushd.api import auth, console, native, rpc, v1beta2
 from pushd.api import errors as api_errors
 
 if typing.TYPE_CHECKING:
@@ -272,12 +272,12 @@ def _console_operations(s: SchemaSet) -> dict[tuple[str, str], Operation]:
     q, t, d = console.QUEUE, f"{console.QUEUE}/tasks/{{name}}", f"{console.QUEUE}/dead/{{name}}"
     return {
         ("GET", "/"): page(summary="Console: every queue, its statistics and recent deliveries"),
-        ("GET", native.CONSOLE_LOGIN): page(
+        ("GET", auth.CONSOLE_LOGIN): page(
             summary="Console: the login form (with auth_tokens)",
             query=(Query(name="next", schema=text, description="the page to go to after"),),
             errors=(400,),
         ),
-        ("POST", native.CONSOLE_LOGIN): form(
+        ("POST", auth.CONSOLE_LOGIN): form(
             "Console: log in with a token (sets the console's cookie)",
             "ConsoleLogin",
             errors=(400, 401, 403),
@@ -647,4 +647,4 @@ async def serve_openapi(request: web.Request) -> web.Response:
     return api_errors.json_response(document(request.app))
 
 
-ROUTES: tuple[native.Route, ...] = (("GET", "/openapi.json", serve_openapi, native.Action.OPEN),)
+ROUTES: tuple[auth.Route, ...] = (("GET", "/openapi.json", serve_openapi, auth.Action.OPEN),)

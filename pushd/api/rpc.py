@@ -28,8 +28,8 @@ from aiohttp import web
 from google.protobuf import message as pb_message
 
 from pushd import config, errors, settings, tickets
+from pushd.api import auth, native
 from pushd.api import errors as api_errors
-from pushd.api import native
 from pushd.proto import remote_api_pb2 as remote
 
 PATH = "/rpc_http"
@@ -47,7 +47,7 @@ class Call:
     """One API call being served: who makes it, what it may do, and when."""
 
     app: web.Application
-    action: native.Action
+    action: auth.Action
     #: The token the ticket stands for; None when no tokens are configured (all is allowed).
     token: settings.ApiToken | None
     now_us: int
@@ -55,7 +55,7 @@ class Call:
     def _refusal(self, cfg: config.QueueConfig) -> str | None:
         if self.token is None:
             return None
-        return native.acl_refusal(cfg, self.token, self.action)
+        return auth.acl_refusal(cfg, self.token, self.action)
 
     def queue(self, raw: bytes) -> config.QueueConfig:
         """The configured queue named ``raw``, if the caller may act on it."""
@@ -77,7 +77,7 @@ class Method:
     """One method of a service: its request message, what it does, and its handler."""
 
     request: type[pb_message.Message] | None  # None: the handler never reads the request
-    action: native.Action
+    action: auth.Action
     handler: Handler
 
 
@@ -112,7 +112,7 @@ def _holder(request: web.Request, ticket: object, now_us: int) -> settings.ApiTo
         return None
     if not isinstance(ticket, str):  # protobuf hands a proto2 string that is not UTF-8 as bytes
         raise errors.PermissionDeniedError("the API ticket of this call is not UTF-8 text")
-    found = native.token_for(tokens, ticket.encode("utf-8", "surrogatepass"))
+    found = auth.token_for(tokens, ticket.encode("utf-8", "surrogatepass"))
     if found is not None:
         return found
     if request.app[TICKETS].valid(ticket, now_us=now_us):
@@ -151,7 +151,7 @@ async def serve(request: web.Request) -> web.Response:
         )
     now_us = request.app[native.CLOCK].now_us()
     token = _holder(request, envelope.request_id, now_us)
-    if token is not None and method.action not in native.ROLE_ACTIONS.get(token.role, set()):
+    if token is not None and method.action not in auth.ROLE_ACTIONS.get(token.role, set()):
         raise errors.PermissionDeniedError(
             f"token {token.name!r} has role {token.role!r}, which may not {method.action.value}"
         )
@@ -193,5 +193,5 @@ def add_routes(
     """Serve ``services`` at ``/rpc_http``; ``api_tickets`` checks the tickets of calls."""
     app[SERVICES] = services
     app[TICKETS] = api_tickets
-    native.add_routes(app, [("POST", PATH, serve, native.Action.OPEN)])
+    auth.add_routes(app, [("POST", PATH, serve, auth.Action.OPEN)])
     api_errors.add_renderer(app, PATH, render)

@@ -23,7 +23,7 @@ import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from pushd import clock, config, errors, models, tasks, wire
-from pushd.api import native, pull
+from pushd.api import auth, native, pull
 from pushd.api.rpc import Call, Method, text
 from pushd.proto import taskqueue_service_pb2 as pb
 
@@ -376,7 +376,7 @@ async def refuse_queue_change(call: Call, request: None) -> pb_message.Message:
     )
 
 
-_A = native.Action
+_A = auth.Action
 METHODS: dict[str, Method] = {
     "BulkAdd": Method(pb.TaskQueueBulkAddRequest, _A.ADD_TASKS, bulk_add),
     "Add": Method(pb.TaskQueueAddRequest, _A.ADD_TASKS, add),

@@ -68,8 +68,8 @@ from typing import NotRequired, TypedDict
 from aiohttp import web
 
 from pushd import clock, config, errors, models, tasks, wire
+from pushd.api import auth, native, pull
 from pushd.api import errors as api_errors
-from pushd.api import native, pull
 
 PREFIX = "/taskqueue/v1beta2/"
 TASK_KIND = "taskqueues#task"
@@ -558,19 +558,19 @@ async def patch_task(request: web.Request) -> web.Response:
 
 _Q = "/taskqueue/v1beta2/projects/{project}/taskqueues/{queue}"
 #: ``.../tasks/lease`` comes before ``.../tasks/{task}``, whose POST is update.
-ROUTES: tuple[native.Route, ...] = (
-    ("GET", _Q, get_taskqueue, native.Action.READ_QUEUES),
-    ("POST", f"{_Q}/tasks/lease", lease_tasks, native.Action.LEASE_TASKS),
-    ("POST", f"{_Q}/tasks", insert_task, native.Action.ADD_TASKS),
-    ("GET", f"{_Q}/tasks", list_tasks, native.Action.READ_TASKS),
-    ("GET", f"{_Q}/tasks/{{task}}", get_task, native.Action.READ_TASKS),
-    ("DELETE", f"{_Q}/tasks/{{task}}", delete_task, native.Action.DELETE_TASKS),
-    ("POST", f"{_Q}/tasks/{{task}}", update_task, native.Action.LEASE_TASKS),
-    ("PATCH", f"{_Q}/tasks/{{task}}", patch_task, native.Action.LEASE_TASKS),
+ROUTES: tuple[auth.Route, ...] = (
+    ("GET", _Q, get_taskqueue, auth.Action.READ_QUEUES),
+    ("POST", f"{_Q}/tasks/lease", lease_tasks, auth.Action.LEASE_TASKS),
+    ("POST", f"{_Q}/tasks", insert_task, auth.Action.ADD_TASKS),
+    ("GET", f"{_Q}/tasks", list_tasks, auth.Action.READ_TASKS),
+    ("GET", f"{_Q}/tasks/{{task}}", get_task, auth.Action.READ_TASKS),
+    ("DELETE", f"{_Q}/tasks/{{task}}", delete_task, auth.Action.DELETE_TASKS),
+    ("POST", f"{_Q}/tasks/{{task}}", update_task, auth.Action.LEASE_TASKS),
+    ("PATCH", f"{_Q}/tasks/{{task}}", patch_task, auth.Action.LEASE_TASKS),
 )
 
 
 def add_routes(app: web.Application) -> None:
     """Serve the REST API and answer its errors in Google's envelope."""
-    native.add_routes(app, ROUTES)
+    auth.add_routes(app, ROUTES)
     api_errors.add_renderer(app, PREFIX, render_error)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pushd import models, settings
-from pushd.api import console, console_view, native
+from pushd.api import auth, console, console_view, native
 from pushd.store import memory
 from tests.unit.test_api import (
     ADMIN,
@@ -59,7 +59,7 @@ async def fetch(
     env.client.session.cookie_jar.clear()
     sent = dict(headers or {})
     if cookie is not None:
-        sent["Cookie"] = f"{native.CONSOLE_COOKIE}={cookie}"
+        sent["Cookie"] = f"{auth.CONSOLE_COOKIE}={cookie}"
     async with env.client.request(
         method, path, headers=sent, allow_redirects=False, **kw
     ) as response:
@@ -500,7 +500,7 @@ async def log_in(env: Env, token: str) -> str:
     page = await post(env, "/console/login", {"token": token, "next": "/"})
     assert (page.status, page.location) == (303, "/")
     set_cookie = page.headers["Set-Cookie"]
-    match = re.match(rf"{native.CONSOLE_COOKIE}=([0-9a-f]+);", set_cookie)
+    match = re.match(rf"{auth.CONSOLE_COOKIE}=([0-9a-f]+);", set_cookie)
     assert match is not None, set_cookie
     return match.group(1)
 
@@ -536,7 +536,7 @@ async def test_logging_in_sets_a_strict_http_only_cookie_that_is_not_the_token(
     assert "ops (admin)" in page.text
     # the cookie opens the console only: the API still wants the header
     async with secured.client.get(
-        "/api/v1/queues", headers={"Cookie": f"{native.CONSOLE_COOKIE}={value}"}
+        "/api/v1/queues", headers={"Cookie": f"{auth.CONSOLE_COOKIE}={value}"}
     ) as response:
         assert response.status == 401
         assert response.content_type == "application/json"
@@ -564,7 +564,7 @@ async def test_logging_out_clears_the_cookie(secured: Env) -> None:
     value = await log_in(secured, ADMIN)
     page = await post(secured, "/console/logout", cookie=value)
     assert (page.status, page.location) == (303, "/console/login")
-    assert re.match(rf'{native.CONSOLE_COOKIE}=(""|);', page.headers["Set-Cookie"])
+    assert re.match(rf'{auth.CONSOLE_COOKIE}=(""|);', page.headers["Set-Cookie"])
 
 
 async def test_roles_apply_to_the_console_as_to_the_api(secured: Env) -> None:
