@@ -93,6 +93,17 @@ class PgServer:
     def database_dsn(self, database: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
+    async def create_database(self, database: str) -> str:
+        """``CREATE DATABASE database``: its ``postgresql://`` URL."""
+        import asyncpg
+
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            await conn.execute(f'CREATE DATABASE "{database}"')
+        finally:
+            await conn.close()
+        return self.database_dsn(database)
+
     def stop(self) -> None:
         """Fast shutdown (SIGINT), then SIGKILL after 20 s; the data directory is removed."""
         try:

@@ -20,26 +20,6 @@ from pushd import errors
 from pushd.store import codec, describe_url, is_postgres, open_store
 
 BATCH = 5_000
-TASK_COLUMNS = [
-    "queue",
-    "name",
-    "eta_us",
-    "method",
-    "url",
-    "on_queue_url",
-    "headers",
-    "payload",
-    "tag",
-    "created_us",
-    "retry_options",
-    "target",
-    "dispatch_deadline_us",
-    "size",
-    "retry_count",
-    "execution_count",
-    "first_try_us",
-    "last_status",
-]
 #: (SQLite table, PostgreSQL table, columns), in the order they are copied.
 TABLES = (
     ("tasks", "pushd_tasks", list(codec.TASK_COLUMNS)),
@@ -63,16 +43,9 @@ def sqlite_path(url: str) -> Path:
 async def migrate_schema(url: str) -> str:
     """Open ``url`` with its schema migrated; what was done, for people."""
     if is_postgres(url):
-        import asyncpg
-
         from pushd.store import postgres
 
-        try:
-            conn = await asyncpg.connect(url)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise errors.PushdError(
-                f"database {describe_url(url)}: cannot connect: {exc}"
-            ) from None
+        conn = await postgres.connect(url)
         try:
             before, after = await postgres.migrate(conn)
         finally:
@@ -142,7 +115,7 @@ async def copy_sqlite_to_postgres(source_url: str, target_url: str, *, say: Say)
         raise errors.PushdError(f"--from {source_url}: no such SQLite file")
     # Bring the file to the current schema first (the daemon would, on its next start).
     await migrate_schema(str(path))
-    import asyncpg
+    from pushd.store import postgres
 
     await migrate_schema(target_url)  # the destination's tables, created or brought up to date
     source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -151,7 +124,7 @@ async def copy_sqlite_to_postgres(source_url: str, target_url: str, *, say: Say)
             table: int(source.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
             for table, _, _ in TABLES
         }
-        conn = await asyncpg.connect(target_url)
+        conn = await postgres.connect(target_url)
         try:
             present = int(await conn.fetchval("SELECT COUNT(*) FROM pushd_tasks"))
             if present:

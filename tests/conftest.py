@@ -38,15 +38,7 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pgserver.PgS
 
 async def fresh_database(server: pgserver.PgServer) -> str:
     """A new, empty database on ``server``: its ``postgresql://`` URL."""
-    import asyncpg
-
-    name = f"t{os.getpid()}_{next(_databases)}"
-    conn = await asyncpg.connect(server.dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return server.database_dsn(name)
+    return await server.create_database(f"t{os.getpid()}_{next(_databases)}")
 
 
 @pytest.fixture

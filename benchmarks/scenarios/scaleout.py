@@ -379,15 +379,7 @@ def start_postgres(ctx: Context) -> tuple[pgserver.PgServer | None, str]:
 
 async def fresh_database(server: pgserver.PgServer, name: str) -> str:
     """``CREATE DATABASE`` on ``server``: the new database's ``postgresql://`` URL."""
-    import asyncpg
-
-    database = "bench_" + re.sub(r"\W", "_", name)
-    conn = await asyncpg.connect(server.dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{database}"')
-    finally:
-        await conn.close()
-    return server.database_dsn(database)
+    return await server.create_database("bench_" + re.sub(r"\W", "_", name))
 
 
 async def server_settings(server: pgserver.PgServer) -> dict[str, str]:

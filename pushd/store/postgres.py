@@ -73,6 +73,14 @@ def _migrations() -> list[tuple[int, str]]:
 SCHEMA_VERSION = len(_migrations())
 
 
+async def connect(dsn: str) -> asyncpg.Connection:
+    """One connection to ``dsn``; a clear error (password masked) when it cannot be made."""
+    try:
+        return await asyncpg.connect(dsn)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise errors.PushdError(f"database {describe_url(dsn)}: cannot connect: {exc}") from None
+
+
 async def migrate(conn: asyncpg.Connection) -> tuple[int, int]:
     """Bring the schema to :data:`SCHEMA_VERSION`; returns (version before, version after).
 
@@ -172,12 +180,7 @@ class PostgresStore:
         dead_letter_retention_us: int = 7 * 86400 * 1_000_000,
         migrate_schema: bool = True,
     ) -> PostgresStore:
-        try:
-            conn = await asyncpg.connect(dsn)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise errors.PushdError(
-                f"database {describe_url(dsn)}: cannot connect: {exc}"
-            ) from None
+        conn = await connect(dsn)
         try:
             if migrate_schema:
                 await migrate(conn)
