@@ -73,6 +73,10 @@ class Cluster:
         self.owned: frozenset[str] = frozenset()
         self._valid_until_us = clock_.now_us() + OWNER_TTL_US - RENEW_US
         self._stop = asyncio.Event()
+        self._draining = False
+        # Changes made between the daemon reading the paused flags and listening are missed:
+        # read them again once listening (and whenever the listener was lost).
+        self._resync_due = True
         self._apply(initial)
 
     @classmethod
@@ -91,6 +95,10 @@ class Cluster:
             self.sched.set_paused(change.queue, change.paused)
         elif change.kind == "forget":
             self.sched.forget(change.queue, change.names)
+
+    def drain(self) -> None:
+        """The daemon is stopping: keep renewing what it holds, take nothing new."""
+        self._draining = True
 
     def stop(self) -> None:
         self._stop.set()
@@ -117,19 +125,38 @@ class Cluster:
             sleep.cancel()
             stop.cancel()
 
+    async def _resync(self) -> None:
+        """Read the paused flags again and have every queue look at the store."""
+        paused = await self.store.paused_queues()
+        for queue in push_queues(self.queues()):
+            self.sched.set_paused(queue, queue in paused)
+        self.sched.wake_all()
+
     async def _renew(self) -> None:
         started = self.clock.now_us()
         try:
             if await self.store.rewatch():
-                # Changes may have come and gone while nobody listened: look at every queue.
                 logs.event("changes_listening_again", logging.WARNING)
-                self.sched.wake_all()
-            own = await self.store.own_queues(
-                self.daemon,
-                push_queues(self.queues()),
-                self.sched.live_all(),
-                ttl_us=OWNER_TTL_US,
-            )
+                self._resync_due = True
+            if self._resync_due:
+                await self._resync()
+                self._resync_due = False
+            # A renewal that hangs (a pool exhausted, a half-open connection) must not keep
+            # this daemon dispatching past its hold: it gives up when the hold may end.
+            budget_s = max(0.1, (self._valid_until_us - started) / clock.US_PER_SECOND)
+            try:
+                own = await asyncio.wait_for(
+                    self.store.own_queues(
+                        self.daemon,
+                        push_queues(self.queues()),
+                        self.sched.live_all(),
+                        ttl_us=OWNER_TTL_US,
+                        take=not self._draining,
+                    ),
+                    budget_s,
+                )
+            except TimeoutError:
+                raise errors.TransientError(f"renewing took over {budget_s:.1f}s") from None
         except errors.TransientError as exc:
             if self.owned and self.clock.now_us() >= self._valid_until_us:
                 logs.event(

@@ -176,6 +176,8 @@ class Daemon:
                     tg.start_soon(peers.run, name="pushd-cluster")
                 await self._stop.wait()
                 logs.event("shutdown", in_flight=sched.in_flight)
+                if peers is not None:
+                    peers.drain()
                 await srv.stop()
                 sched.stop()
         finally:

@@ -328,12 +328,18 @@ class Shared(Protocol):
         live: Mapping[str, models.LiveStats],
         *,
         ttl_us: int,
+        take: bool = True,
     ) -> Ownership:
-        """Renew this daemon's heartbeat and its hold on its fair share of ``queues``."""
+        """Renew this daemon's heartbeat and its hold on its fair share of ``queues`` (without
+        ``take``: keep what it holds, take nothing new)."""
         ...
 
     async def leave(self, daemon: str) -> None:
         """Give back every queue this daemon holds (it is stopping)."""
+        ...
+
+    async def paused_queues(self) -> set[str]:
+        """The queues the operator paused (any daemon)."""
         ...
 
     async def secret(self, name: str, make: Callable[[], bytes]) -> bytes:

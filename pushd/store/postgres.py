@@ -268,6 +268,20 @@ class PostgresStore:
             if wanted:
                 rows = await conn.fetch(Q["insert_tasks"], *_task_columns(wanted))
                 inserted = {(r[0], r[1]) for r in rows}
+            # An insert that waited for another transaction deleting the same name (a delivery
+            # recorded done, a delete, a dead letter) went through once that one committed,
+            # after the check above: look again, now that its tombstone is visible, and undo.
+            for queue in by_queue:
+                names = [n for q, n in inserted if q == queue]
+                if not names:
+                    continue
+                late = [
+                    r[0] for r in await conn.fetch(Q["tombstoned_names"], queue, live_after, names)
+                ]
+                if late:
+                    await conn.execute(Q["delete_names"], queue, late)
+                    tombstoned.update((queue, n) for n in late)
+                    inserted.difference_update((queue, n) for n in late)
             earliest: dict[str, int] = {}
             for task in wanted:
                 if (task.queue, task.name) in inserted and not task.is_pull:
@@ -400,6 +414,13 @@ class PostgresStore:
                         )
                     ),
                 )
+            # Another daemon may own the queue by now (handed over while these were out): tell
+            # it when they are due, or it sleeps until the claims it saw would have ended.
+            due: dict[str, int] = {}
+            for o in retries:
+                due[o.queue] = min(o.eta_us, due.get(o.queue, o.eta_us))
+            for queue, eta in due.items():
+                await self._announce(conn, base.Change("due", queue, eta_us=eta))
             for d in dead:
                 row = await conn.fetchrow(Q["get_leased"], d.queue, d.name, d.lease_eta_us)
                 if row is None:
@@ -575,8 +596,10 @@ class PostgresStore:
         live: Mapping[str, models.LiveStats],
         *,
         ttl_us: int,
+        take: bool = True,
     ) -> base.Ownership:
-        """Heartbeat, then hold this daemon's fair share of ``queues`` for ``ttl_us`` more.
+        """Heartbeat, then hold this daemon's fair share of ``queues`` for ``ttl_us`` more
+        (without ``take``, only renew what it holds: it is stopping).
 
         Serialised between daemons by an advisory lock. A daemon keeps the queues it holds up to
         its share (``queues // live daemons``, plus one for the first ``queues % live daemons``
@@ -605,7 +628,7 @@ class PostgresStore:
                 if (r := owners.get(q)) is None or (r["owner"] != daemon and r["until_us"] <= now)
             )
             keep, give_back = mine[:share], mine[share:]
-            held = keep + free[: max(0, share - len(keep))]
+            held = keep + (free[: max(0, share - len(keep))] if take else [])
             for q in held:
                 await conn.execute(
                     Q["set_owner"], q, daemon, now + ttl_us, _live_blob(live.get(q, _IDLE))

@@ -243,3 +243,54 @@ async def test_a_value_postgresql_cannot_hold_is_a_request_error(two: Pair) -> N
     with pytest.raises(errors.Error):
         await a.list_dead("q", after_name="a\x00b")
     assert await a.list_tasks("q") == []  # the pool is fine afterwards
+
+
+async def test_a_name_re_added_while_its_run_is_recorded_does_not_run_again(two: Pair) -> None:
+    """Found in review: the tombstone check ran before another daemon's commit of the task's
+    success; the insert waited for that commit's row lock, then went through: a second run."""
+    a, b = two
+    await a.add([push("t1")], now_us=T0)
+    [c] = await a.claim_due("q", now_us=T0 + S, limit=1, lease_us=60 * S)
+    async with a._pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()  # daemon A records t1 done, slowly
+        await conn.execute(pg.Q["finish_done"], ["q"], ["t1"], [c.lease_eta_us], T0 + 2 * S)
+        adding = asyncio.create_task(b.add([push("t1", T0 + 2 * S)], now_us=T0 + 2 * S))
+        while not adding.done():  # until B's insert waits for A's row lock
+            async with b._tx() as probe:
+                waiting = await probe.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'"
+                )
+            if waiting:
+                break
+        await tx.commit()
+    [result] = await adding
+    assert result.error is errors.TombstonedTaskError
+    assert await a.get("q", "t1") is None
+
+
+async def test_a_retry_or_a_claim_given_back_is_announced_to_the_queue_s_new_owner(
+    two: Pair,
+) -> None:
+    """Found in review: after a handover the new owner saw only the old owner's claim and
+    slept until it would end (20 min by default) though the old owner gave the task back."""
+    a, b = two
+    await a.add([push("t1"), push("t2")], now_us=T0)
+    claimed = await a.claim_due("q", now_us=T0, limit=2, lease_us=1200 * S)
+    seen, until = await _changes(b)
+    retries = [
+        base.Retry(
+            queue="q",
+            name=c.task.name,
+            lease_eta_us=c.lease_eta_us,
+            eta_us=T0 + 3 * S + i,
+            retry_count=0,
+            execution_count=0,
+            first_try_us=None,
+            last_status=None,
+        )
+        for i, c in enumerate(claimed)
+    ]
+    await a.finish(retries, now_us=T0 + S)
+    await until(1)
+    assert seen == [base.Change("due", "q", eta_us=T0 + 3 * S)]

@@ -7,13 +7,14 @@ killed with SIGKILL.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import re
 import signal
 import statistics
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -46,6 +47,18 @@ def holding(d: Daemon) -> set[str]:
         elif queue and event == ["queue_given_up"]:
             held.discard(queue.group(1))
     return held
+
+
+async def drained(session: aiohttp.ClientSession, d: Daemon, queue: str) -> dict[str, Any]:
+    """The queue's statistics once it holds no task: the receiver sees the last request a
+    moment before the daemon records its outcome (bounded: 10 s)."""
+    deadline = time.monotonic() + 10
+    while True:
+        status, info = await api(session, d, "GET", f"/api/v1/queues/{queue}")
+        assert status == 200
+        if info["stats"]["tasks"] == 0 or time.monotonic() > deadline:
+            return dict(info["stats"])
+        await asyncio.sleep(0.02)  # the outcome's commit gives no signal to wait on
 
 
 async def start_three(tmp: Path, url: str, receiver: Receiver) -> list[Daemon]:
@@ -153,9 +166,8 @@ async def test_three_daemons_deliver_everything_once_and_survive_a_kill(
         )
         assert len(deliveries) - n < n // 10, "well under a tenth delivered twice"
         for q in QUEUES:
-            status, info = await api(session, survivors[0], "GET", f"/api/v1/queues/{q}")
-            assert status == 200
-            assert info["stats"]["tasks"] == 0, (q, info)
+            stats = await drained(session, survivors[0], q)
+            assert stats["tasks"] == 0, (q, stats)
     finally:
         for d in daemons:
             await d.kill()
@@ -181,9 +193,7 @@ async def test_a_queue_rate_holds_across_all_daemons(
         assert len({d.path for d in deliveries}) == n
         # The statistics are global: every daemon reports the queue's numbers.
         for d in daemons:
-            status, info = await api(session, d, "GET", "/api/v1/queues/steady")
-            assert status == 200
-            assert info["stats"]["tasks"] == 0
+            assert (await drained(session, d, "steady"))["tasks"] == 0
     finally:
         for d in daemons:
             await d.kill()

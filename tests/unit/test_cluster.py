@@ -20,6 +20,7 @@ class FakeShared:
     grant: frozenset[str] = frozenset()
     failing: errors.TransientError | None = None
     lost: bool = False
+    paused: set[str] = field(default_factory=set)
     calls: list[tuple[str, Any]] = field(default_factory=list)
     on_change: Callable[[base.Change], None] | None = None
 
@@ -37,8 +38,11 @@ class FakeShared:
         live: Mapping[str, models.LiveStats],
         *,
         ttl_us: int,
+        take: bool = True,
     ) -> base.Ownership:
         self.calls.append(("own", (daemon, list(queues), dict(live))))
+        if not take:
+            self.calls.append(("no_take", None))
         if self.failing is not None:
             raise self.failing
         return base.Ownership(self.grant, {"other": models.LiveStats(in_flight=2)}, 2)
@@ -48,6 +52,10 @@ class FakeShared:
 
     async def secret(self, name: str, make: Callable[[], bytes]) -> bytes:
         return make()
+
+    async def paused_queues(self) -> set[str]:
+        self.calls.append(("paused_queues", None))
+        return self.paused
 
 
 @dataclass
@@ -119,7 +127,8 @@ async def test_renewal_publishes_live_stats_of_push_queues_and_applies_the_answe
     store.grant = frozenset({"a", "b"})
     await c._renew()
     assert store.calls == [
-        ("own", ("me", ["a", "b", "default"], {"a": models.LiveStats(executed_last_minute=5)}))
+        ("paused_queues", None),  # the first renewal reads the paused flags again
+        ("own", ("me", ["a", "b", "default"], {"a": models.LiveStats(executed_last_minute=5)})),
     ]
     assert sched.calls[-1] == ("set_ownership", frozenset({"a", "b"}))
     assert c.owned == {"a", "b"}
@@ -140,11 +149,43 @@ async def test_queues_are_dropped_only_once_the_hold_may_have_run_out() -> None:
     assert c.owned == {"a"}
 
 
-async def test_a_lost_listener_makes_every_queue_look_again() -> None:
+async def test_a_lost_listener_rereads_the_paused_flags_and_wakes_every_queue() -> None:
+    """Found in review: a pause made through another daemon while the listener was down (or
+    before it listened) was never seen: the owner kept sending a paused queue."""
     c, store, sched, _ = make()
-    store.lost = True
     await c._renew()
+    store.lost = True
+    store.paused = {"b"}
+    sched.calls.clear()
+    await c._renew()
+    assert ("set_paused", ("b", True)) in sched.calls
+    assert ("set_paused", ("a", False)) in sched.calls
     assert ("wake_all", None) in sched.calls
+    sched.calls.clear()
+    await c._renew()  # listening again: nothing to re-read
+    assert [k for k, _ in sched.calls] == ["set_ownership"]
+
+
+async def test_a_draining_daemon_renews_without_taking_new_queues() -> None:
+    c, store, _, _ = make()
+    c.drain()
+    await c._renew()
+    assert ("no_take", None) in store.calls
+
+
+async def test_a_renewal_that_hangs_drops_the_queues_when_the_hold_may_end() -> None:
+    """Found in review: only an error stopped dispatching; a renewal that hung did not."""
+    c, store, sched, fake = make()
+
+    async def hang(*args: Any, **kw: Any) -> base.Ownership:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    store.own_queues = hang  # type: ignore[method-assign]
+    fake.advance(cluster.OWNER_TTL_US - cluster.RENEW_US)  # the hold may end now
+    await c._renew()  # gives up after its minimum budget (0.1 s of real time)
+    assert c.owned == frozenset()
+    assert sched.calls[-1] == ("set_ownership", frozenset())
 
 
 async def test_run_renews_on_the_clock_and_leaves_when_stopped() -> None:
@@ -152,11 +193,11 @@ async def test_run_renews_on_the_clock_and_leaves_when_stopped() -> None:
     runner = asyncio.create_task(c.run())
     await fake.settle()  # until it blocks: on the clock, waiting for the next renewal
     assert store.on_change is not None
-    assert [k for k, _ in store.calls] == ["own"]
+    assert [k for k, _ in store.calls] == ["paused_queues", "own"]
     assert fake.deadlines == [T0 + cluster.RENEW_US]
     fake.advance(cluster.RENEW_US)
     await fake.settle()
-    assert [k for k, _ in store.calls] == ["own", "own"]
+    assert [k for k, _ in store.calls] == ["paused_queues", "own", "own"]
     assert fake.deadlines == [T0 + 2 * cluster.RENEW_US]
     c.stop()
     await asyncio.wait_for(runner, 5)
