@@ -117,7 +117,8 @@ async def test_absent_and_odd_headers(receiver: Receiver, session: aiohttp.Clien
     assert await post(session, f"{receiver.url}/odd", odd) == 200
     async with session.get(f"{receiver.url}/get") as resp:  # any method is a hit
         assert resp.status == 200
-    plain, weird, got = await receiver.hits()
+    # nginx logs a request after answering it: wait for the log, not just the answers.
+    plain, weird, got = await receiver.wait_count(3, 5.0)
     assert plain == Hit(plain.t, "/plain", "", "", -1, None, 200)
     assert weird == Hit(weird.t, "/odd", 'a"b\\c|d\te', "", -1, None, 200)
     assert got.path == "/get"
@@ -151,7 +152,7 @@ async def test_fail_answers_500_to_about_that_share(
     share = statuses.count(500) / len(statuses)
     assert set(statuses) == {200, 500}
     assert 0.15 <= share <= 0.45, share
-    hits = await receiver.hits()
+    hits = await receiver.wait_count(len(statuses), 5.0)
     assert Counter(h.status for h in hits) == Counter(statuses)
     for pct, status in (("0", 200), ("100", 500)):
         assert [await post(session, f"{receiver.url}/fail/{pct}/x") for _ in range(10)] == [
@@ -169,7 +170,7 @@ async def test_slow_waits_and_hit_time_is_arrival(
     start = time.perf_counter()
     assert await post(session, f"{receiver.url}/slow/200/x") == 200
     assert time.perf_counter() - start >= 0.2
-    (hit,) = await receiver.hits()
+    (hit,) = await receiver.wait_count(1, 5.0)
     assert hit.path == "/slow/200/x"
     assert abs(hit.t - sent) < 0.1  # arrival, not the answer 0.2 s later
     start = time.perf_counter()
@@ -201,13 +202,13 @@ async def test_reset_forgets_earlier_hits(
 ) -> None:
     for i in range(5):
         await post(session, f"{receiver.url}/before/{i}")
-    assert await receiver.count() == 5
+    assert len(await receiver.wait_count(5, 5.0)) == 5
     await receiver.reset()
     assert await receiver.count() == 0
     assert await receiver.hits() == []
     for i in range(3):
         await post(session, f"{receiver.url}/after/{i}")
-    assert await receiver.count() == 3
+    assert len(await receiver.wait_count(3, 5.0)) == 3
     assert [h.path for h in await receiver.hits()] == [f"/after/{i}" for i in range(3)]
 
 
