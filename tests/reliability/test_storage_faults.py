@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 QUEUE_YAML = "queue:\n- name: work\n  rate: 500/s\n  bucket_size: 100\n"
 DISK_MIB = 16
+FILLER = "filler"
 
 
 @contextlib.contextmanager
@@ -49,15 +50,25 @@ def small_disk(where: Path) -> Iterator[Path]:
             pytest.fail(f"cannot mount a tmpfs for the storage campaign: {done.stderr.strip()}")
         pytest.skip(f"needs root to mount a small tmpfs: {done.stderr.strip()}")
     try:
+        # The filler exists from the start: filling it later only appends (a file created on a
+        # disk already short of space failed once under CI with ENOSPC before a byte).
+        (where / FILLER).touch()
         yield where
     finally:
         subprocess.run(["umount", "-l", str(where)], check=False)
 
 
+def disk_report(disk: Path) -> str:
+    """Free space, free inodes and the files of ``disk``, for a failure's output."""
+    st = os.statvfs(disk)
+    files = {p.name: p.stat().st_size for p in disk.iterdir()}
+    return f"disk: {st.f_bavail * st.f_frsize} bytes free, {st.f_favail} inodes; {files}"
+
+
 def fill(disk: Path) -> Path:
-    """Write a filler file until the disk is full; the filler is returned to free it later."""
-    filler = disk / "filler"
-    with filler.open("wb") as out:
+    """Append to the filler file until the disk is full; it is returned to free it later."""
+    filler = disk / FILLER
+    with filler.open("ab") as out:
         chunk = b"\0" * 65536
         with contextlib.suppress(OSError):
             while True:
@@ -92,6 +103,7 @@ async def daemon(tmp: Path, disk: Path, receiver: Receiver) -> AsyncIterator[Dae
         yield d
     except BaseException:
         print("daemon log (last 40 lines):\n" + "\n".join(d.log[-40:]))
+        print(disk_report(disk))
         raise
     finally:
         await d.kill()
