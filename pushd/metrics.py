@@ -114,6 +114,7 @@ class Metrics:
             self.dead_letters,
         )
         self._history: dict[str, deque[Step]] = {}
+        self._series: dict[str, tuple[Histogram, Histogram, Counter]] = {}
         self._gauged: set[str] = set()
 
     # ---- recording
@@ -126,12 +127,20 @@ class Metrics:
     def record_attempt(
         self, queue: str, *, status: int | None, ok: bool, latency_s: float, lateness_s: float
     ) -> None:
-        """One delivery attempt ended (whatever its outcome)."""
-        self.latency.labels(queue).observe(latency_s)
-        self.lateness.labels(queue).observe(max(0.0, lateness_s))
+        """One delivery attempt ended (whatever its outcome); called for every delivery."""
+        series = self._series.get(queue)
+        if series is None:  # labels() takes a lock and a lookup each: once per queue
+            series = self._series[queue] = (
+                self.latency.labels(queue),
+                self.lateness.labels(queue),
+                self.delivered.labels(queue),
+            )
+        latency, lateness, delivered = series
+        latency.observe(latency_s)
+        lateness.observe(max(0.0, lateness_s))
         step = self._step(queue)
         if ok:
-            self.delivered.labels(queue).inc()
+            delivered.inc()
             step.delivered += 1
         else:
             self.failed.labels(queue, status_class(status)).inc()
