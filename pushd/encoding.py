@@ -24,6 +24,21 @@ TEXT_CONTENT_TYPE = "text/plain; charset=utf-8"
 KEPT_APPENGINE_HEADERS = frozenset(
     {"x-appengine-current-namespace", "x-appengine-default-namespace", "x-appengine-failfast"}
 )
+#: Headers that describe one connection, not the request (RFC 9110 7.6.1): forwarding them from
+#: a task would tamper with the dispatcher's own connection (``Upgrade``, ``TE``, ``Connection``)
+#: or leak a proxy's credentials, so a task that sets one is refused at add.
+HOP_BY_HOP_HEADERS = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+    }
+)
 #: App Engine's size formula counts ``len(": \r\n")`` per header line (SPEC 1.11).
 HEADER_OVERHEAD = 4
 
@@ -85,7 +100,43 @@ def split_url(url: str, *, max_path_length: int) -> tuple[str, str]:
         raise errors.InvalidUrlError(
             f"url path must be at most {max_path_length} characters; found {len(path)}"
         )
+    if remove_dot_segments(path) is None:
+        raise errors.InvalidUrlError(
+            f"url {show(url)} climbs above the base path of its target with '..' segments "
+            "(also written %2e%2e); write the path without them"
+        )
     return path, query
+
+
+_DOT = re.compile(r"%2e", re.IGNORECASE)
+
+
+def remove_dot_segments(path: str) -> str | None:
+    """``path`` with its ``.`` and ``..`` segments resolved (RFC 3986 5.2.4), or None when a
+    ``..`` climbs above its first ``/``.
+
+    The dispatcher appends a task's path to its target's base URL and the HTTP client then
+    resolves dot-segments, percent-encoded ones (``%2e``) included, so a path that climbs
+    above its root would be delivered outside the base (``http://h/app`` + ``/../admin`` is
+    ``http://h/admin``). Segments are compared with ``%2e`` decoded, as the client does.
+    """
+    kept: list[str] = []
+    segments = path.split("/")[1:]
+    for i, segment in enumerate(segments):
+        dots = _DOT.sub(".", segment)
+        last = i == len(segments) - 1
+        if dots == ".":
+            if last:
+                kept.append("")
+        elif dots == "..":
+            if not kept:
+                return None
+            kept.pop()
+            if last:
+                kept.append("")
+        else:
+            kept.append(segment)
+    return "/" + "/".join(kept)
 
 
 # ------------------------------------------------------------------ headers (SPEC 1.6, 3.3)
@@ -132,6 +183,11 @@ def normalize_headers(headers: object) -> Headers:
 def _check_header_name(name: object) -> None:
     if not isinstance(name, str) or not _TOKEN_RE.fullmatch(name):
         raise errors.InvalidTaskError(f"header name {show(name)} is not a valid HTTP field name")
+    if name.lower() in HOP_BY_HOP_HEADERS:
+        raise errors.InvalidTaskError(
+            f"header {name!r} is a hop-by-hop header: it describes one HTTP connection, so a "
+            "task cannot carry it to its handler; remove it"
+        )
 
 
 def _check_header_value(name: str, value: object) -> str:

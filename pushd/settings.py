@@ -78,6 +78,8 @@ class Settings:
     #: asyncio's own loop; ``uvloop`` or ``asyncio`` to choose.
     event_loop: str = "auto"
     auth_tokens: tuple[ApiToken, ...] = ()
+    #: How long a web console login lasts; logging out ends it sooner.
+    console_session_s: float = 12 * 3600.0
     #: HMAC-SHA256 secret for webhook signatures; None sends no signature.
     signing_secret: str | None = None
     log_level: str = "info"
@@ -282,6 +284,8 @@ def _validate(settings: Settings, issues: _Issues) -> None:
     # shorter, since it is also how soon a task claimed by a crashed daemon runs again.
     if not 1 <= settings.default_dispatch_deadline_s <= 86400:
         issues.add("default_dispatch_deadline_s", "must be between 1s and 24h")
+    if not 60 <= settings.console_session_s <= 30 * 86400:
+        issues.add("console_session_s", "must be between 1m and 30d")
     if settings.max_connections < 1:
         issues.add("max_connections", "must be at least 1")
     if settings.durability not in DURABILITY:

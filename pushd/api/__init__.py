@@ -28,6 +28,7 @@ from pushd.api import (
     pull,
     rpc,
     rpc_taskqueue,
+    sessions,
     v1beta2,
 )
 from pushd.api import errors as api_errors
@@ -71,6 +72,7 @@ def create_app(
     app[native.METRICS] = metrics_ or metrics.Metrics(clock)
     app[native.LEASES] = pull.LeaseMeter(app[native.METRICS])
     app[native.TOKENS] = settings.auth_tokens
+    app[native.SESSIONS] = sessions.Sessions(auth.session_lifetime_us(settings))
     auth.add_routes(app, native.ROUTES)
     v1beta2.add_routes(app)
     rpc.add_routes(app, {"taskqueue": rpc_taskqueue.METHODS}, api_tickets or tickets.Tickets())

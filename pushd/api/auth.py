@@ -10,23 +10,21 @@ token's role allows a set of actions (:data:`ROLE_ACTIONS`), checked by
 from __future__ import annotations
 
 import enum
-import hashlib
 import hmac
 import urllib.parse
 from collections.abc import Sequence
 
 from aiohttp import hdrs, web
 
-from pushd import config, errors, models, settings
+from pushd import clock, config, errors, models, settings
 from pushd.api import errors as api_errors
-from pushd.api.keys import QUEUES, TOKEN, TOKENS
+from pushd.api.keys import CLOCK, QUEUES, SESSIONS, TOKEN, TOKENS
 
 Handler = api_errors.Handler
 
-#: The web console's login cookie (:func:`console_session`) and the form that sets it.
+#: The web console's login cookie (a :class:`~pushd.api.sessions.Sessions` id) and its form.
 CONSOLE_COOKIE = "pushd_console"
 CONSOLE_LOGIN = "/console/login"
-_SESSION_LABEL = b"pushd console session v1"
 
 
 class Action(enum.Enum):
@@ -116,22 +114,14 @@ def token_for(tokens: Sequence[settings.ApiToken], presented: bytes) -> settings
     return found
 
 
-def console_session(token: settings.ApiToken) -> str:
-    """The value of the console's login cookie for ``token``: an HMAC keyed by the token, so
-    the cookie opens the console pages only and never stands in for the token on the API."""
-    return hmac.new(token.token.encode("utf-8"), _SESSION_LABEL, hashlib.sha256).hexdigest()
+def session_token(request: web.Request) -> settings.ApiToken | None:
+    """The token of the console session the request's cookie names, if it is live."""
+    sessions = request.app[SESSIONS]
+    return sessions.find(request.cookies.get(CONSOLE_COOKIE), request.app[CLOCK].now_us())
 
 
-def session_token(
-    tokens: Sequence[settings.ApiToken], cookie: str | None
-) -> settings.ApiToken | None:
-    """The token whose :func:`console_session` is ``cookie``, compared in constant time."""
-    presented = (cookie or "").encode("ascii", "replace")
-    found = None
-    for token in tokens:  # no early exit: every token is compared
-        if hmac.compare_digest(presented, console_session(token).encode("ascii")):
-            found = token
-    return found
+def session_lifetime_us(value: settings.Settings) -> int:
+    return clock.seconds_to_us(value.console_session_s)
 
 
 def request_token(request: web.Request) -> settings.ApiToken | None:
@@ -243,7 +233,7 @@ def auth_middleware(tokens: Sequence[settings.ApiToken]) -> api_errors.Middlewar
             return await handler(request)
         token = find_token(tokens, request.headers.get(hdrs.AUTHORIZATION))
         if token is None and _takes_cookie(request):
-            token = session_token(tokens, request.cookies.get(CONSOLE_COOKIE))
+            token = session_token(request)
             if token is None and request.method in (hdrs.METH_GET, hdrs.METH_HEAD):
                 query = urllib.parse.urlencode({"next": request.path_qs})
                 raise web.HTTPSeeOther(f"{CONSOLE_LOGIN}?{query}")

@@ -7,8 +7,9 @@ here is ``native.purge``, a redrive ``native.redrive``, and so on.
 
 Access is the API's: without ``auth_tokens`` only loopback clients reach the daemon at all
 (:func:`auth.loopback_guard`); with tokens, ``/console/login`` takes a token and sets an
-HttpOnly, SameSite=Strict cookie holding an HMAC of it, which the auth middleware accepts on
-these routes only, and each route needs the role the same action needs on the API (reading a
+HttpOnly, SameSite=Strict cookie holding the id of a server-side session
+(:class:`~pushd.api.sessions.Sessions`: it expires after ``console_session_s`` and logging out
+ends it), which the auth middleware accepts on these routes only, and each route needs the role the same action needs on the API (reading a
 queue's tasks: ``consumer``; pausing or purging: ``admin``). Forms are protected from
 cross-site requests by that SameSite cookie and by refusing a POST whose ``Origin`` (or
 ``Sec-Fetch-Site``) says another site sent it.
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import hdrs, web
 
-from pushd import config, errors, models, tasks
+from pushd import clock, config, errors, models, tasks
 from pushd.api import auth, native
 from pushd.api import console_view as view
 from pushd.api import errors as api_errors
@@ -305,7 +306,7 @@ def _next(value: str | None) -> str:
 
 async def login_page(request: web.Request) -> web.Response:
     tokens = request.app[native.TOKENS]
-    who = auth.session_token(tokens, request.cookies.get(auth.CONSOLE_COOKIE))
+    who = auth.session_token(request)
     return view.html(
         "login.html",
         title="Log in",
@@ -327,11 +328,13 @@ async def login(request: web.Request) -> web.Response:
         return view.html(
             "login.html", status=401, title="Log in", tokens=True, next=target, error=error
         )
+    sessions = request.app[native.SESSIONS]
     response = view.redirect(target)
     response.set_cookie(
         auth.CONSOLE_COOKIE,
-        auth.console_session(token),
+        sessions.open(token, request.app[native.CLOCK].now_us()),
         path="/",
+        max_age=sessions.lifetime_us // clock.US_PER_SECOND,
         httponly=True,
         samesite="Strict",
         secure=request.secure,
@@ -340,7 +343,9 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
+    """End the session server-side, so its cookie opens nothing even if it was copied."""
     await _form(request)
+    request.app[native.SESSIONS].close(request.cookies.get(auth.CONSOLE_COOKIE))
     response = view.redirect(auth.CONSOLE_LOGIN)
     response.del_cookie(auth.CONSOLE_COOKIE, path="/", httponly=True, samesite="Strict")
     return response

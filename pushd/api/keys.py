@@ -7,7 +7,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from pushd import clock, config, metrics, settings
-from pushd.api import engine, pull
+from pushd.api import engine, pull, sessions
 from pushd.store import base
 
 STORE = web.AppKey[base.Store]("store")
@@ -17,5 +17,6 @@ ENGINE = web.AppKey[engine.Engine]("engine")
 LEASES = web.AppKey[pull.LeaseMeter]("leases")
 TOKENS = web.AppKey[tuple[settings.ApiToken, ...]]("tokens")
 METRICS = web.AppKey[metrics.Metrics]("metrics")
+SESSIONS = web.AppKey[sessions.Sessions]("console_sessions")
 #: The token a request was authenticated with (see :func:`pushd.api.auth.request_token`).
 TOKEN = web.RequestKey[settings.ApiToken]("token")

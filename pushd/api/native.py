@@ -23,6 +23,7 @@ from pushd.api.keys import ENGINE as ENGINE
 from pushd.api.keys import LEASES as LEASES
 from pushd.api.keys import METRICS as METRICS
 from pushd.api.keys import QUEUES as QUEUES
+from pushd.api.keys import SESSIONS as SESSIONS
 from pushd.api.keys import STORE as STORE
 from pushd.api.keys import TOKENS as TOKENS
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pushd import models, settings
-from pushd.api import auth, console, console_view, native
+from pushd.api import auth, console, console_view, native, sessions
 from pushd.store import memory
 from tests.unit.test_api import (
     ADMIN,
@@ -565,6 +565,53 @@ async def test_logging_out_clears_the_cookie(secured: Env) -> None:
     page = await post(secured, "/console/logout", cookie=value)
     assert (page.status, page.location) == (303, "/console/login")
     assert re.match(rf'{auth.CONSOLE_COOKIE}=(""|);', page.headers["Set-Cookie"])
+
+
+async def test_logging_out_ends_the_session_on_the_server(secured: Env) -> None:
+    """A copy of the cookie taken before logging out opens nothing afterwards."""
+    value = await log_in(secured, ADMIN)
+    other = await log_in(secured, ADMIN)
+    assert (await get(secured, "/", cookie=value)).status == 200
+    await post(secured, "/console/logout", cookie=value)
+    assert (await get(secured, "/", cookie=value)).status == 303
+    assert (await post(secured, f"{Q}/fast/pause", CONFIRM, cookie=value)).status == 401
+    assert (await get(secured, "/", cookie=other)).status == 200  # another login is its own
+
+
+async def test_a_session_expires_after_console_session_s(secured: Env) -> None:
+    page = await post(secured, "/console/login", {"token": ADMIN, "next": "/"})
+    assert "Max-Age=43200" in page.headers["Set-Cookie"]  # the default 12 h
+    value = await log_in(secured, ADMIN)
+    secured.clock.advance(12 * 3600 * S - 1)
+    assert (await get(secured, "/", cookie=value)).status == 200
+    secured.clock.advance(1)
+    page = await get(secured, "/", cookie=value)
+    assert (page.status, page.location.partition("?")[0]) == (303, "/console/login")
+    assert len(secured.client.app[native.SESSIONS]) == 1  # the first login, not yet swept
+
+
+async def test_the_old_hmac_cookie_no_longer_opens_the_console(secured: Env) -> None:
+    """Before sessions the cookie was HMAC(token, label): a value anyone holding the token could
+    compute and no logout could revoke. It is now an unknown session id like any other."""
+    import hashlib
+    import hmac
+
+    old = hmac.new(ADMIN.encode(), b"pushd console session v1", hashlib.sha256).hexdigest()
+    assert (await get(secured, "/", cookie=old)).status == 303
+
+
+def test_sessions_keep_at_most_max_sessions_dropping_the_oldest() -> None:
+    kept = sessions.Sessions(lifetime_us=60 * S)
+    token = settings.ApiToken(name="ops", token="t" * 20)
+    first = kept.open(token, T0)
+    for _ in range(sessions.MAX_SESSIONS):
+        kept.open(token, T0)
+    assert len(kept) == sessions.MAX_SESSIONS
+    assert kept.find(first, T0) is None
+    assert kept.close(first) is False
+    later = kept.open(token, T0 + 60 * S)  # every earlier one has expired: swept
+    assert len(kept) == 1
+    assert kept.find(later, T0 + 60 * S) == token
 
 
 async def test_roles_apply_to_the_console_as_to_the_api(secured: Env) -> None:

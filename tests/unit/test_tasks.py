@@ -209,10 +209,54 @@ def test_a_relative_url_is_kept() -> None:
         ("/a\tb", "whitespace or control"),
         (" /a", "whitespace or control"),
         ("/a\x7f", "whitespace or control"),
+        ("/../admin", "climbs above the base path"),
+        ("/%2e%2e/admin", "climbs above the base path"),
+        ("/%2E./admin?x=1", "climbs above the base path"),
+        ("/a/../../admin", "climbs above the base path"),
+        ("/./..", "climbs above the base path"),
+        ("/a/.%2e/.%2E", "climbs above the base path"),
+        ("/..", "climbs above the base path"),
     ],
 )
 def test_bad_urls_are_rejected(url: str, message: str) -> None:
-    rejects(errors.InvalidUrlError, message, url=url)
+    error = rejects(errors.InvalidUrlError, message, url=url)
+    assert str(error).startswith("url ")  # the message names the field
+
+
+@pytest.mark.parametrize(
+    "url", ["/a/../b", "/a/..", "/./a", "/a/.", "/..%2fadmin", "/a..b/...", "/a//..", "/%2e%2ex"]
+)
+def test_dot_segments_that_stay_inside_the_base_are_kept_as_given(url: str) -> None:
+    """Like App Engine, the URL is stored as written; only one that would leave the target's
+    base path (the HTTP client resolves dot-segments when it sends) is refused."""
+    assert build(url=url).url == url
+
+
+@pytest.mark.parametrize(
+    ("path", "resolved"),
+    [
+        ("/", "/"),
+        ("/a/b/../c", "/a/c"),
+        ("/a/./b/.", "/a/b/"),
+        ("/a/b/..", "/a/"),
+        ("/a/%2E%2e/b", "/b"),
+        ("/a//../b", "/a/b"),
+        ("/../a", None),
+        ("/a/../..", None),
+    ],
+)
+def test_remove_dot_segments_follows_rfc_3986(path: str, resolved: str | None) -> None:
+    assert encoding.remove_dot_segments(path) == resolved
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Upgrade", "TE", "Keep-Alive", "Trailer", "Proxy-Authorization", "Connection", "te"],
+)
+def test_hop_by_hop_headers_are_refused_naming_the_header(name: str) -> None:
+    error = rejects(errors.InvalidTaskError, "hop-by-hop", headers={name: "x"})
+    assert f"header {name!r}" in str(error)
+    rejects(errors.InvalidTaskError, "hop-by-hop", headers=[("X-A", "1"), (name, "x")])
 
 
 def test_a_url_path_of_2083_characters_is_accepted() -> None:
