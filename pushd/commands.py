@@ -262,9 +262,10 @@ def queue_path(queue: str, *parts: str) -> str:
 
 
 def fetch_pages(
-    ctx: Context, path: str, *, limit: int | None, after: str | None
+    ctx: Context, path: str, *, limit: int | None, after: str | None, key: str = "tasks"
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Up to ``limit`` items (all with None) of a paged list, and the cursor if more remain."""
+    """Up to ``limit`` items (all with None) of a paged list (the ``key`` of each answer), and
+    the cursor if more remain."""
     items: list[dict[str, Any]] = []
     cursor = after
     while True:
@@ -273,7 +274,7 @@ def fetch_pages(
         if cursor:
             query["after"] = cursor
         answer = ctx.api.call("GET", path, query=query)
-        items.extend(answer["tasks"])
+        items.extend(answer[key])
         cursor = answer.get("next")
         if cursor is None or (limit is not None and len(items) >= limit):
             return items, cursor
@@ -310,12 +311,13 @@ def _rate(q: Mapping[str, Any]) -> str:
 
 
 def queues(ctx: Context, args: argparse.Namespace) -> int:
-    answer = ctx.api.call("GET", "/api/v1/queues")
+    """Every queue, however many pages the API answers them in."""
+    found, _ = fetch_pages(ctx, "/api/v1/queues", limit=None, after=None, key="queues")
     if ctx.json:
-        ctx.emit(answer)
+        ctx.emit({"queues": found})
         return EXIT_OK
     rows = []
-    for q in answer["queues"]:
+    for q in found:
         s = q["stats"]
         rows.append(
             [

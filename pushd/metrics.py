@@ -13,11 +13,13 @@ The console draws each queue's deliveries and failures over the last minutes fro
 
 from __future__ import annotations
 
+import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from pushd import clock
 
@@ -90,32 +92,9 @@ class Metrics:
             buckets=LATENESS_BUCKETS_S,
             registry=r,
         )
-        self.waiting = Gauge("pushd_tasks_waiting", "Tasks stored.", ["queue"], registry=r)
-        self.in_flight = Gauge(
-            "pushd_tasks_in_flight", "Deliveries under way.", ["queue"], registry=r
-        )
-        self.enforced_rate = Gauge(
-            "pushd_enforced_rate", "Rate enforced now (tasks/s).", ["queue"], registry=r
-        )
-        self.oldest_eta_age = Gauge(
-            "pushd_oldest_eta_age_seconds",
-            "How long the earliest ETA of the queue is past.",
-            ["queue"],
-            registry=r,
-        )
-        self.paused = Gauge("pushd_queue_paused", "1 when paused.", ["queue"], registry=r)
-        self.dead_letters = Gauge("pushd_dead_letters", "Dead letters kept.", ["queue"], registry=r)
-        self._gauges = (
-            self.waiting,
-            self.in_flight,
-            self.enforced_rate,
-            self.oldest_eta_age,
-            self.paused,
-            self.dead_letters,
-        )
         self._history: dict[str, deque[Step]] = {}
         self._series: dict[str, tuple[Histogram, Histogram, Counter]] = {}
-        self._gauged: set[str] = set()
+        self._render_lock = threading.Lock()
 
     # ---- recording
     def record_added(self, queue: str, count: int = 1) -> None:
@@ -172,18 +151,58 @@ class Metrics:
         return [kept.get(t, Step(t)) for t in range(first, last + HISTORY_STEP_S, HISTORY_STEP_S)]
 
     # ---- exposition
-    def render(self, gauges: Mapping[str, QueueGauges]) -> bytes:
+    def render(
+        self, gauges: Mapping[str, QueueGauges], hidden: Collection[str] = frozenset()
+    ) -> bytes:
         """The Prometheus text format, with ``gauges`` for the queues that exist now (queues
-        gone from queue.yaml drop out of the gauges; their counters stay)."""
-        for queue in self._gauged - set(gauges):
-            for gauge in self._gauges:
-                gauge.remove(queue)
-        for queue, g in gauges.items():
-            self.waiting.labels(queue).set(g.waiting)
-            self.in_flight.labels(queue).set(g.in_flight)
-            self.enforced_rate.labels(queue).set(g.enforced_rate)
-            self.oldest_eta_age.labels(queue).set(g.oldest_eta_age_s)
-            self.paused.labels(queue).set(int(g.paused))
-            self.dead_letters.labels(queue).set(g.dead_letters)
-        self._gauged = set(gauges)
-        return generate_latest(self.registry)
+        gone from queue.yaml drop out of the gauges; their counters stay) and nothing of the
+        ``hidden`` queues (those the caller's token may not see).
+
+        At thousands of queues this takes a good part of a second, so the API runs it in a
+        worker thread (:func:`asyncio.to_thread`): it only reads the counters, whose updates
+        the metrics library locks, and builds the gauges from ``gauges`` alone.
+        """
+        with self._render_lock:  # one exposition at a time: each walks every series
+            return generate_latest(_Exposition(self.registry, gauges, frozenset(hidden)))
+
+
+#: The gauges: (name, help, how to read it from QueueGauges).
+_GAUGES: tuple[tuple[str, str, Callable[[QueueGauges], float]], ...] = (
+    ("pushd_tasks_waiting", "Tasks stored.", lambda g: g.waiting),
+    ("pushd_tasks_in_flight", "Deliveries under way.", lambda g: g.in_flight),
+    ("pushd_enforced_rate", "Rate enforced now (tasks/s).", lambda g: g.enforced_rate),
+    (
+        "pushd_oldest_eta_age_seconds",
+        "How long the earliest ETA of the queue is past.",
+        lambda g: g.oldest_eta_age_s,
+    ),
+    ("pushd_queue_paused", "1 when paused.", lambda g: int(g.paused)),
+    ("pushd_dead_letters", "Dead letters kept.", lambda g: g.dead_letters),
+)
+
+
+class _Exposition:
+    """What one scrape shows: the recorded series less the hidden queues', then the gauges
+    built from the caller's figures (never stored, so a queue gone is gone at once)."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        gauges: Mapping[str, QueueGauges],
+        hidden: frozenset[str],
+    ) -> None:
+        self.registry, self.gauges, self.hidden = registry, gauges, hidden
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.registry.collect():
+            if self.hidden:
+                family.samples = [
+                    s for s in family.samples if s.labels.get("queue") not in self.hidden
+                ]
+            yield family
+        shown = [(q, g) for q, g in self.gauges.items() if q not in self.hidden]
+        for name, help_text, read in _GAUGES:
+            family = GaugeMetricFamily(name, help_text, labels=["queue"])
+            for queue, g in shown:
+                family.add_metric([queue], read(g))
+            yield family

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from pushd.store import base
 
 PAGE_SIZE = 50  # tasks, and dead letters, per page
+QUEUES_PAGE_SIZE = 100  # queues per page of the queues page
 REFRESH_S = 5  # the queues page reloads itself this often
 MAX_FORM_BYTES = 64 * 1024
 MAX_FORM_FIELDS = 20
@@ -157,16 +158,26 @@ def _page(request: web.Request, name: str, **context: Any) -> web.Response:
 
 
 async def queues_page(request: web.Request) -> web.Response:
+    """A page of ``QUEUES_PAGE_SIZE`` queues in name order (``?after=`` the last one shown)."""
     app = request.app
+    after = request.query.get("after") or None
+    queues, cursor = native.visible_queues(request, limit=QUEUES_PAGE_SIZE, after=after)
     paused = await app[native.STORE].paused_queues()
     rows = []
-    for cfg in app[native.QUEUES]().queues.values():
-        if auth.visible(request, cfg):
-            stats = await native.queue_stats(app, cfg, paused)
-            rows.append(view.queue_row(cfg, stats, app[native.METRICS].history(cfg.name)))
+    for cfg in queues:
+        stats = await native.queue_stats(app, cfg, paused)
+        rows.append(view.queue_row(cfg, stats, app[native.METRICS].history(cfg.name)))
     now_us = app[native.CLOCK].now_us()
+    next_queues = f"/?{urllib.parse.urlencode({'after': cursor})}" if cursor else None
     return _page(
-        request, "queues.html", title="Queues", rows=rows, now_us=now_us, refresh_s=REFRESH_S
+        request,
+        "queues.html",
+        title="Queues",
+        rows=rows,
+        now_us=now_us,
+        refresh_s=REFRESH_S,
+        next_queues=next_queues,
+        paged=after is not None,
     )
 
 

@@ -107,11 +107,30 @@ async def healthz(request: web.Request) -> web.Response:
     return api_errors.json_response({"status": "ok"})
 
 
+def visible_queues(
+    request: web.Request, *, limit: int, after: str | None
+) -> tuple[list[config.QueueConfig], str | None]:
+    """A page of the queues the request's token may see, in name order: the first ``limit``
+    named after ``after``, and the cursor if more remain. Every listing pages, so a request's
+    work (each queue's statistics, the answer's encoding) stays bounded at any queue count."""
+    configured = request.app[QUEUES]().queues
+    found: list[config.QueueConfig] = []
+    for name in sorted(n for n in configured if after is None or n > after):
+        cfg = configured[name]
+        if auth.visible(request, cfg):
+            found.append(cfg)
+            if len(found) > limit:
+                break
+    return _page_of(found, limit, lambda cfg: cfg.name)
+
+
 async def list_queues(request: web.Request) -> web.Response:
+    """A page of queues with their statistics: ``?limit=`` and ``?after=`` as for tasks."""
+    limit, after = _page(request)
+    queues, cursor = visible_queues(request, limit=limit, after=after)
     paused = await request.app[STORE].paused_queues()
-    queues = [cfg for cfg in request.app[QUEUES]().queues.values() if auth.visible(request, cfg)]
     return api_errors.json_response(
-        {"queues": [await _queue_json(request, cfg, paused) for cfg in queues]}
+        {"queues": [await _queue_json(request, cfg, paused) for cfg in queues], "next": cursor}
     )
 
 

@@ -3,22 +3,32 @@
 Counters and histograms come from what the scheduler and the APIs recorded; the gauges (tasks
 waiting, in flight, enforced rate, oldest ETA age, paused, dead letters) are read from the
 store and the scheduler at each scrape, for every queue of the current queue.yaml.
+
+A pull queue whose ``acl`` hides it from the scraping token (see :func:`auth.visible`, the
+listings' rule) shows nothing of itself, neither its gauges nor its counters. The statistics are
+read one queue at a time, each read awaited, and the text is built in a worker thread, so a
+scrape of thousands of queues never holds the event loop for long.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
+
 from aiohttp import web
 
-from pushd import clock, metrics, models
+from pushd import clock, config, metrics, models
 from pushd.api import auth, native
 
 
-async def queue_gauges(app: web.Application) -> dict[str, metrics.QueueGauges]:
-    """Every configured queue's gauges, as its statistics say now."""
+async def queue_gauges(
+    app: web.Application, queues: Iterable[config.QueueConfig]
+) -> dict[str, metrics.QueueGauges]:
+    """The gauges of ``queues``, as their statistics say now."""
     now = app[native.CLOCK].now_us()
     paused = await app[native.STORE].paused_queues()
     found = {}
-    for cfg in app[native.QUEUES]().queues.values():
+    for cfg in queues:
         stats = await native.queue_stats(app, cfg, paused)
         oldest = stats.oldest_eta_us
         found[cfg.name] = metrics.QueueGauges(
@@ -33,7 +43,14 @@ async def queue_gauges(app: web.Application) -> dict[str, metrics.QueueGauges]:
 
 
 async def get_metrics(request: web.Request) -> web.Response:
-    body = request.app[native.METRICS].render(await queue_gauges(request.app))
+    shown, hidden = [], set()
+    for cfg in request.app[native.QUEUES]().queues.values():
+        if auth.visible(request, cfg):
+            shown.append(cfg)
+        else:
+            hidden.add(cfg.name)
+    gauges = await queue_gauges(request.app, shown)
+    body = await asyncio.to_thread(request.app[native.METRICS].render, gauges, hidden)
     return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
 
 

@@ -150,7 +150,10 @@ def _native_operations() -> dict[tuple[str, str], Operation]:
             errors=(),
         ),
         ("GET", "/api/v1/queues"): Operation(
-            summary="Every queue of queue.yaml with its statistics", tag=q, answer="QueueList"
+            summary="The queues of queue.yaml with their statistics, in name order, a page at a time",
+            tag=q,
+            answer="QueuePage",
+            query=_PAGE,
         ),
         ("GET", _Q): Operation(
             summary="One queue with its statistics", tag=q, answer=wire.QueueJSON
@@ -441,7 +444,17 @@ def _native_components(s: SchemaSet) -> None:
     )
     s.add("AddResults", _wrap("tasks", {"type": "array", "items": s.of(wire.AddResultJSON)}))
     s.add("TaskList", _wrap("tasks", {"type": "array", "items": s.of(wire.TaskJSON)}))
-    s.add("QueueList", _wrap("queues", {"type": "array", "items": s.of(wire.QueueJSON)}))
+    s.add(
+        "QueuePage",
+        {
+            "type": "object",
+            "properties": {
+                "queues": {"type": "array", "items": s.of(wire.QueueJSON)},
+                "next": {"type": ["string", "null"]},
+            },
+            "required": ["queues", "next"],
+        },
+    )
     for name, item in (("TaskPage", wire.TaskJSON), ("DeadTaskPage", wire.DeadTaskJSON)):
         s.add(
             name,

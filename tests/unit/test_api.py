@@ -375,16 +375,31 @@ async def test_queues_are_read_on_every_request(env: Env) -> None:
 # ------------------------------------------------------------------ queues
 
 
+async def test_queues_are_listed_a_page_at_a_time_in_name_order(env: Env) -> None:
+    status, body = await env.call("GET", "/api/v1/queues?limit=2")
+    assert (status, [q["name"] for q in body["queues"]], body["next"]) == (
+        200,
+        ["default", "fast"],
+        "fast",
+    )
+    status, body = await env.call("GET", "/api/v1/queues?limit=2&after=fast")
+    assert ([q["name"] for q in body["queues"]], body["next"]) == (["work"], None)
+    status, body = await env.call("GET", "/api/v1/queues?limit=0")
+    assert status == 400
+    assert "limit must be a whole number" in body["error"]["message"]
+
+
 async def test_list_and_get_queues(env: Env) -> None:
     await env.add("fast", {"tasks": [{"name": "a", "countdown": 5}, {"name": "b"}]})
     await env.add("fast", {"name": "gone"})
     await kill(env, "fast", "b")  # "b" and "gone" are both due; the claim takes "b" first
     status, body = await env.call("GET", "/api/v1/queues")
     assert status == 200
-    assert [q["name"] for q in body["queues"]] == ["fast", "work", "default"]
+    assert [q["name"] for q in body["queues"]] == ["default", "fast", "work"]  # name order
+    assert body["next"] is None
     status, fast = await env.call("GET", "/api/v1/queues/fast")
     assert status == 200
-    assert fast == body["queues"][0]
+    assert fast == body["queues"][1]
     assert fast == {
         "name": "fast",
         "mode": "push",

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pushd import settings
-from pushd.api import pull
+from pushd.api import native, pull
 from tests.unit.test_api import T0, Env, S, assert_error, running
 
 QUEUE_YAML = """
@@ -330,6 +330,28 @@ async def test_listing_queues_hides_pull_queues_whose_acl_excludes_the_token() -
     assert "guarded" in names[WORKER]
     assert "guarded" not in names[STRANGER]
     assert "work" in names[STRANGER]
+
+
+async def test_metrics_hide_pull_queues_whose_acl_excludes_the_token() -> None:
+    """/metrics follows the listings' rule: a token the acl excludes sees neither the queue's
+    gauges nor its counters (it used to see both, names and counts)."""
+    async with secured() as env:
+        status, _ = await env.add("guarded", {"name": "t", "payload": "x"}, token=ADMIN)
+        assert status == 200
+        env.client.app[native.METRICS].record_leased("guarded", 1)
+        seen = {}
+        for token in (ADMIN, WORKER, STRANGER):
+            async with env.client.get(
+                "/metrics", headers={"Authorization": f"Bearer {token}"}
+            ) as response:
+                assert response.status == 200
+                seen[token] = await response.text()
+    for token in (ADMIN, WORKER):
+        assert 'pushd_tasks_waiting{queue="guarded"} 1.0' in seen[token]
+        assert 'pushd_tasks_leased_total{queue="guarded"} 1.0' in seen[token]
+    assert 'queue="guarded"' not in seen[STRANGER]
+    assert 'pushd_tasks_waiting{queue="work"} 0.0' in seen[STRANGER]
+    assert "# TYPE pushd_tasks_leased_total counter" in seen[STRANGER]
 
 
 # ------------------------------------------------------------------ browsers, without tokens

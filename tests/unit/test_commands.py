@@ -426,7 +426,7 @@ async def test_queues_and_stats(daemon: Daemon) -> None:
         "LAST_MINUTE",
         "DEAD",
     ]
-    assert lines[1].split() == [
+    assert lines[2].split() == [
         "fast",
         "push",
         "running",
@@ -442,10 +442,10 @@ async def test_queues_and_stats(daemon: Daemon) -> None:
         "7",
         "0",
     ]
-    assert lines[2].split()[:4] == ["work", "pull", "running", "-"]
-    assert [line.split()[0] for line in lines[1:]] == ["fast", "work", "default"]
+    assert lines[3].split()[:4] == ["work", "pull", "running", "-"]
+    assert [line.split()[0] for line in lines[1:]] == ["default", "fast", "work"]  # name order
     as_json = (await daemon.run("queues", "--json")).json()
-    assert [q["name"] for q in as_json["queues"]] == ["fast", "work", "default"]
+    assert [q["name"] for q in as_json["queues"]] == ["default", "fast", "work"]
 
     stats = await daemon.run("stats", "fast")
     assert stats.code == 0
