@@ -6,13 +6,12 @@ store and the scheduler at each scrape, for every queue of the current queue.yam
 
 A pull queue whose ``acl`` hides it from the scraping token (see :func:`auth.visible`, the
 listings' rule) shows nothing of itself, neither its gauges nor its counters. The statistics are
-read one queue at a time, each read awaited, and the text is built in a worker thread, so a
-scrape of thousands of queues never holds the event loop for long.
+read one queue at a time, each read awaited, and the text is built a slice of queues at a time
+(:meth:`metrics.Metrics.render_async`), so a scrape of thousands of queues never holds the event loop for long.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 
 from aiohttp import web
@@ -50,7 +49,7 @@ async def get_metrics(request: web.Request) -> web.Response:
         else:
             hidden.add(cfg.name)
     gauges = await queue_gauges(request.app, shown)
-    body = await asyncio.to_thread(request.app[native.METRICS].render, gauges, hidden)
+    body = await request.app[native.METRICS].render_async(gauges, hidden)
     return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
 
 

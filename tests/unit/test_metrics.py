@@ -55,3 +55,39 @@ def test_counters_by_status_class_and_gauges_of_current_queues_only() -> None:
     second = values(m, {"q": gauge})
     assert "pushd_enforced_rate[('queue', 'r')]" not in second
     assert second["pushd_tasks_added_total[('queue', 'q')]"] == 5
+
+
+async def test_the_exposition_in_slices_is_the_librarys_own_text_less_hidden_queues() -> None:
+    """render_async builds the text ``SLICE`` queues at a time (the event loop gets a turn
+    between slices); the text is the one ``generate_latest`` writes in one go."""
+    from prometheus_client import generate_latest
+
+    m = metrics.Metrics(clock.FakeClock(T0))
+    queues = [f"q{i:03d}" for i in range(metrics.SLICE * 2 + 7)]
+    for i, q in enumerate(queues):
+        m.record_added(q)
+        m.record_attempt(
+            q, status=200 if i % 3 else 503, ok=bool(i % 3), latency_s=0.1, lateness_s=0
+        )
+    gauge = metrics.QueueGauges(
+        waiting=1,
+        in_flight=0,
+        enforced_rate=1.0,
+        oldest_eta_age_s=0.0,
+        paused=False,
+        dead_letters=0,
+    )
+    gauges = dict.fromkeys(queues, gauge)
+    text = (await m.render_async(gauges)).decode()
+    recorded = generate_latest(m.registry).decode()
+    assert text.startswith(recorded)
+    families = list(text_string_to_metric_families(text))
+    waiting = next(f for f in families if f.name == "pushd_tasks_waiting")
+    assert [s.labels["queue"] for s in waiting.samples] == queues
+    assert len({f.name for f in families}) == len(families)  # each family once, not per slice
+    hidden = set(queues[::2])
+    shown = (await m.render_async(gauges, hidden)).decode()
+    assert {
+        s.labels.get("queue") for f in text_string_to_metric_families(shown) for s in f.samples
+    } == (set(queues) - hidden)
+    assert shown == m.render(gauges, hidden).decode()
