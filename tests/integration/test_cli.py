@@ -143,8 +143,8 @@ async def test_queues_stats_pause_resume_purge(start_daemon: StartDaemon) -> Non
     )
     lines = table.out.splitlines()
     assert lines[0].split()[:3] == ["QUEUE", "MODE", "STATE"]
-    assert [line.split()[0] for line in lines[1:]] == ["work", "fragile", "pulled", "default"]
-    work = lines[1].split()
+    assert [line.split()[0] for line in lines[1:]] == ["default", "fragile", "pulled", "work"]
+    work = lines[4].split()
     assert work[:4] == ["work", "push", "running", "100/s"]
     assert work[6] == "3"  # TASKS
     assert {q["name"]: q["stats"]["tasks"] for q in as_json.json()["queues"]} == {
