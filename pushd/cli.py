@@ -27,7 +27,8 @@ exit status:
   0    done
   1    refused: the daemon refused the request (unknown queue, name in use, wrong token, ...),
        part of it was not done (the rest is printed), or check-config/serve found a bad file
-  2    usage error: a bad command line or an unreadable input file
+  2    usage error: a bad command line or an unreadable input file; serve: the database
+       is held by another pushd, or damaged (the message says what to do)
   3    cannot reach the daemon, or it answered a transient error: try again later
   130  interrupted (Ctrl-C)
 
@@ -649,6 +650,9 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     try:
         daemon.run_event_loop(runner.run(), cfg.event_loop)
+    except errors.StoreRefusedError as exc:  # another daemon holds the file, or it is damaged
+        print(f"pushd: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except errors.PushdError as exc:
         print(f"pushd: {exc}", file=sys.stderr)
         return EXIT_INVALID

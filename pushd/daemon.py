@@ -89,6 +89,7 @@ class Daemon:
             dead_letter_retention_us=round(s.dead_letter_retention_s * us),
         )
         try:
+            await self._give_back_claims(store)
             paused = await store.paused_queues()
             shared = store if isinstance(store, base.Shared) else None
             me = cluster.daemon_id()
@@ -145,6 +146,15 @@ class Daemon:
                 await session.close()
         finally:
             await store.close()
+
+    async def _give_back_claims(self, store: base.Store) -> None:
+        """A store this daemon holds alone (the SQLite file under its lock): the previous
+        daemon is gone, and its claims are due now rather than when they end (after a kill -9
+        in mid-delivery that was two dispatch deadlines: 20 minutes with the defaults)."""
+        if isinstance(store, base.Exclusive):
+            given = await store.give_back_claims(now_us=self.clock.now_us())
+            if given:
+                logs.event("claims_given_back", tasks=given)
 
     async def _serve(
         self, sched: scheduler.Scheduler, app: object, peers: cluster.Cluster | None

@@ -7,9 +7,11 @@ maps to, so the REST, RPC and client layers share one mapping (:data:`BY_CODE`).
 
     PushdError
     ├── ConfigError                       queue.yaml or settings file rejected (carries every issue)
+    ├── StoreRefusedError                 the database cannot be used: held by another daemon, damaged
     └── Error                             App Engine ``taskqueue.Error``; INVALID_REQUEST 13
         ├── UnknownQueueError             UNKNOWN_QUEUE 1
         ├── TransientError                TRANSIENT_ERROR 2
+        │   └── StoreUnavailableError     TRANSIENT_ERROR 2 (the store cannot be written or read)
         ├── InternalError                 INTERNAL_ERROR 3
         ├── InvalidTaskError              INVALID_REQUEST 13 (client-side checks)
         │   ├── InvalidTaskNameError      INVALID_TASK_NAME 5
@@ -120,6 +122,10 @@ class ConfigError(PushdError):
         super().__init__("\n".join(str(issue) for issue in self.issues) or None)
 
 
+class StoreRefusedError(PushdError):
+    """The database cannot be used as it is (another daemon holds it, or the file is damaged)."""
+
+
 class Error(PushdError):
     """The task queue request failed."""
 
@@ -140,6 +146,10 @@ class TransientError(Error):
 
     code = ErrorCode.TRANSIENT_ERROR
     http_status = 503
+
+
+class StoreUnavailableError(TransientError):
+    """The store cannot be used right now (disk full, file damaged, database down); retry."""
 
 
 class InternalError(Error):

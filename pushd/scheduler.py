@@ -29,7 +29,7 @@ import anyio
 import anyio.abc
 
 from pushd import clock, config, dispatch, errors, logs, metrics, models, retry, throttle
-from pushd.store import base
+from pushd.store import base, health
 
 CLAIM_BATCH = 256  # most tasks one claim takes from the store
 #: Claimed tasks the daemon may hold beyond its connections, waiting for one to free up, in
@@ -200,7 +200,7 @@ class Scheduler:
 
     def _store_trouble(self, what: str, exc: errors.TransientError) -> None:
         """A write the store refused (disk full, read-only): logged; the caller tries again."""
-        logs.event("store_unavailable", logging.WARNING, during=what, error=exc.message)
+        health.report(what, exc)
 
     def _wake_line(self) -> None:
         """Wake the first queue waiting in line for room, once a whole batch of room is free."""
@@ -433,7 +433,12 @@ class Scheduler:
                 if len(claimed) == n:
                     await anyio.lowlevel.checkpoint()
                     continue
-            next_eta = await self.store.next_eta(rt.name)
+            try:
+                next_eta = await self.store.next_eta(rt.name)
+            except errors.TransientError as exc:  # a damaged file: back off, never crash
+                self._store_trouble(f"reading the next ETA of queue {rt.name}", exc)
+                await self._wait_until(self.clock.now_us() + STORE_RETRY_US, self._stop)
+                continue
             token_at = rt.limits.ready_at(now)
             deadline = None if token_at is None or next_eta is None else max(next_eta, token_at)
             if deadline is not None and deadline <= now:

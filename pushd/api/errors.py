@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from aiohttp import hdrs, typedefs, web
 
 from pushd import errors, logs, wire
+from pushd.store import health
 
 Handler = typedefs.Handler
 Middleware = typedefs.Middleware
@@ -161,7 +162,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except errors.Error as exc:
-        if isinstance(exc, errors.InternalError | errors.TransientError):
+        if isinstance(exc, errors.StoreUnavailableError):  # logged once per cause, no traceback
+            health.report(f"{request.method} {_route(request)}", exc)
+        elif isinstance(exc, errors.InternalError | errors.TransientError):
             _log_failure(request, exc)  # not a full total_storage_limit (507): that is no bug
         failure = Failure(
             http_status=exc.http_status, status=exc.code.name, message=exc.message, error=exc

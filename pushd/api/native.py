@@ -26,6 +26,7 @@ from pushd.api.keys import QUEUES as QUEUES
 from pushd.api.keys import SESSIONS as SESSIONS
 from pushd.api.keys import STORE as STORE
 from pushd.api.keys import TOKENS as TOKENS
+from pushd.store import health
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -104,6 +105,12 @@ async def _one_queue(request: web.Request, cfg: config.QueueConfig) -> web.Respo
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """200 while the store works; 503 naming the cause while it cannot be written or read (a
+    full disk until a write succeeds again, a damaged file until it is restored)."""
+    store = request.app[STORE]
+    problem = store.problem if isinstance(store, health.Watched) else None
+    if problem is not None:
+        return api_errors.json_response({"status": "unavailable", "error": problem}, status=503)
     return api_errors.json_response({"status": "ok"})
 
 

@@ -137,7 +137,12 @@ def _native_operations() -> dict[tuple[str, str], Operation]:
     q, t, d = "queues", "tasks", "dead letters"
     return {
         ("GET", "/healthz"): Operation(
-            summary="Liveness: answers while the daemon runs", tag="daemon", answer="Health"
+            summary="Liveness: answers while the daemon runs; 503 naming the cause while its "
+            "store cannot be written or read (disk full, database file damaged)",
+            tag="daemon",
+            answer="Health",
+            errors=(503,),
+            error_schema="Unhealthy",
         ),
         ("GET", "/openapi.json"): Operation(
             summary="This document", tag="daemon", answer="OpenAPIDocument", errors=()
@@ -468,6 +473,17 @@ def _native_components(s: SchemaSet) -> None:
             },
         )
     s.add("Health", _wrap("status", {"type": "string", "enum": ["ok"]}))
+    s.add(
+        "Unhealthy",
+        {
+            "type": "object",
+            "properties": {
+                "status": {"type": "string", "enum": ["unavailable"]},
+                "error": {"type": "string"},
+            },
+            "required": ["status", "error"],
+        },
+    )
     s.add("OpenAPIDocument", {"type": "object"})
     s.add(
         "PurgeResult",

@@ -309,6 +309,16 @@ class Ownership:
 
 
 @runtime_checkable
+class Exclusive(Protocol):
+    """A store only one daemon at a time may open (SQLite: a lock on the file)."""
+
+    async def give_back_claims(self, *, now_us: int) -> int:
+        """Make every push task claimed by an earlier daemon due at ``now_us`` at the latest
+        (none is running: this one holds the store); how many there were."""
+        ...
+
+
+@runtime_checkable
 class Shared(Protocol):
     """A store several daemons share (PostgreSQL): changes and queue ownership between them."""
 

@@ -11,32 +11,40 @@ of pushd, but the last commits may be lost if the machine itself loses power.
 
 The reader connection sees only committed data (WAL readers never block the writer), so the
 APIs' reads never observe a batch that is later rolled back.
+
+The file is this daemon's alone while it is open (:mod:`pushd.store.dbfile`: a lock, a check at
+start, the ``-wal`` watched each second). A read or write that finds the disk full or the file
+damaged fails with :class:`~pushd.errors.StoreUnavailableError` (503, never a 500 or a crash),
+and :attr:`SqliteStore.problem` says so for /healthz.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import functools
+import logging
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
-from pushd import errors, models
-from pushd.store import base, codec, sql, writer
+from pushd import clock, errors, logs, models
+from pushd.store import base, codec, dbfile, reader, sql, writer
 
 Q = sql.queries("sqlite.sql")
 WRITER_CACHE_KIB = 64 * 1024  # the writer's page cache: most of the hot index pages of 1M tasks
+WAL_CHECK_S = 1.0  # how often the -wal file's identity is compared with the one SQLite writes
 
 
 def _first(conn: sqlite3.Connection, query: str, *params: Any) -> Any:
     return conn.execute(Q[query], params).fetchone()
 
 
-def _connect(path: str, synchronous: str) -> sqlite3.Connection:
-    """The writer's connection: WAL, the durability asked for, the schema in place."""
+def _connect(path: str, synchronous: str, *, check: bool = False) -> sqlite3.Connection:
+    """The writer's connection: WAL, the durability asked for, the schema in place; with
+    ``check``, a damaged file is refused first (StoreRefusedError saying what to do)."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         conn.row_factory = sqlite3.Row
@@ -46,11 +54,40 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
         # SQLite's default page cache is 2 MiB: with a million tasks stored the ETA index no
         # longer fits and every claim and delete reads pages back through the OS.
         conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
+        if check:
+            _check(conn, path)
         conn.executescript(Q["schema"])
+        if "claimed" not in {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}:
+            conn.execute(Q["add_claimed_column"])
+        conn.execute(Q["schema_3"])
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        dbfile.refuse_damaged(path, exc)
+        raise
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _check(conn: sqlite3.Connection, path: str) -> None:
+    took = dbfile.check(conn, path)
+    if took is None:
+        logs.event(
+            "database_check_skipped",
+            logging.WARNING,
+            db=path,
+            reason=f"quick_check ran past {dbfile.CHECK_BUDGET_S:.0f}s",
+        )
+    else:
+        logs.event("database_checked", db=path, seconds=round(took, 3))
+
+
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    """Everything in the WAL into the database file, synced, and the WAL emptied."""
+    busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    if busy:
+        raise sqlite3.OperationalError("the checkpoint could not finish: a reader holds the WAL")
 
 
 class SqliteStore:
@@ -59,15 +96,22 @@ class SqliteStore:
     def __init__(
         self,
         write: writer.Writer,
-        reader_conn: aiosqlite.Connection,
+        read: reader.Reader,
         *,
         tombstone_retention_us: int,
         dead_letter_retention_us: int,
+        path: Path | None = None,
+        lock: dbfile.FileLock | None = None,
+        clock_: clock.Clock | None = None,
     ) -> None:
         self._writer = write
-        self._r = reader_conn
+        self._r = read
         self.tombstone_retention_us = tombstone_retention_us
         self.dead_letter_retention_us = dead_letter_retention_us
+        self._path = path
+        self._lock = lock
+        self._clock = clock_ or clock.SystemClock()
+        self._watcher: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(
@@ -79,38 +123,108 @@ class SqliteStore:
         dead_letter_retention_us: int = 7 * 86400 * 1_000_000,
     ) -> SqliteStore:
         synchronous = {"full": "FULL", "normal": "NORMAL"}[durability]
-        write = await writer.Writer.open(functools.partial(_connect, str(path), synchronous))
+        lock = dbfile.FileLock(Path(path))
+        lock.acquire()
         try:
-            reader = await aiosqlite.connect(str(path), isolation_level=None)
+            # The check runs once, at open; connections opened again later skip it.
+            first = functools.partial(_connect, str(path), synchronous, check=True)
+            write = await writer.Writer.open(first)
+            write.reconnect_with(functools.partial(_connect, str(path), synchronous))
+            try:
+                read = await reader.Reader.open(str(path), on_damaged=write.mark_damaged)
+            except BaseException:
+                await write.close()
+                raise
         except BaseException:
-            await write.close()
+            lock.release()
             raise
-        reader.row_factory = sqlite3.Row
-        await reader.execute("PRAGMA busy_timeout=10000")
-        return cls(
+        store = cls(
             write,
-            reader,
+            read,
             tombstone_retention_us=tombstone_retention_us,
             dead_letter_retention_us=dead_letter_retention_us,
+            path=Path(path),
+            lock=lock,
         )
+        store._watcher = asyncio.get_running_loop().create_task(
+            store._watch_wal(dbfile.wal_identity(Path(path)), WAL_CHECK_S),
+            name="pushd-sqlite-wal-watch",
+        )
+        return store
 
     @property
     def commits(self) -> int:
         """How many write transactions were committed (group commit makes this < writes)."""
         return self._writer.commits
 
-    async def close(self) -> None:
-        await self._writer.close()
-        await self._r.close()
+    @property
+    def problem(self) -> str | None:
+        """Why the store cannot be used now (disk full, file damaged); None while it works."""
+        return self._writer.damaged or self._writer.problem
 
-    # ---- helpers
+    async def give_back_claims(self, *, now_us: int) -> int:
+        """Make the push tasks claimed by the previous daemon due now: it is gone (this one
+        holds the file's lock), so its claims would only delay them until they end."""
+
+        def job(conn: sqlite3.Connection) -> int:
+            return int(conn.execute(Q["give_back_claims"], (now_us,)).rowcount)
+
+        return await self._writer.submit(job)
+
+    async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        try:
+            await self._writer.close()
+            await self._r.close()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+
+    # ---- the -wal file
+    async def _watch_wal(self, seen: tuple[int, int] | None, every_s: float) -> None:
+        """Each ``every_s``: the ``-wal`` at the path must still be the file SQLite writes."""
+        assert self._path is not None
+        while True:
+            await self._clock.sleep(every_s)
+            now = dbfile.wal_identity(self._path)
+            if seen is None or now == seen:
+                seen = now  # none yet (SQLite makes it on the first write): the first one seen
+                continue
+            seen = await self._wal_lost(now)
+
+    async def _wal_lost(self, now: tuple[int, int] | None) -> tuple[int, int] | None:
+        """The ``-wal`` was deleted or replaced: SQLite goes on writing into the deleted file,
+        and a crash would lose every commit since the last checkpoint. Copy it all into the
+        database file now (a checkpoint, synced), then open both connections again so that
+        SQLite makes a new ``-wal`` at the path."""
+        assert self._path is not None
+        wal = self._path.with_name(self._path.name + "-wal")
+        logs.event(
+            "wal_missing",
+            logging.ERROR,
+            wal=str(wal),
+            found="nothing" if now is None else "another file",
+            action="checkpointing into the database file and reopening it",
+        )
+        try:
+            async with self._writer.suspended():
+                await self._writer.call(_checkpoint)
+                await self._r.reopen(self._writer.reconnect())
+        except (sqlite3.Error, OSError) as exc:
+            logs.event("wal_reopen_failed", logging.ERROR, wal=str(wal), error=str(exc))
+            return now
+        seen = dbfile.wal_identity(self._path)
+        logs.event("wal_recreated", wal=str(wal))
+        return seen
+
     async def _one(self, query: str, *params: Any) -> Any:
-        async with self._r.execute(Q[query], params) as cur:
-            return await cur.fetchone()
+        return await self._r.one(Q[query], params)
 
     async def _all(self, query: str, *params: Any) -> list[Any]:
-        async with self._r.execute(Q[query], params) as cur:
-            return list(await cur.fetchall())
+        return await self._r.all(Q[query], params)
 
     @staticmethod
     def _tombstone_many(

@@ -8,6 +8,11 @@ Jobs are plain functions of a :class:`sqlite3.Connection`, and a whole batch (BE
 job, COMMIT) runs on the writer's own thread in one hop from the event loop. With a hop per
 statement, as an async driver makes it, a claim of due tasks took four to six trips through
 an event loop busy with HTTP deliveries, and its latency, not SQLite, capped the delivery rate.
+
+A batch that fails for the disk's sake (full, I/O) or the file's (damaged) fails whole with
+:class:`~pushd.errors.StoreUnavailableError`, and :attr:`Writer.problem` says why until a
+commit succeeds again. A damaged file is final: nothing more is written into it (every later
+job is refused at once) until the operator restores it.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ import asyncio
 import concurrent.futures
 import contextlib
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 from pushd import errors
+from pushd.store import health
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
@@ -35,9 +41,19 @@ class Writer:
     The connection is used only on the writer's thread (opened there by :meth:`open`).
     """
 
-    def __init__(self, conn: sqlite3.Connection, thread: concurrent.futures.Executor) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        thread: concurrent.futures.Executor,
+        connect: Callable[[], sqlite3.Connection] | None = None,
+    ) -> None:
         self._conn = conn
         self._thread = thread
+        self._connect = connect
+        self._batch_gate = asyncio.Lock()  # held by each batch, and by suspended()
+        #: Why the last batch failed (None once one commits); a damaged file stays damaged.
+        self.problem: str | None = None
+        self.damaged: str | None = None
         self._jobs: asyncio.Queue[tuple[Job, asyncio.Future[Any]] | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -52,7 +68,7 @@ class Writer:
         except BaseException:
             thread.shutdown(wait=False)
             raise
-        writer = cls(conn, thread)
+        writer = cls(conn, thread, connect)
         writer._task = asyncio.get_running_loop().create_task(
             writer._run(), name="pushd-sqlite-writer"
         )
@@ -65,9 +81,36 @@ class Writer:
     async def submit(self, job: Callable[[sqlite3.Connection], T]) -> T:
         if self._task is None or self._task.done():
             raise errors.InternalError("the SQLite store is closed")
+        if self.damaged is not None:
+            raise errors.StoreUnavailableError(self.damaged)
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._jobs.put_nowait((job, fut))
         return await fut
+
+    def mark_damaged(self, message: str) -> None:
+        """The file was found damaged (by a read): nothing more is written into it."""
+        self.damaged = self.problem = message
+
+    @contextlib.asynccontextmanager
+    async def suspended(self) -> AsyncIterator[None]:
+        """No batch runs inside (one running is finished first): for :meth:`reconnect`."""
+        async with self._batch_gate:
+            yield
+
+    def reconnect_with(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        """How :meth:`reconnect` opens the connection from now on."""
+        self._connect = connect
+
+    async def reconnect(self) -> None:
+        """Close the connection and open a new one (inside :meth:`suspended`)."""
+        assert self._connect is not None, "opened without Writer.open"
+        connect = self._connect
+
+        def again(conn: sqlite3.Connection) -> None:
+            conn.close()
+            self._conn = connect()
+
+        await self.call(again)
 
     async def close(self) -> None:
         """Run the jobs already submitted, then close the connection and the thread; a second
@@ -109,10 +152,12 @@ class Writer:
             batch = [(job, fut) for job, fut in batch if not fut.cancelled()]
             if not batch:
                 continue
-            # Shielded: a cancelled caller must not leave a transaction half done on the thread.
-            outcomes = await asyncio.shield(
-                loop.run_in_executor(self._thread, self._commit, [job for job, _ in batch])
-            )
+            async with self._batch_gate:
+                # Shielded: a cancelled caller must not leave a transaction half done on the
+                # thread.
+                outcomes = await asyncio.shield(
+                    loop.run_in_executor(self._thread, self._commit, [job for job, _ in batch])
+                )
             for (_, fut), (ok, value) in zip(batch, outcomes, strict=True):
                 if fut.done():
                     continue
@@ -134,23 +179,23 @@ class Writer:
                 for i in pending:
                     try:
                         results.append((i, jobs[i](self._conn)))
-                    except sqlite3.OperationalError:
-                        raise  # the disk, not the job (full, read-only, I/O): the whole batch
+                    except sqlite3.DatabaseError as exc:
+                        if isinstance(exc, sqlite3.OperationalError) or health.is_damaged(exc):
+                            raise  # the disk or the file, not the job: the whole batch
+                        failed = (i, exc)
+                        break
                     except BaseException as exc:  # this job fails alone; the writer lives on
                         failed = (i, exc)
                         break
                 if failed is None:
                     self._conn.execute("COMMIT")
                     self.commits += 1
+                    self.problem = None
                 else:
                     self._conn.execute("ROLLBACK")
-            except sqlite3.Error as exc:  # BEGIN or COMMIT itself failed: fail the whole batch
+            except sqlite3.Error as exc:  # BEGIN, COMMIT or the disk failed: the whole batch
                 self._rollback_quietly()
-                error = errors.TransientError(
-                    f"the database could not be written ({exc}); nothing of this request was "
-                    "stored: free disk space or make the database's filesystem writable, then "
-                    "retry"
-                )
+                error = self._unavailable(exc)
                 for i in pending:
                     outcomes[i] = (False, error)
                 break
@@ -166,6 +211,20 @@ class Writer:
         return [
             o if o is not None else (False, errors.InternalError("job not run")) for o in outcomes
         ]
+
+    def _unavailable(self, exc: sqlite3.Error) -> errors.StoreUnavailableError:
+        """The error a whole batch fails with; remembered as :attr:`problem`."""
+        if health.is_damaged(exc):
+            error = health.damaged_error(exc)
+            self.damaged = error.message
+        else:
+            error = errors.StoreUnavailableError(
+                f"the database could not be written ({exc}); nothing of this request was "
+                "stored: free disk space or make the database's filesystem writable, then "
+                "retry"
+            )
+        self.problem = error.message
+        return error
 
     def _rollback_quietly(self) -> None:
         with contextlib.suppress(sqlite3.Error):

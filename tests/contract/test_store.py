@@ -334,7 +334,7 @@ async def test_a_schema_1_database_migrates_and_counts_what_it_holds(tmp_path: P
         await s.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
-            "2",
+            "3",
         )
 
 

@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     execution_count INTEGER NOT NULL DEFAULT 0,
     first_try_us INTEGER,
     last_status INTEGER,
+    claimed INTEGER NOT NULL DEFAULT 0,  -- 1 while a push claim holds it (schema 3)
     UNIQUE (queue, name)
 );
 CREATE INDEX IF NOT EXISTS tasks_eta ON tasks (queue, eta_us, name);
@@ -125,14 +126,25 @@ SELECT * FROM tasks WHERE queue = ? AND eta_us <= ? AND method != 'PULL'
 ORDER BY eta_us, name LIMIT ?;
 
 -- name: claim
-UPDATE tasks SET eta_us = ? WHERE id = ?;
+UPDATE tasks SET eta_us = ?, claimed = 1 WHERE id = ?;
+
+-- name: add_claimed_column
+-- Schema 3: push claims are marked, so a daemon that holds the file's lock gives back the claims
+-- of the one before it (gone: it held the lock) at start instead of waiting for them to end.
+ALTER TABLE tasks ADD COLUMN claimed INTEGER NOT NULL DEFAULT 0;
+
+-- name: schema_3
+UPDATE meta SET value = '3' WHERE key = 'schema_version' AND value = '2';
+
+-- name: give_back_claims
+UPDATE tasks SET eta_us = MIN(eta_us, ?), claimed = 0 WHERE claimed = 1;
 
 -- name: next_eta
 SELECT MIN(eta_us) FROM tasks WHERE queue = ?;
 
 -- name: finish_retry
 UPDATE tasks SET eta_us = ?, retry_count = ?, execution_count = ?, first_try_us = ?,
-                 last_status = ?
+                 last_status = ?, claimed = 0
 WHERE queue = ? AND name = ? AND eta_us = ?;
 
 -- name: get_leased
