@@ -8,7 +8,14 @@ Event names (the ``event`` field) are a public interface for log processors:
 ``task_retry``              a delivery failed and will run again (``error``, ``retry``, ``delay_s``)
 ``task_dead_lettered``      a task ran out of retries and moved to the dead letters (``reason``)
 ``delivery_failed``         a bug broke one delivery (traceback); its claim expires, it runs again
-``store_unavailable``       a write the store refused (disk full, database down); retried
+``store_unavailable``       the store refused (disk full, file damaged, database down); retried;
+                            once per cause every 5 s (``repeated``: failures folded in)
+``database_checked``        SQLite: the file passed ``quick_check`` at start, slowly (``seconds``)
+``database_check_skipped``  SQLite: ``quick_check`` ran past its budget; the file is used unchecked
+``claims_given_back``       SQLite: claims left by the previous daemon made due now (``tasks``)
+``wal_missing``             SQLite: the ``-wal`` file was deleted or replaced; checkpointing
+``wal_recreated``           SQLite: the WAL is in the database file and a new ``-wal`` is in use
+``wal_reopen_failed``       SQLite: that did not work (``error``); tried again in a second
 ``queue_paused``            the operator paused a queue (API, console or CLI)
 ``queue_resumed``           the operator resumed a queue
 ``queue_purged``            the operator purged a queue (``tasks``)

@@ -36,6 +36,8 @@ from pushd.store import base, codec, dbfile, reader, sql, writer
 Q = sql.queries("sqlite.sql")
 WRITER_CACHE_KIB = 64 * 1024  # the writer's page cache: most of the hot index pages of 1M tasks
 WAL_CHECK_S = 1.0  # how often the -wal file's identity is compared with the one SQLite writes
+SLOW_CHECK_S = 1.0  # a start-up check this long is logged (database_checked)
+_TRY_AGAIN = (-1, -1)  # no file's identity: the next look handles the -wal again
 
 
 def _first(conn: sqlite3.Connection, query: str, *params: Any) -> Any:
@@ -79,7 +81,7 @@ def _check(conn: sqlite3.Connection, path: str) -> None:
             db=path,
             reason=f"quick_check ran past {dbfile.CHECK_BUDGET_S:.0f}s",
         )
-    else:
+    elif took >= SLOW_CHECK_S:  # a quick one is not worth a line before ``listening``
         logs.event("database_checked", db=path, seconds=round(took, 3))
 
 
@@ -215,7 +217,7 @@ class SqliteStore:
                 await self._r.reopen(self._writer.reconnect())
         except (sqlite3.Error, OSError) as exc:
             logs.event("wal_reopen_failed", logging.ERROR, wal=str(wal), error=str(exc))
-            return now
+            return _TRY_AGAIN
         seen = dbfile.wal_identity(self._path)
         logs.event("wal_recreated", wal=str(wal))
         return seen
