@@ -857,3 +857,31 @@ def test_path_and_query_input_never_answers_500() -> None:
         check()
 
     _run_fuzz(check_all)
+
+
+class BrokenStore(memory.MemoryStore):
+    """A store whose file is damaged: every add fails, and it says so."""
+
+    problem: str | None = None
+
+    async def add(self, tasks: Any, *, now_us: int) -> Any:
+        self.problem = "the database file is damaged (database disk image is malformed)"
+        raise errors.StoreUnavailableError(self.problem)
+
+
+async def test_an_unavailable_store_answers_503_and_healthz_names_the_cause(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pushd.store import health
+
+    monkeypatch.setattr(health, "_reporter", health._Reporter())  # nothing logged before
+    async with running(store=BrokenStore()) as env:
+        assert await env.call("GET", "/healthz") == (200, {"status": "ok"})
+        for _ in range(3):
+            status, body = await env.add("fast", {"name": "a"})
+            assert_error(status, body, 503, "TRANSIENT_ERROR", "database file is damaged")
+        status, body = await env.call("GET", "/healthz")
+        assert status == 503
+        assert body == {"status": "unavailable", "error": env.store.problem}  # type: ignore[attr-defined]
+    assert "api_internal_error" not in caplog.text  # no traceback: the store said what it was
+    assert caplog.text.count("store_unavailable") == 1  # the same cause again is folded in
