@@ -1,4 +1,4 @@
-"""Campaign 7: what an operator (or a bad disk) does to the SQLite file under a running daemon.
+"""Campaign: what an operator (or a bad disk) does to the SQLite file under a running daemon.
 
 * A second daemon started on the same file must refuse (exit 2, one line naming the file and
   the pid holding it), and a daemon killed with SIGKILL in mid-delivery must be replaced in
