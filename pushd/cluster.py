@@ -73,6 +73,7 @@ class Cluster:
         self.owned: frozenset[str] = frozenset()
         self._valid_until_us = clock_.now_us() + OWNER_TTL_US - RENEW_US
         self._stop = asyncio.Event()
+        self._renew_now = asyncio.Event()
         self._draining = False
         # Changes made between the daemon reading the paused flags and listening are missed:
         # read them again once listening (and whenever the listener was lost).
@@ -103,6 +104,10 @@ class Cluster:
     def stop(self) -> None:
         self._stop.set()
 
+    def renew_soon(self) -> None:
+        """Renew now, not at the end of the rest: a reload added push queues to share."""
+        self._renew_now.set()
+
     async def run(self) -> None:
         """Renew and rebalance every ``RENEW_US`` until :meth:`stop`; then give the queues
         back."""
@@ -116,14 +121,17 @@ class Cluster:
                 await self.store.leave(self.daemon)
 
     async def _rest(self) -> None:
-        """Until the next renewal is due or :meth:`stop`."""
+        """Until the next renewal is due, :meth:`renew_soon` or :meth:`stop`."""
         sleep = asyncio.ensure_future(self.clock.sleep_until(self.clock.now_us() + RENEW_US))
         stop = asyncio.ensure_future(self._stop.wait())
+        renew = asyncio.ensure_future(self._renew_now.wait())
         try:
-            await asyncio.wait({sleep, stop}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({sleep, stop, renew}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             sleep.cancel()
             stop.cancel()
+            renew.cancel()
+        self._renew_now.clear()
 
     async def _resync(self) -> None:
         """Read the paused flags again and have every queue look at the store."""

@@ -8,15 +8,23 @@ invalid file is reported and the old configuration stays.
 
 The scheduler, the API and the signal handling share one anyio task group, so a crash in any
 of them stops the daemon loudly instead of leaving it half alive.
+
+A reload is all or nothing: the SIGHUP handler only raises a flag; a task of the daemon reads
+and validates the file in a thread (thousands of queues take most of a second to parse),
+refuses a mode change that would strand stored tasks, then applies the whole file (scheduler
+in chunks, cluster ownership, API view) and logs ``config_reloaded`` or ``config_rejected``
+once. SIGHUPs that arrive during a reload make one more reload after it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import secrets
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +39,16 @@ from pushd import (
     errors,
     logs,
     metrics,
+    models,
     scheduler,
     settings,
     tickets,
 )
 from pushd.api import server
 from pushd.store import base, describe_url, open_store
+
+#: Queues the start-up report of stranded tasks counts per store read.
+STRANDED_BATCH = 100
 
 
 class Daemon:
@@ -56,6 +68,7 @@ class Daemon:
         self.on_ready = on_ready
         self.queues = config.load_file(self.queue_yaml)
         self._stop = asyncio.Event()
+        self._reload_wanted = asyncio.Event()
 
     def current_queues(self) -> config.QueuesConfig:
         return self.queues
@@ -63,21 +76,101 @@ class Daemon:
     def request_stop(self) -> None:
         self._stop.set()
 
-    def reload(self, sched: scheduler.Scheduler) -> None:
-        try:
-            new = config.load_file(self.queue_yaml)
-        except errors.ConfigError as exc:
-            logs.event(
-                "config_rejected",
-                logging.ERROR,
-                file=str(self.queue_yaml),
-                problems=len(exc.issues),
-                first=str(exc.issues[0]) if exc.issues else "",
-            )
-            return
-        self.queues = new
-        sched.reconfigure(new)
+    def request_reload(self) -> None:
+        """The SIGHUP handler: a flag, nothing more. Work started from a signal handler runs
+        outside every task: a new queue's loop could not start there, which stopped the
+        reload half-way with a traceback (issue 15)."""
+        self._reload_wanted.set()
+
+    async def _reloader(
+        self, sched: scheduler.Scheduler, store: base.Store, peers: cluster.Cluster | None
+    ) -> None:
+        while True:
+            await self._reload_wanted.wait()
+            self._reload_wanted.clear()  # a SIGHUP from here on makes one more reload
+            try:
+                await self.reload(sched, store, peers)
+            except Exception as exc:  # a bug in a reload must not take the daemon down
+                self._reject(f"internal error: {exc!r}", exc_info=True)
+
+    async def reload(
+        self,
+        sched: scheduler.Scheduler,
+        store: base.Store,
+        peers: cluster.Cluster | None = None,
+    ) -> bool:
+        """Read queue.yaml again and apply all of it, or none of it; log the outcome once."""
+        with _collector_paused():
+            try:
+                new = await anyio.to_thread.run_sync(config.load_file, self.queue_yaml)
+            except errors.ConfigError as exc:
+                first = str(exc.issues[0]) if exc.issues else ""
+                self._reject(first, problems=len(exc.issues))
+                return False
+            if (problem := await self._mode_problem(new, store)) is not None:
+                self._reject(*problem)
+                return False
+            await sched.reconfigure_in_chunks(new)
+            self.queues = new  # the API's view, once the scheduler has every queue
+        if peers is not None:
+            peers.renew_soon()  # new push queues get an owner now, not at the next renewal
         logs.event("config_reloaded", file=str(self.queue_yaml), queues=len(new.queues))
+        return True
+
+    async def _mode_problem(
+        self, new: config.QueuesConfig, store: base.Store
+    ) -> tuple[str, int] | None:
+        """Why ``new`` may not apply because of stored tasks (the first problem and how many
+        queues have one), or None.
+
+        App Engine never changed a queue's mode under its tasks: a push queue cannot run pull
+        tasks nor a pull queue push ones, so such a change is refused. Only queues whose mode
+        changes, or that come back to the file, are looked at (their tasks are counted).
+        """
+        old = self.queues.queues
+        looked = {
+            name: cfg.mode
+            for name, cfg in new.queues.items()
+            if name not in old or old[name].mode is not cfg.mode
+        }
+        try:
+            stranded = await store.stranded(looked)
+        except errors.TransientError as exc:
+            return f"cannot count the tasks of the queues whose mode changes: {exc}", 1
+        if not stranded:
+            return None
+        name = min(stranded)
+        return _stranding(name, looked[name], stranded[name]), len(stranded)
+
+    def _reject(self, first: str, problems: int = 1, *, exc_info: bool = False) -> None:
+        logs.event(
+            "config_rejected",
+            logging.ERROR,
+            exc_info=exc_info,
+            file=str(self.queue_yaml),
+            problems=problems,
+            first=first,
+        )
+
+    async def _report_stranded(self, store: base.Store) -> None:
+        """At start: log each queue holding tasks its mode cannot run (its mode changed while
+        pushd was stopped, or under an older pushd). They stay listed and deletable, and never
+        keep a queue's loop awake. Counted a few queues at a time, so reads still get a turn."""
+        modes = {name: cfg.mode for name, cfg in self.queues.queues.items()}
+        names = sorted(modes)
+        for i in range(0, len(names), STRANDED_BATCH):
+            try:
+                found = await store.stranded({n: modes[n] for n in names[i : i + STRANDED_BATCH]})
+            except errors.TransientError:
+                return  # only a report: the next start tries again
+            for name, count in sorted(found.items()):
+                logs.event(
+                    "queue_stranded",
+                    logging.WARNING,
+                    queue=name,
+                    tasks=count,
+                    problem=_stranding(name, modes[name], count),
+                )
 
     async def run(self) -> None:
         s = self.settings
@@ -141,7 +234,7 @@ class Daemon:
                     api_tickets=api_tickets,
                     metrics_=counters,
                 )
-                await self._serve(sched, app, peers)
+                await self._serve(sched, store, app, peers)
             finally:
                 await session.close()
         finally:
@@ -157,9 +250,35 @@ class Daemon:
                 logs.event("claims_given_back", tasks=given)
 
     async def _serve(
-        self, sched: scheduler.Scheduler, app: object, peers: cluster.Cluster | None
+        self,
+        sched: scheduler.Scheduler,
+        store: base.Store,
+        app: object,
+        peers: cluster.Cluster | None,
     ) -> None:
-        srv = await server.Server.start(app, self.settings.host, self.settings.port)  # type: ignore[arg-type]
+        # The handlers come before the ``listening`` line: a SIGHUP sent as soon as it shows
+        # (a deploy script, a test) killed the daemon, SIGHUP's default action.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        try:
+            srv = await server.Server.start(app, self.settings.host, self.settings.port)  # type: ignore[arg-type]
+            try:
+                await self._serve_with(srv, sched, store, peers)
+            finally:
+                await srv.stop()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+
+    async def _serve_with(
+        self,
+        srv: server.Server,
+        sched: scheduler.Scheduler,
+        store: base.Store,
+        peers: cluster.Cluster | None,
+    ) -> None:
         logs.event(
             "listening",
             always=True,  # with --port 0 this line is the only way to learn the port
@@ -169,31 +288,59 @@ class Daemon:
         )
         if self.on_ready is not None:
             self.on_ready(srv.url)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop)
-        loop.add_signal_handler(signal.SIGHUP, self.reload, sched)
-        try:
-            async with anyio.create_task_group() as tg:
+        background = anyio.CancelScope()  # reloads and the start-up report end at shutdown
 
-                async def deliver() -> None:
-                    await sched.run()
-                    if peers is not None:
-                        peers.stop()  # only now: its queues go to the others when it is done
+        async def in_background() -> None:
+            with background:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._reloader, sched, store, peers, name="pushd-reloader")
+                    tg.start_soon(self._report_stranded, store, name="pushd-stranded-report")
 
-                tg.start_soon(deliver, name="pushd-scheduler")
+        async with anyio.create_task_group() as tg:
+
+            async def deliver() -> None:
+                await sched.run()
                 if peers is not None:
-                    tg.start_soon(peers.run, name="pushd-cluster")
-                await self._stop.wait()
-                logs.event("shutdown", in_flight=sched.in_flight)
-                if peers is not None:
-                    peers.drain()
-                await srv.stop()
-                sched.stop()
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                loop.remove_signal_handler(sig)
+                    peers.stop()  # only now: its queues go to the others when it is done
+
+            tg.start_soon(deliver, name="pushd-scheduler")
+            if peers is not None:
+                tg.start_soon(peers.run, name="pushd-cluster")
+            tg.start_soon(in_background, name="pushd-background")
+            await self._stop.wait()
+            background.cancel()
+            logs.event("shutdown", in_flight=sched.in_flight)
+            if peers is not None:
+                peers.drain()
             await srv.stop()
+            sched.stop()
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection during a reload, then what it kept frozen (``gc.freeze``).
+
+    Parsing 5,000 queues makes hundreds of thousands of objects: the full collections they
+    set off held the GIL, so the event loop, for ~100 ms each while the parsing thread ran,
+    and the objects the reload kept would have made every later full collection longer.
+    Frozen objects are never collected; a reload's objects are freed by reference counts.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
+def _stranding(queue: str, mode: models.QueueMode, count: int) -> str:
+    other = "pull" if mode is models.QueueMode.PUSH else "push"
+    return (
+        f"queue {queue}: holds {count} {other} task(s) a {mode} queue cannot run; keep mode "
+        f"{other} until they are done, or delete or purge them first"
+    )
 
 
 def run_event_loop(main: Coroutine[Any, Any, None], event_loop: str = "auto") -> None:

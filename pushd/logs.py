@@ -21,8 +21,11 @@ Event names (the ``event`` field) are a public interface for log processors:
 ``queue_purged``            the operator purged a queue (``tasks``)
 ``queue_throttled``         a 503/429 lowered a queue's enforced rate
 ``queue_recovered``         a queue's enforced rate recovered a step
-``config_reloaded``         SIGHUP reloaded queue.yaml
-``config_rejected``         SIGHUP found an invalid queue.yaml and kept the old one
+``config_reloaded``         SIGHUP reloaded queue.yaml, all of it (``queues``)
+``config_rejected``         SIGHUP kept the old queue.yaml: invalid, or a mode change under
+                            stored tasks (``problems``, ``first`` names the queue and count)
+``queue_stranded``          at start: ``queue`` holds ``tasks`` its mode cannot run (listed,
+                            deletable, never dispatched)
 ``cluster_joined``          PostgreSQL: this daemon joined the others (``daemons``, ``owned``)
 ``queue_owned``             PostgreSQL: this daemon now dispatches ``queue``
 ``queue_given_up``          PostgreSQL: another daemon dispatches ``queue`` from now on

@@ -22,7 +22,7 @@ import asyncio
 import dataclasses
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from fractions import Fraction
 
 import anyio
@@ -46,6 +46,7 @@ HOUSEKEEPING_INTERVAL_US = 600 * clock.US_PER_SECOND  # how often expired tombst
 #: After a write the store refused (disk full, read-only disk), try again this much later.
 STORE_RETRY_US = 1 * clock.US_PER_SECOND
 EXECUTED_WINDOW_US = 60 * clock.US_PER_SECOND
+RECONFIGURE_CHUNK = 50  # queues a reload applies between two turns of the event loop
 _AWAKE = -1  # a queue loop that is running (not waiting): every notification wakes it
 
 #: ``deliver(task, queue_config, deadline_s=..., now_us=...)`` sends one attempt.
@@ -298,7 +299,24 @@ class Scheduler:
 
         Tokens already in a bucket are kept; a queue gone from the file is paused, not dropped.
         """
-        now = self.clock.now_us()
+        for _ in self._reconfigure_steps(queues):
+            pass
+
+    async def reconfigure_in_chunks(
+        self, queues: config.QueuesConfig, chunk: int = RECONFIGURE_CHUNK
+    ) -> None:
+        """:meth:`reconfigure`, giving the event loop a turn every ``chunk`` queues: thousands
+        of queues in one go held the loop for tens of milliseconds (issue 15)."""
+        for i, _ in enumerate(self._reconfigure_steps(queues), 1):
+            if i % chunk == 0:
+                await anyio.lowlevel.checkpoint()
+
+    def _reconfigure_steps(self, queues: config.QueuesConfig) -> Iterator[None]:
+        """Apply ``queues`` one queue at a time (a step per queue, for the caller to pace).
+
+        Must run in a task of the daemon (not a signal handler): a new queue's loop is
+        started in the scheduler's task group.
+        """
         wanted = {n: c for n, c in queues.queues.items() if c.mode is models.QueueMode.PUSH}
         for name, rt in self._queues.items():
             if name not in wanted:
@@ -306,11 +324,14 @@ class Scheduler:
                 rt.limits.paused = True
                 rt.wake.set()
         for name, cfg in wanted.items():
+            now = self.clock.now_us()
             rt_or_none = self._queues.get(name)
             if rt_or_none is None:
                 rt = self._queues[name] = self._new_queue(cfg, now, False)
+                rt.limits.paused = rt.halted
                 if self._loops is not None:
                     self._loops.start_soon(self._queue_loop, rt, name=f"pushd-queue-{name}")
+                yield
                 continue
             rt = rt_or_none
             rt.cfg = cfg
@@ -320,6 +341,7 @@ class Scheduler:
             rt.hand_slots()
             rt.limits.paused = rt.halted
             rt.wake.set()
+            yield
 
     def stop(self) -> None:
         """Stop claiming; :meth:`run` returns once in-flight deliveries end or the grace ends."""

@@ -213,7 +213,16 @@ class Store(Protocol):
         ...
 
     async def next_eta(self, queue: str) -> int | None:
-        """The earliest ETA in the queue (claimed tasks count by their lease expiry)."""
+        """The earliest ETA of the push tasks in the queue (claimed tasks count by their lease
+        expiry): exactly the tasks :meth:`claim_due` takes, or the loop would never sleep."""
+        ...
+
+    async def stranded(self, modes: Mapping[str, models.QueueMode]) -> dict[str, int]:
+        """Per queue of ``modes``, how many of its stored tasks a queue of that mode cannot run
+        (pull tasks in a push queue, push tasks in a pull queue); queues with none left out.
+
+        A reload refuses a mode change that would strand tasks; a start logs what is stranded.
+        """
         ...
 
     async def finish(self, outcomes: Sequence[Outcome], *, now_us: int) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from pushd import errors, models
 from pushd.store import base
@@ -19,6 +19,7 @@ from pushd.store import base
 class _Queue:
     tasks: dict[str, models.Task] = dataclasses.field(default_factory=dict)
     heap: list[tuple[int, str]] = dataclasses.field(default_factory=list)
+    push_heap: list[tuple[int, str]] = dataclasses.field(default_factory=list)  # push tasks only
     tombstones: dict[str, int] = dataclasses.field(default_factory=dict)  # name -> when
     dead: dict[str, base.DeadTask] = dataclasses.field(default_factory=dict)
     paused: bool = False
@@ -26,14 +27,18 @@ class _Queue:
     def put(self, task: models.Task) -> None:
         self.tasks[task.name] = task
         heapq.heappush(self.heap, (task.eta_us, task.name))
+        if not task.is_pull:
+            heapq.heappush(self.push_heap, (task.eta_us, task.name))
 
-    def earliest(self) -> models.Task | None:
-        while self.heap:
-            eta, name = self.heap[0]
+    def earliest(self, *, push: bool = False) -> models.Task | None:
+        """The earliest task (``push``: the earliest push task, as claims see them)."""
+        heap = self.push_heap if push else self.heap
+        while heap:
+            eta, name = heap[0]
             task = self.tasks.get(name)
-            if task is not None and task.eta_us == eta:
+            if task is not None and task.eta_us == eta and not (push and task.is_pull):
                 return task
-            heapq.heappop(self.heap)
+            heapq.heappop(heap)
         return None
 
     def by_eta(self) -> list[models.Task]:
@@ -116,6 +121,7 @@ class MemoryStore:
         for name in names:
             self._remove(q, name, now_us)
         q.heap.clear()
+        q.push_heap.clear()
         return len(names)
 
     async def run_now(self, queue: str, name: str, *, now_us: int) -> models.Task | None:
@@ -142,8 +148,8 @@ class MemoryStore:
         q = self._q(queue)
         claimed: list[base.Claimed] = []
         while len(claimed) < limit:
-            task = q.earliest()
-            if task is None or task.eta_us > now_us or task.is_pull:
+            task = q.earliest(push=True)
+            if task is None or task.eta_us > now_us:
                 break
             lease_eta = now_us + base.lease_for(
                 task, lease_us=lease_us, slack_us=slack_us, deadlines=deadlines
@@ -153,8 +159,18 @@ class MemoryStore:
         return claimed
 
     async def next_eta(self, queue: str) -> int | None:
-        task = self._q(queue).earliest()
+        task = self._q(queue).earliest(push=True)
         return None if task is None else task.eta_us
+
+    async def stranded(self, modes: Mapping[str, models.QueueMode]) -> dict[str, int]:
+        found = {}
+        for name, mode in modes.items():
+            q = self._queues.get(name)
+            pull = mode is models.QueueMode.PULL
+            n = 0 if q is None else sum(t.is_pull != pull for t in q.tasks.values())
+            if n:
+                found[name] = n
+        return found
 
     async def finish(self, outcomes: Sequence[base.Outcome], *, now_us: int) -> None:
         for outcome in outcomes:

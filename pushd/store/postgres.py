@@ -376,6 +376,13 @@ class PostgresStore:
         row = await self._fetchrow("next_eta", queue)
         return None if row is None else row[0]
 
+    async def stranded(self, modes: Mapping[str, models.QueueMode]) -> dict[str, int]:
+        if not modes:
+            return {}
+        names = list(modes)
+        push = [modes[q] is models.QueueMode.PUSH for q in names]
+        return {row[0]: row[1] for row in await self._fetch("stranded", names, push)}
+
     async def finish(self, outcomes: Sequence[base.Outcome], *, now_us: int) -> None:
         if not outcomes:
             return

@@ -26,7 +26,7 @@ import dataclasses
 import functools
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -356,6 +356,12 @@ class SqliteStore:
     async def next_eta(self, queue: str) -> int | None:
         row = await self._one("next_eta", queue)
         return None if row is None else row[0]
+
+    async def stranded(self, modes: Mapping[str, models.QueueMode]) -> dict[str, int]:
+        if not modes:
+            return {}
+        wanted = codec.dump_json({q: int(m is models.QueueMode.PUSH) for q, m in modes.items()})
+        return {row[0]: row[1] for row in await self._all("stranded", wanted)}
 
     async def finish(self, outcomes: Sequence[base.Outcome], *, now_us: int) -> None:
         if not outcomes:

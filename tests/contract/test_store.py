@@ -117,6 +117,34 @@ async def test_claim_respects_the_limit_and_skips_pull_tasks(store: base.Store) 
     assert await store.claim_due("p", now_us=T0 + 10, limit=10, lease_us=S) == []
 
 
+async def test_next_eta_sees_only_the_tasks_a_claim_takes(store: base.Store) -> None:
+    """Issue 15: pull tasks stranded in a push queue (its mode changed under them) counted in
+    next_eta but not in claim_due, so the queue's loop never slept (100 % of a core)."""
+    stranded = [dataclasses.replace(pull(f"s{i}", T0 + i), queue="mixed") for i in range(3)]
+    await store.add(stranded, now_us=T0)
+    assert await store.next_eta("mixed") is None
+    assert await store.claim_due("mixed", now_us=T0 + 10 * S, limit=10, lease_us=S) == []
+    await store.add([push("late", T0 + 5 * S, queue="mixed")], now_us=T0)
+    assert await store.next_eta("mixed") == T0 + 5 * S
+    [claimed] = await store.claim_due("mixed", now_us=T0 + 10 * S, limit=10, lease_us=S)
+    assert claimed.task.name == "late"
+    # Still listed, counted and deletable.
+    assert (await store.counts("mixed")).tasks == 4
+    assert {t.name for t in await store.list_tasks("mixed")} == {"s0", "s1", "s2", "late"}
+    assert await store.delete("mixed", ["s0"], now_us=T0) == [True]
+
+
+async def test_stranded_counts_the_tasks_of_the_other_kind(store: base.Store) -> None:
+    await store.add(
+        [push(f"t{i}") for i in range(3)] + [pull(f"x{i}") for i in range(2)], now_us=T0
+    )
+    await store.add([dataclasses.replace(pull("odd"), queue="q")], now_us=T0)
+    push_, pull_ = models.QueueMode.PUSH, models.QueueMode.PULL
+    assert await store.stranded({}) == {}
+    assert await store.stranded({"q": push_, "p": pull_, "empty": push_}) == {"q": 1}
+    assert await store.stranded({"q": pull_, "p": push_, "empty": pull_}) == {"q": 3, "p": 2}
+
+
 async def test_finish_done_deletes_and_tombstones(store: base.Store) -> None:
     await store.add([push("a")], now_us=T0)
     [c] = await store.claim_due("q", now_us=T0, limit=1, lease_us=S)

@@ -183,7 +183,16 @@ FROM due WHERE t.id = due.id
 RETURNING t.*, due.due_eta_us;
 
 -- name: next_eta
-SELECT MIN(eta_us) FROM pushd_tasks WHERE queue = $1;
+-- The same tasks claim_due takes: pull tasks stranded in a push queue (its mode changed under
+-- them) would otherwise look due for ever and keep the queue's loop spinning.
+SELECT eta_us FROM pushd_tasks WHERE queue = $1 AND method <> 'PULL'
+ORDER BY eta_us, name LIMIT 1;
+
+-- name: stranded
+-- Per queue, its tasks of the other kind ($2: whether the queue is push).
+SELECT w.q, COUNT(*) FROM unnest($1::text[], $2::boolean[]) AS w(q, push)
+JOIN pushd_tasks AS t ON t.queue = w.q AND (t.method = 'PULL') = w.push
+GROUP BY w.q;
 
 -- name: finish_done
 WITH done AS (

@@ -140,7 +140,15 @@ UPDATE meta SET value = '3' WHERE key = 'schema_version' AND value = '2';
 UPDATE tasks SET eta_us = MIN(eta_us, ?), claimed = 0 WHERE claimed = 1;
 
 -- name: next_eta
-SELECT MIN(eta_us) FROM tasks WHERE queue = ?;
+-- The same tasks due_push takes: pull tasks stranded in a push queue (its mode changed under
+-- them) would otherwise look due for ever and keep the queue's loop spinning.
+SELECT eta_us FROM tasks WHERE queue = ? AND method != 'PULL' ORDER BY eta_us, name LIMIT 1;
+
+-- name: stranded
+-- ?1: JSON {queue: 1 for push, 0 for pull}; per queue, its tasks of the other kind.
+SELECT w.key, COUNT(*) FROM json_each(?1) AS w
+JOIN tasks AS t ON t.queue = w.key AND (t.method = 'PULL') = w.value
+GROUP BY w.key;
 
 -- name: finish_retry
 UPDATE tasks SET eta_us = ?, retry_count = ?, execution_count = ?, first_try_us = ?,
