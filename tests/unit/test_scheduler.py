@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import types
 from collections import Counter
 from collections.abc import Callable
@@ -595,3 +597,66 @@ async def test_a_change_while_a_claim_is_in_the_store_does_not_stop_the_schedule
         sched.stop()
     sent = len(rx.calls)
     assert sent == (5 if how == "bucket 1" else 0)
+
+
+def many(count: int, **kw: Any) -> config.QueuesConfig:
+    cfgs = {f"n{i}": config.QueueConfig(name=f"n{i}", **kw) for i in range(count)}
+    return config.QueuesConfig(queues=types.MappingProxyType(cfgs))
+
+
+async def test_a_reload_in_chunks_lets_the_loop_run_and_new_queues_deliver(
+    fake: clock.FakeClock,
+) -> None:
+    """Issue 15: 5,000 queues applied in one go held the event loop. Between two chunks of
+    RECONFIGURE_CHUNK queues another task runs; the new queues' loops start and deliver."""
+    store = MemoryStore()
+    rx = Receiver(fake)
+    sched = scheduler.Scheduler(store=store, clock=fake, queues=queues(), deliver=rx)
+    count = 3 * scheduler.RECONFIGURE_CHUNK + 1
+    applied = [1]  # queues known to the scheduler each time the other task ran
+    done = False
+
+    async def other() -> None:
+        while not done:
+            applied.append(len(sched._queues))
+            await anyio.lowlevel.checkpoint()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sched.run)
+        await fake.sleep(0.01)
+        tg.start_soon(other)
+        await sched.reconfigure_in_chunks(many(count, rate=Fraction(100)))
+        done = True
+        applied.append(len(sched._queues))
+        await store.add(
+            [dataclasses.replace(task(f"t{i}"), queue=f"n{i}") for i in range(count)], now_us=T0
+        )
+        for i in range(count):
+            sched.notify(f"n{i}", T0)
+        while len(rx.calls) < count:
+            await fake.sleep(0.01)
+        sched.stop()
+    steps = sorted(set(applied))
+    # Never more than one chunk applied between two turns of the other task.
+    assert max(b - a for a, b in itertools.pairwise(steps)) <= scheduler.RECONFIGURE_CHUNK
+    assert len(rx.calls) == count
+
+
+async def test_an_idle_queue_with_stranded_pull_tasks_sleeps(fake: clock.FakeClock) -> None:
+    """Issue 15: pull tasks stranded in a push queue kept next_eta in the past while claims
+    skipped them: the loop spun. Now the store is asked a bounded number of times."""
+    store = MemoryStore()
+    pulls = [task(f"p{i}", method=models.Method.PULL) for i in range(3)]
+    await store.add(pulls, now_us=T0)
+    looks = 0
+    real_next_eta = store.next_eta
+
+    async def counting_next_eta(queue: str) -> int | None:
+        nonlocal looks
+        looks += 1
+        return await real_next_eta(queue)
+
+    store.next_eta = counting_next_eta  # type: ignore[method-assign]
+    sched = scheduler.Scheduler(store=store, clock=fake, queues=queues(), deliver=Receiver(fake))
+    await run_until(sched, fake, lambda: False, limit_s=60)
+    assert looks == 1
