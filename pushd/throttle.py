@@ -10,7 +10,16 @@ exactly ``p`` units and every deadline is an integer microsecond. With rate 5/s 
 ten tokens are there at t=0 and the next one is due at exactly t=200000 µs.
 
 Nothing here reads a clock or sleeps: every call takes ``now_us``, and :meth:`TokenBucket.next_token_us`
-tells the scheduler how long it may sleep.
+tells the scheduler how long it may sleep. The scheduler passes its monotonic clock: a bucket
+measures durations, and a step of the wall clock must neither stall nor fill it.
+
+Time is whole microseconds but a token may be earned between two of them (rate 3/s: every
+333333⅓ µs). A full bucket keeps the refill of the microsecond it filled in, less than one
+microsecond's worth (the *carry*), instead of dropping it at the cap: otherwise a bucket of size
+1 would lose a fraction of a microsecond on every token and run below its rate (3/s would give
+tokens at 0, 333334, 666668, 1000002 µs: 3 in the first second, not 4). The carry is kept only
+while the bucket stays full for less than a microsecond; tokens are never counted above
+``bucket_size``.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ US = clock.US_PER_SECOND
 class TokenBucket:
     """A token bucket with exact integer arithmetic (see the module docstring)."""
 
-    __slots__ = ("_bucket_size", "_capacity", "_level", "_p", "_q", "_stamp_us", "_unit")
+    __slots__ = ("_bucket_size", "_capacity", "_carry", "_level", "_p", "_q", "_stamp_us", "_unit")
 
     def __init__(self, rate: Fraction | int, bucket_size: int, now_us: int) -> None:
         self._stamp_us = now_us
@@ -41,6 +50,8 @@ class TokenBucket:
         self._unit = self._q * US  # units per token
         self._bucket_size = bucket_size
         self._capacity = bucket_size * self._unit
+        # Most a full bucket carries past its capacity: under one µs of refill, under a token.
+        self._carry = min(self._p, self._unit) - 1
 
     @property
     def rate(self) -> Fraction:
@@ -58,21 +69,25 @@ class TokenBucket:
         """Add what was earned since the last call; return the effective now (never backwards)."""
         elapsed = now_us - self._stamp_us
         if elapsed > 0:
-            self._level = min(self._capacity, self._level + elapsed * self._p)
+            level = self._level + elapsed * self._p
+            if level > self._capacity + self._carry or self._level > self._capacity:
+                # Full for a whole microsecond or more (or full already): the cap applies.
+                level = min(level, self._capacity)
+            self._level = level
             self._stamp_us = now_us
         return self._stamp_us
 
     def reconfigure(self, rate: Fraction | int, bucket_size: int, now_us: int) -> None:
         """Change rate and size in place, keeping the tokens already earned (capped at the new size)."""
         self._refill(now_us)
-        tokens = Fraction(self._level, self._unit)
+        tokens = Fraction(min(self._level, self._capacity), self._unit)
         self._set(Fraction(rate), bucket_size)
         self._level = min(self._capacity, int(tokens * self._unit))
 
     def tokens(self, now_us: int) -> Fraction:
-        """Tokens available at ``now_us``, fractional part included."""
+        """Tokens available at ``now_us``, fractional part included (the carry left out)."""
         self._refill(now_us)
-        return Fraction(self._level, self._unit)
+        return Fraction(min(self._level, self._capacity), self._unit)
 
     def available(self, now_us: int) -> int:
         """Whole tokens that could be taken at ``now_us`` (0 when paused)."""
