@@ -71,7 +71,8 @@ class Cluster:
         self.clock = clock_
         self.daemon = daemon
         self.owned: frozenset[str] = frozenset()
-        self._valid_until_us = clock_.now_us() + OWNER_TTL_US - RENEW_US
+        # How long the hold on its queues lasts, measured here: on the monotonic clock.
+        self._valid_until_us = clock_.monotonic_us() + OWNER_TTL_US - RENEW_US
         self._stop = asyncio.Event()
         self._renew_now = asyncio.Event()
         self._draining = False
@@ -122,7 +123,7 @@ class Cluster:
 
     async def _rest(self) -> None:
         """Until the next renewal is due, :meth:`renew_soon` or :meth:`stop`."""
-        sleep = asyncio.ensure_future(self.clock.sleep_until(self.clock.now_us() + RENEW_US))
+        sleep = asyncio.ensure_future(self.clock.sleep(RENEW_US / clock.US_PER_SECOND))
         stop = asyncio.ensure_future(self._stop.wait())
         renew = asyncio.ensure_future(self._renew_now.wait())
         try:
@@ -141,7 +142,7 @@ class Cluster:
         self.sched.wake_all()
 
     async def _renew(self) -> None:
-        started = self.clock.now_us()
+        started = self.clock.monotonic_us()
         try:
             if await self.store.rewatch():
                 logs.event("changes_listening_again", logging.WARNING)
@@ -166,7 +167,7 @@ class Cluster:
             except TimeoutError:
                 raise errors.TransientError(f"renewing took over {budget_s:.1f}s") from None
         except errors.TransientError as exc:
-            if self.owned and self.clock.now_us() >= self._valid_until_us:
+            if self.owned and self.clock.monotonic_us() >= self._valid_until_us:
                 logs.event(
                     "queues_dropped", logging.WARNING, queues=len(self.owned), error=exc.message
                 )

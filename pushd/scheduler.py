@@ -14,6 +14,14 @@ written by one flusher, so under load many share a commit.
 Shutdown: stop claiming, give in-flight deliveries ``grace_us`` to finish, cancel the rest.
 Claimed tasks not yet sent are given back (due again at once, no attempt counted); a delivery
 cancelled while its request was out writes nothing: its claim expires and the task runs again.
+
+Time: ETAs are wall-clock (the store's, shared with clients), so waiting for the next ETA
+re-reads the wall clock every second (a forward step makes overdue tasks due within a second).
+Everything else is a duration on the monotonic clock: the buckets, pacing, the grace, and how
+long this daemon's claims last. The store writes a claim as a wall-clock lease (so a dead
+daemon's tasks come back), and a forward step can end it there while its request is still
+out: the next claim then hands the task back to this daemon, which recognises its own claim
+(the task's ETA is the lease it holds), keeps the new lease and sends nothing twice.
 """
 
 from __future__ import annotations
@@ -49,6 +57,18 @@ EXECUTED_WINDOW_US = 60 * clock.US_PER_SECOND
 RECONFIGURE_CHUNK = 50  # queues a reload applies between two turns of the event loop
 _AWAKE = -1  # a queue loop that is running (not waiting): every notification wakes it
 
+
+@dataclasses.dataclass(eq=False)
+class _Hold:
+    """A claim this daemon holds: its lease in the store (wall clock) and when it ends for this
+    daemon (monotonic). The lease changes if the store hands the task back (see the module
+    docstring); outcomes are written with the current one."""
+
+    lease_eta_us: int
+    ends_mono_us: int
+    recorded: bool = False  # an outcome was queued for it: the flusher lets it go
+
+
 #: ``deliver(task, queue_config, deadline_s=..., now_us=...)`` sends one attempt.
 Deliver = Callable[..., Awaitable[dispatch.Attempt]]
 
@@ -68,6 +88,11 @@ class _Queue:
     unsent: set[str] = dataclasses.field(default_factory=set)  # claimed, not yet sent
     dropped: set[str] = dataclasses.field(default_factory=set)  # of those, deleted since
     slot_waiters: deque[asyncio.Future[None]] = dataclasses.field(default_factory=deque)
+    held: dict[str, _Hold] = dataclasses.field(default_factory=dict)  # claims, by task name
+    wall_us: int = 0  # the wall clock when the loop last looked for due tasks
+    #: Set (and replaced) when the rate, bucket or limits change: paced sends book again.
+    repaced: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    pacing: int = 0  # sends waiting for their booked turn
 
     @property
     def name(self) -> str:
@@ -122,6 +147,13 @@ class _Queue:
     def enforced_rate(self) -> Fraction:
         return self.adaptive.enforced(self.cfg.rate)
 
+    def repace(self, mono_us: int) -> None:
+        """The rate, bucket or limits changed: sends waiting for their pace book again under
+        the new ones (a cut and restore leaves nothing booked hours ahead)."""
+        self.limits.wire.refund(mono_us, self.pacing)
+        self.repaced.set()
+        self.repaced = asyncio.Event()
+
 
 class Scheduler:
     """Delivers the push queues of one daemon (see the module docstring)."""
@@ -152,7 +184,7 @@ class Scheduler:
         self._starved: dict[_Queue, None] = {}  # loops waiting for room, first come first
         self._claiming = 0  # room reserved by claims still in the store
         self._queues: dict[str, _Queue] = {}
-        self._outcomes: list[base.Outcome] = []
+        self._outcomes: list[tuple[base.Outcome, _Hold]] = []
         self._flush_wake = asyncio.Event()
         self._flushed = asyncio.Event()
         self._stop = asyncio.Event()
@@ -165,16 +197,16 @@ class Scheduler:
         # all of them), and what the other daemons report of theirs.
         self._owned = owned
         self._others: Mapping[str, models.LiveStats] = {}
-        now = clock.now_us()
+        now = clock.monotonic_us()
         for cfg in queues.queues.values():
             if cfg.mode is models.QueueMode.PUSH:
                 self._queues[cfg.name] = self._new_queue(cfg, now, cfg.name in paused)
 
-    def _new_queue(self, cfg: config.QueueConfig, now_us: int, paused: bool) -> _Queue:
+    def _new_queue(self, cfg: config.QueueConfig, mono_us: int, paused: bool) -> _Queue:
         rt = _Queue(
             cfg=cfg,
             limits=throttle.QueueThrottle(
-                cfg.rate, cfg.bucket_size, cfg.max_concurrent_requests, now_us
+                cfg.rate, cfg.bucket_size, cfg.max_concurrent_requests, mono_us
             ),
         )
         rt.operator_paused = paused
@@ -214,23 +246,33 @@ class Scheduler:
         if self._starved.pop(rt, 0) is None:
             self._wake_line()
 
-    def _release(self, claimed: base.Claimed) -> None:
+    def _release(self, claimed: base.Claimed, hold: _Hold) -> None:
         """Give back a claim unsent (its queue was paused): due again at its own ETA, no
         attempt counted."""
         task = claimed.task
-        self._outcomes.append(
-            base.Retry(
-                queue=task.queue,
-                name=task.name,
-                lease_eta_us=claimed.lease_eta_us,
-                eta_us=task.eta_us,
-                retry_count=task.retry_count,
-                execution_count=task.execution_count,
-                first_try_us=task.first_try_us,
-                last_status=task.last_status,
-            )
+        outcome = base.Retry(
+            queue=task.queue,
+            name=task.name,
+            lease_eta_us=claimed.lease_eta_us,
+            eta_us=task.eta_us,
+            retry_count=task.retry_count,
+            execution_count=task.execution_count,
+            first_try_us=task.first_try_us,
+            last_status=task.last_status,
         )
+        self._record(outcome, hold)
+
+    def _record(self, outcome: base.Outcome, hold: _Hold) -> None:
+        """Queue ``outcome`` for the flusher, which writes it with the hold's current lease."""
+        hold.recorded = True
+        self._outcomes.append((outcome, hold))
         self._flush_wake.set()
+
+    def _let_go(self, outcome: base.Outcome, hold: _Hold) -> None:
+        """``outcome`` is written: its claim is no longer held."""
+        rt = self._queues.get(outcome.queue)
+        if rt is not None and rt.held.get(outcome.name) is hold:
+            del rt.held[outcome.name]
 
     def has_queue(self, queue: str) -> bool:
         return queue in self._queues
@@ -285,7 +327,7 @@ class Scheduler:
             return models.LiveStats()
         if rt.elsewhere:
             return self._others.get(queue, models.LiveStats(paused=rt.paused))
-        now = self.clock.now_us()
+        now = self.clock.monotonic_us()
         _trim(rt.executed, now)
         return models.LiveStats(
             in_flight=rt.limits.gate.in_flight,
@@ -324,7 +366,7 @@ class Scheduler:
                 rt.limits.paused = True
                 rt.wake.set()
         for name, cfg in wanted.items():
-            now = self.clock.now_us()
+            now = self.clock.monotonic_us()
             rt_or_none = self._queues.get(name)
             if rt_or_none is None:
                 rt = self._queues[name] = self._new_queue(cfg, now, False)
@@ -340,6 +382,7 @@ class Scheduler:
             rt.limits.gate.limit = cfg.max_concurrent_requests
             rt.hand_slots()
             rt.limits.paused = rt.halted
+            rt.repace(now)
             rt.wake.set()
             yield
 
@@ -348,6 +391,7 @@ class Scheduler:
         self._stop.set()
         for rt in self._queues.values():
             rt.wake.set()
+            rt.repaced.set()  # sends waiting for their pace are given back now
 
     # ------------------------------------------------------------------ main loop
     async def run(self) -> None:
@@ -363,7 +407,8 @@ class Scheduler:
                     for rt in list(self._queues.values()):
                         loops.start_soon(self._queue_loop, rt, name=f"pushd-queue-{rt.name}")
                 self._loops = None
-                await self._wait_until(self.clock.now_us() + self.grace_us, self._idle_event())
+                grace_end = self.clock.monotonic_us() + self.grace_us
+                await self._wait_until(None, self._idle_event(), mono_us=grace_end)
             finally:
                 for running in self._deliveries:
                     running.cancel()  # a cancelled delivery writes nothing: its claim expires
@@ -379,17 +424,24 @@ class Scheduler:
             self._idle.set()
         return self._idle
 
-    async def _wait_until(self, deadline_us: int | None, event: asyncio.Event) -> None:
-        """Return when ``event`` is set or the clock reaches ``deadline_us``."""
+    async def _wait_until(
+        self, deadline_us: int | None, event: asyncio.Event, *, mono_us: int | None = None
+    ) -> None:
+        """Return when ``event`` is set, the wall clock reaches ``deadline_us`` or the
+        monotonic clock reaches ``mono_us`` (either None: no such deadline)."""
         if event.is_set():
             return
-        if deadline_us is None:
+        if deadline_us is None and mono_us is None:
             await event.wait()
             return
         async with anyio.create_task_group() as tg:
 
             async def sleeper() -> None:
-                await self.clock.sleep_until(deadline_us)
+                if mono_us is not None:
+                    await self.clock.sleep_until_monotonic(mono_us)
+                else:
+                    assert deadline_us is not None
+                    await self.clock.sleep_until(deadline_us)
                 tg.cancel_scope.cancel()
 
             async def waiter() -> None:
@@ -423,8 +475,12 @@ class Scheduler:
                 await rt.wake.wait()
                 continue
             now = self.clock.now_us()
+            mono = self.clock.monotonic_us()
+            if now < rt.wall_us:
+                await self._stepped_back(rt, now)
+            rt.wall_us = now
             n = min(
-                rt.limits.bucket.available(now),
+                rt.limits.bucket.available(mono),
                 CLAIM_BATCH,
                 room,
                 CLAIM_BATCH if own is None else own[0],
@@ -442,48 +498,94 @@ class Scheduler:
                     )
                 except errors.TransientError as exc:
                     self._store_trouble(f"claiming tasks of queue {rt.name}", exc)
-                    await self._wait_until(self.clock.now_us() + STORE_RETRY_US, self._stop)
+                    retry_at = self.clock.monotonic_us() + STORE_RETRY_US
+                    await self._wait_until(None, self._stop, mono_us=retry_at)
                     continue
                 finally:
                     self._claiming -= n
                     self._wake_line()  # whatever the claim did not take is room for others
                 for c in claimed:
+                    if self._kept(rt, c, now, mono):
+                        continue  # its own claim, handed back after a wall-clock step
                     # The tokens were there when the claim began; a pause or a smaller bucket
                     # since then is honoured at send time (paused: the claim is released).
-                    rt.limits.try_take(now)
-                    self._start_delivery(rt, c)
+                    rt.limits.try_take(mono)
+                    self._start_delivery(rt, c, now, mono)
                 if len(claimed) == n:
                     await anyio.lowlevel.checkpoint()
                     continue
-            try:
-                next_eta = await self.store.next_eta(rt.name)
-            except errors.TransientError as exc:  # a damaged file: back off, never crash
-                self._store_trouble(f"reading the next ETA of queue {rt.name}", exc)
-                await self._wait_until(self.clock.now_us() + STORE_RETRY_US, self._stop)
-                continue
-            token_at = rt.limits.ready_at(now)
-            deadline = None if token_at is None or next_eta is None else max(next_eta, token_at)
-            if deadline is not None and deadline <= now:
-                continue  # something became possible while we looked
-            rt.planned_us = deadline
-            await self._wait_until(deadline, rt.wake)
+            await self._rest(rt, now, mono)
 
-    def _start_delivery(self, rt: _Queue, claimed: base.Claimed) -> None:
+    async def _rest(self, rt: _Queue, now: int, mono: int) -> None:
+        """Sleep until the queue's next token (monotonic) and its next ETA (wall clock) are
+        both there, or a wake-up."""
+        try:
+            next_eta = await self.store.next_eta(rt.name)
+        except errors.TransientError as exc:  # a damaged file: back off, never crash
+            self._store_trouble(f"reading the next ETA of queue {rt.name}", exc)
+            retry_at = self.clock.monotonic_us() + STORE_RETRY_US
+            await self._wait_until(None, self._stop, mono_us=retry_at)
+            return
+        token_at = rt.limits.ready_at(mono)
+        if token_at is None or next_eta is None:
+            rt.planned_us = None
+            await rt.wake.wait()
+        elif token_at > mono:
+            rt.planned_us = max(next_eta, now + token_at - mono)
+            await self._wait_until(None, rt.wake, mono_us=token_at)
+        elif next_eta > now:
+            rt.planned_us = next_eta
+            await self._wait_until(next_eta, rt.wake)
+        # else: something became possible while we looked
+
+    async def _stepped_back(self, rt: _Queue, now: int) -> None:
+        """The wall clock went back since this queue last looked: what was due then stays due
+        (its ETAs move back by the step), apart from the claims this daemon holds."""
+        try:
+            moved = await self.store.step_back(
+                rt.name, now_us=now, was_us=rt.wall_us, held=list(rt.held)
+            )
+        except errors.TransientError as exc:
+            self._store_trouble(f"keeping the due tasks of queue {rt.name} due", exc)
+            return
+        logs.event(
+            "clock_stepped_back",
+            logging.WARNING,
+            queue=rt.name,
+            step_s=f"{(rt.wall_us - now) / clock.US_PER_SECOND:g}",
+            tasks=moved,
+        )
+
+    def _kept(self, rt: _Queue, claimed: base.Claimed, now: int, mono: int) -> bool:
+        """Whether ``claimed`` is a claim this daemon already holds, handed back because the
+        wall clock stepped past its lease while it was out: the new lease is kept, nothing is
+        sent again. (A held name with another ETA is a new claim: its outcome was written.)"""
+        hold = rt.held.get(claimed.task.name)
+        if hold is None or hold.lease_eta_us != claimed.task.eta_us:
+            return False
+        hold.lease_eta_us = claimed.lease_eta_us
+        hold.ends_mono_us = mono + claimed.lease_eta_us - now
+        logs.event("claim_kept", logging.WARNING, queue=rt.name, task=claimed.task.name)
+        return True
+
+    def _start_delivery(self, rt: _Queue, claimed: base.Claimed, now: int, mono: int) -> None:
         self._in_flight += 1
         rt.outstanding += 1
         rt.unsent.add(claimed.task.name)
+        hold = _Hold(claimed.lease_eta_us, mono + claimed.lease_eta_us - now)
+        rt.held[claimed.task.name] = hold
         self._idle.clear()
-        delivery = asyncio.get_running_loop().create_task(self._deliver_or_log(rt, claimed))
+        delivery = asyncio.get_running_loop().create_task(self._deliver_or_log(rt, claimed, hold))
         self._deliveries.add(delivery)
         delivery.add_done_callback(self._deliveries.discard)
 
-    async def _deliver_or_log(self, rt: _Queue, claimed: base.Claimed) -> None:
+    async def _deliver_or_log(self, rt: _Queue, claimed: base.Claimed, hold: _Hold) -> None:
         """One delivery; a bug in it fails that delivery alone, never the daemon.
 
         Nothing is written for it: its claim expires and the task runs again (at least once).
         """
         try:
-            await self._deliver(rt, claimed)
+            await self._deliver(rt, claimed, hold)
         except Exception:
             logs.event(
                 "delivery_failed",
@@ -491,10 +593,13 @@ class Scheduler:
                 exc_info=True,
                 queue=rt.name,
                 task=claimed.task.name,
-                retry_at=claimed.lease_eta_us,
+                retry_at=hold.lease_eta_us,
             )
+        finally:
+            if not hold.recorded and rt.held.get(claimed.task.name) is hold:
+                del rt.held[claimed.task.name]  # nothing to write: no longer held
 
-    async def _deliver(self, rt: _Queue, claimed: base.Claimed) -> None:
+    async def _deliver(self, rt: _Queue, claimed: base.Claimed, hold: _Hold) -> None:
         task = claimed.task
         deadline_us = task.dispatch_deadline_us or self.default_deadline_us
         slot = sent = False
@@ -503,25 +608,26 @@ class Scheduler:
             # never leave together beyond the bucket; then whether the task may still go.
             await rt.acquire_slot()  # immediate without max_concurrent_requests; counts in_flight
             slot = True
-            now = self.clock.now_us()
-            if (send_at := rt.limits.send_at(now)) > now:
-                await self.clock.sleep_until(send_at)
+            if not await self._paced(rt, hold):
+                self._release(claimed, hold)  # its pace falls after its claim: given back
+                return
             async with self._limiter:
                 rt.unsent.discard(task.name)
                 if task.name in rt.dropped:  # deleted or purged while it waited: gone
                     rt.dropped.discard(task.name)
                     return
                 started = self.clock.now_us()
+                started_mono = self.clock.monotonic_us()
                 # Paused (or rate 0, removed, owned elsewhere) while it waited, or the daemon
                 # is stopping: given back unsent, due again at once (here or at another daemon)
                 # instead of when its claim ends.
                 if rt.halted or self._stop.is_set():
-                    self._release(claimed)
+                    self._release(claimed, hold)
                     return
                 # A task claimed ahead waited for a slot or a connection: its request must end
                 # before its claim does (a claim lasts CLAIM_DEADLINES deadlines), or a second
                 # claim could send it again meanwhile.
-                budget_us = claimed.lease_eta_us - started - LEASE_SLACK_US
+                budget_us = hold.ends_mono_us - started_mono - LEASE_SLACK_US
                 if budget_us <= 0:
                     return  # its claim is over (an overloaded daemon): it runs again later
                 sent = True
@@ -533,7 +639,7 @@ class Scheduler:
                 )
         except asyncio.CancelledError:
             if not sent:  # cut off at the end of the shutdown grace before it was sent
-                self._release(claimed)
+                self._release(claimed, hold)
             raise
         finally:
             rt.outstanding -= 1
@@ -546,18 +652,39 @@ class Scheduler:
             if slot:
                 rt.release_slot()
         now = self.clock.now_us()
-        rt.executed.append(now)
-        _trim(rt.executed, now)  # bounded by one minute of deliveries, read or not
+        mono = self.clock.monotonic_us()
+        rt.executed.append(mono)
+        _trim(rt.executed, mono)  # bounded by one minute of deliveries, read or not
         self.metrics.record_attempt(
             rt.name,
             status=attempt.status,
             ok=attempt.ok,
-            latency_s=(now - started) / clock.US_PER_SECOND,
+            latency_s=(mono - started_mono) / clock.US_PER_SECOND,
             lateness_s=(started - task.eta_us) / clock.US_PER_SECOND,
         )
-        self._adapt(rt, attempt, now)
-        self._outcomes.append(self._decide(rt, claimed, attempt, started, now))
-        self._flush_wake.set()
+        self._adapt(rt, attempt, mono)
+        self._record(self._decide(rt, claimed, attempt, started, now), hold)
+
+    async def _paced(self, rt: _Queue, hold: _Hold) -> bool:
+        """Wait for this send's turn in the queue's pace (booked again whenever the rate or
+        bucket changes, and cut short by a stop). False if the turn falls after the claim
+        ends: the claim is better given back than held, a slot taken, for nothing."""
+        while True:
+            mono = self.clock.monotonic_us()
+            send_at = rt.limits.send_at(mono)
+            if send_at <= mono or self._stop.is_set():
+                return True
+            if send_at > hold.ends_mono_us - LEASE_SLACK_US:
+                rt.limits.wire.refund(mono)
+                return False
+            repaced = rt.repaced
+            rt.pacing += 1
+            try:
+                await self._wait_until(None, repaced, mono_us=send_at)
+            finally:
+                rt.pacing -= 1
+            if not repaced.is_set():
+                return True  # its turn came
 
     def _adapt(self, rt: _Queue, attempt: dispatch.Attempt, now_us: int) -> None:
         changed = (
@@ -641,7 +768,8 @@ class Scheduler:
             await self._flush_wake.wait()
             self._flush_wake.clear()
             while self._outcomes:
-                batch, self._outcomes = self._outcomes, []
+                pending, self._outcomes = self._outcomes, []
+                batch = [_with_lease(outcome, hold.lease_eta_us) for outcome, hold in pending]
                 try:
                     await self.store.finish(batch, now_us=self.clock.now_us())
                 except errors.TransientError as exc:
@@ -651,10 +779,16 @@ class Scheduler:
                         self._store_trouble(f"recording {len(batch)} outcomes (given up)", exc)
                         break
                     self._store_trouble(f"recording {len(batch)} outcomes", exc)
-                    self._outcomes[:0] = batch  # kept, in order, for the next try
-                    await self.clock.sleep_until(self.clock.now_us() + STORE_RETRY_US)
+                    self._outcomes[:0] = pending  # kept, in order, for the next try
+                    await self.clock.sleep(STORE_RETRY_US / clock.US_PER_SECOND)
                     continue
-                for outcome in batch:
+                for (outcome, hold), written in zip(pending, batch, strict=True):
+                    if hold.lease_eta_us != written.lease_eta_us:
+                        # Handed back to this daemon while being written: the store ignored
+                        # the old lease; written again with the new one.
+                        self._outcomes.append((outcome, hold))
+                        continue
+                    self._let_go(outcome, hold)
                     if isinstance(outcome, base.Retry):
                         self.notify(outcome.queue, outcome.eta_us)
             if not self._delivering and self._stop.is_set():
@@ -667,7 +801,14 @@ class Scheduler:
                 await self.store.expire(now_us=self.clock.now_us())
             except errors.TransientError as exc:
                 self._store_trouble("dropping expired tombstones and dead letters", exc)
-            await self._wait_until(self.clock.now_us() + HOUSEKEEPING_INTERVAL_US, self._stop)
+            next_at = self.clock.monotonic_us() + HOUSEKEEPING_INTERVAL_US
+            await self._wait_until(None, self._stop, mono_us=next_at)
+
+
+def _with_lease(outcome: base.Outcome, lease_eta_us: int) -> base.Outcome:
+    if outcome.lease_eta_us == lease_eta_us:
+        return outcome
+    return dataclasses.replace(outcome, lease_eta_us=lease_eta_us)
 
 
 def _trim(executed: deque[int], now_us: int) -> None:

@@ -120,6 +120,11 @@ class TokenBucket:
         debt = -self._level
         return now_us + -(-debt // self._p)  # when the debt is paid (ceiling): never early
 
+    def refund(self, now_us: int, n: int = 1) -> None:
+        """Give back the tokens of ``n`` reservations that will not be used (or be made again)."""
+        self._refill(now_us)
+        self._level = min(self._capacity, self._level + n * self._unit)
+
     def next_token_us(self, now_us: int) -> int | None:
         """When a token can next be taken: ``now_us`` if one is there, None if never (paused)."""
         if self.paused or self._capacity < self._unit:

@@ -20,7 +20,7 @@ Invariants every backend keeps:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
@@ -223,6 +223,15 @@ class Store(Protocol):
 
         A reload refuses a mode change that would strand tasks; a start logs what is stranded.
         """
+        ...
+
+    async def step_back(
+        self, queue: str, *, now_us: int, was_us: int, held: Collection[str]
+    ) -> int:
+        """The wall clock stepped back from ``was_us`` to ``now_us``: every push task that was
+        due then (ETA in ``(now_us, was_us]``) and not in ``held`` (claims its dispatcher
+        holds) has its ETA moved back by the step, so it stays due and in order. Returns how
+        many."""
         ...
 
     async def finish(self, outcomes: Sequence[Outcome], *, now_us: int) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from pushd import errors, models
 from pushd.store import base
@@ -157,6 +157,19 @@ class MemoryStore:
             q.put(dataclasses.replace(task, eta_us=lease_eta))
             claimed.append(base.Claimed(task, lease_eta))
         return claimed
+
+    async def step_back(
+        self, queue: str, *, now_us: int, was_us: int, held: Collection[str]
+    ) -> int:
+        q = self._q(queue)
+        moved = [
+            t
+            for t in q.tasks.values()
+            if now_us < t.eta_us <= was_us and not t.is_pull and t.name not in held
+        ]
+        for t in moved:
+            q.put(dataclasses.replace(t, eta_us=t.eta_us - (was_us - now_us)))
+        return len(moved)
 
     async def next_eta(self, queue: str) -> int | None:
         task = self._q(queue).earliest(push=True)

@@ -20,7 +20,7 @@ import contextlib
 import dataclasses
 import os
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -371,6 +371,15 @@ class PostgresStore:
             )
             for r in rows
         ]
+
+    async def step_back(
+        self, queue: str, *, now_us: int, was_us: int, held: Collection[str]
+    ) -> int:
+        async with self._tx() as conn:
+            status = await conn.execute(
+                Q["step_back"], was_us - now_us, queue, now_us, was_us, sorted(held)
+            )
+        return int(status.split()[-1])
 
     async def next_eta(self, queue: str) -> int | None:
         row = await self._fetchrow("next_eta", queue)

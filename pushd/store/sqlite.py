@@ -26,7 +26,7 @@ import dataclasses
 import functools
 import logging
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -350,6 +350,17 @@ class SqliteStore:
                     [(c.lease_eta_us, r["id"]) for c, r in zip(claimed, rows, strict=True)],
                 )
             return claimed
+
+        return await self._writer.submit(job)
+
+    async def step_back(
+        self, queue: str, *, now_us: int, was_us: int, held: Collection[str]
+    ) -> int:
+        held_json = codec.dump_json(sorted(held))
+
+        def job(conn: sqlite3.Connection) -> int:
+            params = (was_us - now_us, queue, now_us, was_us, held_json)
+            return conn.execute(Q["step_back"], params).rowcount
 
         return await self._writer.submit(job)
 

@@ -109,6 +109,36 @@ async def test_claim_due_takes_earliest_first_and_leases(store: base.Store) -> N
     assert {c.task.name for c in again} == {"early", "late", "future"}
 
 
+async def test_a_step_back_keeps_what_was_due_due_and_in_order(store: base.Store) -> None:
+    await store.add(
+        [
+            push("a", T0 - 5 * S),
+            push("b", T0 + 1),
+            push("c", T0 + 2 * S),
+            push("d", T0 + 3 * S),
+            push("held", T0 + S),
+            push("later", T0 + 10 * S),
+        ],
+        now_us=T0,
+    )
+    await store.add([pull("x", T0 + S)], now_us=T0)
+    # The wall clock read T0 + 3 s and is back at T0: b, c and d were due; "held" is claimed.
+    moved = await store.step_back("q", now_us=T0, was_us=T0 + 3 * S, held={"held"})
+    assert moved == 3
+    etas = {t.name: t.eta_us for t in await store.list_tasks("q")}
+    assert etas == {
+        "a": T0 - 5 * S,  # due already: untouched
+        "b": T0 + 1 - 3 * S,
+        "c": T0 - S,
+        "d": T0,
+        "held": T0 + S,
+        "later": T0 + 10 * S,  # not due then: keeps its wall-clock ETA
+    }
+    assert await store.step_back("p", now_us=T0, was_us=T0 + 3 * S, held=()) == 0  # pull
+    claimed = await store.claim_due("q", now_us=T0, limit=10, lease_us=S)
+    assert [c.task.name for c in claimed] == ["a", "b", "c", "d"]
+
+
 async def test_claim_respects_the_limit_and_skips_pull_tasks(store: base.Store) -> None:
     await store.add([push(f"t{i}", T0 + i) for i in range(5)], now_us=T0)
     first = await store.claim_due("q", now_us=T0 + 10, limit=2, lease_us=S)

@@ -76,3 +76,36 @@ def test_fake_clock_never_goes_backwards() -> None:
         c.advance(-1)
     with pytest.raises(ValueError, match="backwards"):
         c.set(T0 - 1)
+
+
+async def test_fake_wall_clock_steps_either_way_without_moving_monotonic_time() -> None:
+    c = clock.FakeClock(T0)
+    woke: list[tuple[str, int, int]] = []
+
+    async def on_wall(deadline: int) -> None:
+        await c.sleep_until(deadline)
+        woke.append(("wall", c.now_us(), c.monotonic_us()))
+
+    async def on_mono(deadline: int) -> None:
+        await c.sleep_until_monotonic(deadline)
+        woke.append(("mono", c.now_us(), c.monotonic_us()))
+
+    tasks = [asyncio.create_task(on_wall(T0 + 3600_000_000)), asyncio.create_task(on_mono(T0 + 5))]
+    await c.settle()
+    c.step_wall(-1_000_000)  # back: nothing wakes
+    await c.settle()
+    assert woke == []
+    assert (c.now_us(), c.monotonic_us()) == (T0 - 1_000_000, T0)
+    c.step_wall(7200_000_000)  # forward past the wall deadline: it wakes, the monotonic one not
+    await c.settle()
+    assert woke == [("wall", T0 + 7199_000_000, T0)]
+    c.advance(5)
+    await asyncio.gather(*tasks)
+    assert woke[1] == ("mono", T0 + 7199_000_005, T0 + 5)
+
+
+async def test_system_clock_sleeps_on_its_monotonic_clock() -> None:
+    c = clock.SystemClock()
+    start = c.monotonic_us()
+    await c.sleep_until_monotonic(start + 2000)
+    assert c.monotonic_us() >= start + 2000

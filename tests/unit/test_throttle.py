@@ -251,3 +251,15 @@ def test_reserve_is_never_early_with_rates_that_do_not_divide_a_second() -> None
     assert times == [0, 333_334, 666_667, 1_000_000]
     paused = throttle.TokenBucket(0, 5, T0)
     assert paused.reserve(T0 + 7) == T0 + 7
+
+
+def test_refunded_reservations_are_booked_again_in_their_place() -> None:
+    s = 1_000_000
+    wire = throttle.TokenBucket(Fraction(1), 1, T0)
+    assert [wire.reserve(T0) for _ in range(3)] == [T0, T0 + s, T0 + 2 * s]
+    wire.refund(T0 + s // 2, 2)  # the two waiting sends book again: the same turns
+    assert [wire.reserve(T0 + s // 2) for _ in range(2)] == [T0 + s, T0 + 2 * s]
+    wire.refund(T0 + s // 2)  # the last will not be used: the next booking takes its turn
+    assert wire.reserve(T0 + s // 2) == T0 + 2 * s
+    wire.refund(T0 + 5 * s, 9)  # never beyond the bucket
+    assert wire.tokens(T0 + 5 * s) == 1

@@ -194,6 +194,11 @@ SELECT w.q, COUNT(*) FROM unnest($1::text[], $2::boolean[]) AS w(q, push)
 JOIN pushd_tasks AS t ON t.queue = w.q AND (t.method = 'PULL') = w.push
 GROUP BY w.q;
 
+-- name: step_back
+UPDATE pushd_tasks SET eta_us = eta_us - $1
+WHERE queue = $2 AND eta_us > $3 AND eta_us <= $4 AND method <> 'PULL'
+  AND NOT (name = ANY($5::text[]));
+
 -- name: finish_done
 WITH done AS (
     DELETE FROM pushd_tasks AS t

@@ -150,6 +150,11 @@ SELECT w.key, COUNT(*) FROM json_each(?1) AS w
 JOIN tasks AS t ON t.queue = w.key AND (t.method = 'PULL') = w.value
 GROUP BY w.key;
 
+-- name: step_back
+UPDATE tasks SET eta_us = eta_us - ?
+WHERE queue = ? AND eta_us > ? AND eta_us <= ? AND method != 'PULL'
+  AND name NOT IN (SELECT value FROM json_each(?));
+
 -- name: finish_retry
 UPDATE tasks SET eta_us = ?, retry_count = ?, execution_count = ?, first_try_us = ?,
                  last_status = ?, claimed = 0
