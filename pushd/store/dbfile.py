@@ -81,7 +81,7 @@ def check(
 ) -> float | None:
     """Refuse a damaged file (StoreRefusedError saying what to do); the seconds the check took,
     or None when it ran past ``budget_s`` and was abandoned (the file is used unchecked)."""
-    now_us = (clock_ or clock.SystemClock()).now_us
+    now_us = (clock_ or clock.SystemClock()).monotonic_us
     started = now_us()
     deadline = started + clock.seconds_to_us(budget_s)
     conn.set_progress_handler(lambda: int(now_us() > deadline), 10_000)

@@ -58,7 +58,7 @@ class _Reporter:
 
     def report(self, during: str, exc: errors.TransientError) -> None:
         cause = exc.message
-        now = self._clock.now_us()
+        now = self._clock.monotonic_us()  # a duration: steps of the wall clock do not count
         last = self._last.get(cause)
         if last is not None and 0 <= now - last < clock.seconds_to_us(LOG_EVERY_S):
             self._folded[cause] = self._folded.get(cause, 0) + 1

@@ -140,9 +140,9 @@ async def test_a_file_that_is_no_database_is_refused(tmp_path: Path) -> None:
 class Ticking(clock.FakeClock):
     """Each look at the time finds it a tenth of a second later."""
 
-    def now_us(self) -> int:
+    def monotonic_us(self) -> int:
         self.advance_seconds(0.1)
-        return super().now_us()
+        return super().monotonic_us()
 
 
 def test_the_check_gives_up_past_its_budget_and_says_so(tmp_path: Path) -> None:
