@@ -1,12 +1,14 @@
 # pushd: two commands set everything up on a fresh machine with python3 and make.
 #   make serve   run the daemon with queue.yaml.example on the embedded SQLite default
-#   make test    ruff, mypy (strict), import-linter and pytest
+#                (installs the runtime alone: pushd and its ~23 packages)
+#   make test    ruff, mypy (strict), import-linter and pytest (installs the development tools too)
 #   (make bench: the benchmarks; make chaos: the full reliability campaigns)
 PYTHON ?= python3
 VENV ?= .venv
 ORACLE_VENV ?= .venv-oracle
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.pushd-installed
+RUNTIME_STAMP := $(VENV)/.pushd-runtime
 ORACLE_STAMP := $(ORACLE_VENV)/.oracle-installed
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
@@ -14,7 +16,7 @@ BENCH_ARGS ?=
 .PHONY: help serve test lint typecheck pytest bench chaos fmt clean install oracle proto
 
 help:
-	@echo "make serve   run pushd with queue.yaml.example (creates $(VENV) on first use)"
+	@echo "make serve   run pushd with queue.yaml.example (creates $(VENV) with the runtime alone)"
 	@echo "make test    lint, type-check and run the test suite"
 	@echo "make lint    ruff + import-linter"
 	@echo "make bench   every benchmark scenario with the peers, ~15 min (BENCH_ARGS='delivery --quick')"
@@ -22,11 +24,19 @@ help:
 	@echo "make fmt     format the code with ruff"
 	@echo "make proto   regenerate pushd/proto/*_pb2.py(i) from pushd/proto/*.proto"
 
+# The runtime alone, for `make serve`; the development install below holds it too, so either
+# order of `make serve` and `make test` works without installing anything twice.
+$(RUNTIME_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	touch $@
+	touch $(RUNTIME_STAMP) $@
 
 # Google's App Engine SDK, used only as a test oracle, in a venv of its own so its pins
 # (urllib3<2, grpcio, protobuf) never meet pushd's runtime.
@@ -38,8 +48,8 @@ $(ORACLE_STAMP): tests/oracle/requirements.txt
 install: $(STAMP)
 oracle: $(ORACLE_STAMP)
 
-serve: $(STAMP)
-	$(BIN)/pushd serve --config queue.yaml.example
+serve: $(RUNTIME_STAMP)
+	$(BIN)/pushdctl serve --config queue.yaml.example
 
 lint: $(STAMP)
 	$(BIN)/ruff check pushd tests benchmarks

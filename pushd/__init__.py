@@ -22,8 +22,11 @@ from pushd.errors import (
 )
 
 __version__ = "0.1.0"
+#: The command line's name: ``pushd`` itself is a builtin of bash and zsh (the directory stack).
+COMMAND = "pushdctl"
 
 __all__ = [
+    "COMMAND",
     "BadTaskStateError",
     "DuplicateTaskNameError",
     "Error",

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import math
+import platform
 import signal
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pushd import config, errors, logs, settings
+from pushd import COMMAND, __version__, config, errors, logs, settings
 
 EXIT_OK = 0
 EXIT_INVALID = 1  # the input (e.g. queue.yaml) was refused; for client commands: the daemon refused
@@ -17,28 +21,33 @@ EXIT_USAGE = 2  # argparse's own code for a bad command line
 EXIT_UNREACHABLE = 3  # client commands: the daemon could not be reached (pushd.commands)
 
 MAIN_EPILOG = """\
+The command is pushdctl, not pushd: bash and zsh run their own `pushd` builtin (the directory
+stack) instead of any program of that name. `python -m pushd` works too.
+
 The client commands (queues, stats, add, tasks, delete, lease, run, pause, resume, purge,
-dead, redrive) talk to a running `pushd serve`: at --server URL, else $PUSHD_URL, else
+dead, redrive) talk to a running `pushdctl serve`: at --server URL, else $PUSHD_URL, else
 http://127.0.0.1:8460, with the bearer token --token, else $PUSHD_TOKEN. They print tables
 for people; --json prints the daemon's JSON answer for scripts. Errors go to stderr as one
-"pushd: <message>" line.
+"pushdctl: <message>" line.
 
 exit status:
   0    done
   1    refused: the daemon refused the request (unknown queue, name in use, wrong token, ...),
-       part of it was not done (the rest is printed), or check-config/serve found a bad file
-  2    usage error: a bad command line or an unreadable input file; serve: the database
-       is held by another pushd, or damaged (the message says what to do)
+       part of it was not done (the rest is printed), check-config/serve found a bad file, or
+       serve/migrate cannot connect to the PostgreSQL --db
+  2    usage error: a bad command line or an unreadable input file; serve: a --db that cannot
+       be used (a folder, not a database, an unknown scheme, held by another pushd, damaged;
+       the message says what to do)
   3    cannot reach the daemon, or it answered a transient error: try again later
   130  interrupted (Ctrl-C)
 
 examples:
-  pushd serve --config queue.yaml
-  pushd queues
-  pushd add default --url /hello --payload hi
-  pushd tasks default
-  PUSHD_URL=http://10.0.0.5:8460 pushd stats emails --json
-  pushd COMMAND --help            # every command's options and examples
+  pushdctl serve --config queue.yaml
+  pushdctl queues
+  pushdctl add default --url /hello --payload hi
+  pushdctl tasks default
+  PUSHD_URL=http://10.0.0.5:8460 pushdctl stats emails --json
+  pushdctl COMMAND --help            # every command's options and examples
 """
 
 CHECK_CONFIG_EPILOG = """\
@@ -47,36 +56,39 @@ every problem as PATH:LINE:COLUMN: message on stderr and exits 1. Warnings go to
 not change the exit code. Where pushd refuses what App Engine would accept, the message says so.
 
 examples:
-  pushd check-config queue.yaml
-  pushd check-config queue.yaml.example
-  pushd check-config path/to/app/queue.yaml && echo valid
+  pushdctl check-config queue.yaml
+  pushdctl check-config queue.yaml.example
+  pushdctl check-config path/to/app/queue.yaml && echo valid
 """
 
 
 SERVE_EPILOG = """\
 Runs the delivery daemon: loads queue.yaml, opens the task database (SQLite by default), serves
 the HTTP API and delivers push tasks to their targets until SIGTERM or Ctrl-C, which let
-in-flight deliveries finish (up to shutdown_grace_s). SIGHUP reloads queue.yaml. Flags override
-the settings file, which overrides PUSHD_* variables' defaults; see config/pushd.yaml.example.
+in-flight deliveries finish (up to shutdown_grace_s). SIGHUP reloads queue.yaml. Without a
+queue.yaml (none given and no ./queue.yaml) it runs App Engine's implicit `default` queue and
+says so. Precedence: flags > PUSHD_* environment variables > the settings file > defaults; see
+config/pushd.yaml.example. The `listening` line names the versions of pushd, Python, SQLite and
+the PostgreSQL server.
 
 examples:
-  pushd serve --config queue.yaml
-  pushd serve --config queue.yaml --db /var/lib/pushd/tasks.sqlite3 --port 8460
-  pushd serve --settings config/pushd.yaml --default-target http://127.0.0.1:8080
-  pushd serve --db postgresql://pushd@db.internal/pushd   # one of several daemons sharing queues
-  pushd serve --log-format json --log-level debug          # one JSON object per event, every task
-  kill -HUP $(pidof pushd)     # reload queue.yaml without dropping a task
+  pushdctl serve --config queue.yaml
+  pushdctl serve --config queue.yaml --db /var/lib/pushd/tasks.sqlite3 --port 8460
+  pushdctl serve --settings config/pushd.yaml --default-target http://127.0.0.1:8080
+  pushdctl serve --db postgresql://pushd@db.internal/pushd   # one of several daemons sharing queues
+  pushdctl serve --log-format json --log-level debug          # one JSON object per event, every task
+  pkill -HUP -f 'pushdctl serve'     # reload queue.yaml without dropping a task
 """
 
 MIGRATE_EPILOG = """\
-Brings the database's schema up to date and exits; `pushd serve` does the same on start, so
+Brings the database's schema up to date and exits; `pushdctl serve` does the same on start, so
 this is for upgrading ahead of time, or for running the daemons with a database user that may
 not change the schema. Migrations are numbered and applied once, in order, under a lock, so
 several daemons starting together are safe.
 
 examples:
-  pushd migrate --db postgresql://pushd@db.internal/pushd
-  pushd migrate --db pushd.sqlite3
+  pushdctl migrate --db postgresql://pushd@db.internal/pushd
+  pushdctl migrate --db pushd.sqlite3
 """
 
 MIGRATE_DB_EPILOG = """\
@@ -86,8 +98,8 @@ on any error nothing is copied. The destination must hold no tasks. Stop the dae
 file first; then start the daemons with --db postgresql://... (see README, "Scale-out").
 
 examples:
-  pushd migrate-db --from pushd.sqlite3 --to postgresql://pushd@db.internal/pushd
-  pushd migrate-db --from sqlite:////var/lib/pushd/tasks.sqlite3 --to "$DATABASE_URL"
+  pushdctl migrate-db --from pushd.sqlite3 --to postgresql://pushd@db.internal/pushd
+  pushdctl migrate-db --from sqlite:////var/lib/pushd/tasks.sqlite3 --to "$DATABASE_URL"
 """
 
 SINK_EPILOG = """\
@@ -95,9 +107,9 @@ A local webhook receiver for trying pushd out: prints one line per delivery with
 X-AppEngine-* headers, and answers with --status (or 500 for a --fail-rate share).
 
 examples:
-  pushd sink --port 8080
-  pushd sink --port 8080 --fail-rate 0.3          # watch retries happen
-  pushd sink --port 8080 --status 503 --delay 2   # watch adaptive back-off
+  pushdctl sink --port 8080
+  pushdctl sink --port 8080 --fail-rate 0.3          # watch retries happen
+  pushdctl sink --port 8080 --status 503 --delay 2   # watch adaptive back-off
 """
 
 
@@ -108,9 +120,9 @@ the oldest ETA, deliveries in flight, deliveries in the last minute (leases, for
 and dead letters.
 
 examples:
-  pushd queues
-  pushd queues --json | jq '.queues[] | {name, tasks: .stats.tasks}'
-  pushd queues --server http://10.0.0.5:8460
+  pushdctl queues
+  pushdctl queues --json | jq '.queues[] | {name, tasks: .stats.tasks}'
+  pushdctl queues --server http://10.0.0.5:8460
 """
 
 STATS_EPILOG = """\
@@ -119,8 +131,8 @@ One queue's configuration (rate, bucket, concurrency, target, retry parameters) 
 minute for a pull queue, dead letters, paused or running).
 
 examples:
-  pushd stats default
-  pushd stats emails --json | jq .stats.tasks
+  pushdctl stats default
+  pushdctl stats emails --json | jq .stats.tasks
 """
 
 ADD_EPILOG = """\
@@ -131,12 +143,12 @@ or deleted too recently (TOMBSTONED_TASK) is reported on stderr and exits 1. Ret
 replace the queue's retry_parameters as a whole, as on App Engine.
 
 examples:
-  pushd add default --url /hello --payload hi
-  pushd add emails --name welcome-42 --url /send --param to=a@example.com --countdown 30
-  pushd add emails --url /send --header 'Content-Type: application/json' --payload-file mail.json
-  pushd add reports --url /run --eta 2024-05-01T06:00:00Z --retry-limit 3 --age-limit 1d
-  pushd add pulled-work --payload '{"id": 7}' --tag batch-1      # a pull task
-  echo hi | pushd add default --url /load --payload-file - --count 500
+  pushdctl add default --url /hello --payload hi
+  pushdctl add emails --name welcome-42 --url /send --param to=a@example.com --countdown 30
+  pushdctl add emails --url /send --header 'Content-Type: application/json' --payload-file mail.json
+  pushdctl add reports --url /run --eta 2024-05-01T06:00:00Z --retry-limit 3 --age-limit 1d
+  pushdctl add pulled-work --payload '{"id": 7}' --tag batch-1      # a pull task
+  echo hi | pushdctl add default --url /load --payload-file - --count 500
 """
 
 TASKS_EPILOG = """\
@@ -146,10 +158,10 @@ where a listing stopped (stderr says so when more follow). With a NAME, shows th
 with its payload: as text if it is UTF-8 (escaped onto one line), else as base64:....
 
 examples:
-  pushd tasks default
-  pushd tasks emails --all --json | jq -r '.tasks[].name'
-  pushd tasks emails welcome-42
-  pushd task emails welcome-42 --json         # `task` is another name for `tasks`
+  pushdctl tasks default
+  pushdctl tasks emails --all --json | jq -r '.tasks[].name'
+  pushdctl tasks emails welcome-42
+  pushdctl task emails welcome-42 --json         # `task` is another name for `tasks`
 """
 
 DELETE_EPILOG = """\
@@ -159,22 +171,22 @@ deleted name cannot be reused for a while (it is tombstoned), as on App Engine. 
 deletes dead letters instead.
 
 examples:
-  pushd delete emails welcome-42
-  pushd delete pulled-work task-1 task-2 task-3
-  pushd delete emails welcome-42 --dead
+  pushdctl delete emails welcome-42
+  pushdctl delete pulled-work task-1 task-2 task-3
+  pushdctl delete emails welcome-42 --dead
 """
 
 LEASE_EPILOG = """\
 Leases up to --max tasks of a pull queue for --seconds: no one else can lease them until the
-lease ends. Delete each task once it is done (pushd delete QUEUE NAME); a task whose lease ends
+lease ends. Delete each task once it is done (pushdctl delete QUEUE NAME); a task whose lease ends
 can be leased again, up to the queue's task_retry_limit. --tag leases only tasks with that tag;
 --by-tag leases tasks sharing the tag of the oldest task. Payloads show as text if UTF-8, else
 as base64:...; --json gives payload_base64 and the exact end of the lease (eta_us).
 
 examples:
-  pushd lease pulled-work --seconds 60
-  pushd lease pulled-work --seconds 300 --max 100 --tag batch-1
-  pushd lease pulled-work --seconds 60 --json | jq -r '.tasks[].name'
+  pushdctl lease pulled-work --seconds 60
+  pushdctl lease pulled-work --seconds 300 --max 100 --tag batch-1
+  pushdctl lease pulled-work --seconds 60 --json | jq -r '.tasks[].name'
 """
 
 RUN_EPILOG = """\
@@ -182,45 +194,45 @@ Makes a waiting task due now ("Run now" in App Engine's console); the queue's ra
 concurrency limits still apply.
 
 examples:
-  pushd run reports nightly-2024-05-01
+  pushdctl run reports nightly-2024-05-01
 """
 
 PAUSE_EPILOG = """\
-Stops delivering a push queue's tasks (or leasing a pull queue's) until `pushd resume`; tasks
+Stops delivering a push queue's tasks (or leasing a pull queue's) until `pushdctl resume`; tasks
 can still be added. The pause is stored and survives a restart.
 
 examples:
-  pushd pause emails
-  pushd pause emails --json | jq .stats.paused
+  pushdctl pause emails
+  pushdctl pause emails --json | jq .stats.paused
 """
 
 RESUME_EPILOG = """\
-Resumes a queue paused with `pushd pause`. A queue that queue.yaml pauses (rate 0, or no
+Resumes a queue paused with `pushdctl pause`. A queue that queue.yaml pauses (rate 0, or no
 longer defined there) stays paused until queue.yaml changes; the output says so.
 
 examples:
-  pushd resume emails
+  pushdctl resume emails
 """
 
 PURGE_EPILOG = """\
-Deletes every task of a queue for good; dead letters stay (see pushd dead). Asks first on a
+Deletes every task of a queue for good; dead letters stay (see pushdctl dead). Asks first on a
 terminal; anywhere else it needs --yes.
 
 examples:
-  pushd purge emails
-  pushd purge emails --yes
+  pushdctl purge emails
+  pushdctl purge emails --yes
 """
 
 DEAD_EPILOG = """\
 Lists a queue's dead letters: tasks that ran out of retries (task_retry_limit and
 task_age_limit), which App Engine would have dropped, with when and why each died; 100 at a
-time, as pushd tasks. With a NAME, shows one in full, payload included. Put them back with
-pushd redrive; delete them with pushd delete --dead.
+time, as pushdctl tasks. With a NAME, shows one in full, payload included. Put them back with
+pushdctl redrive; delete them with pushdctl delete --dead.
 
 examples:
-  pushd dead emails
-  pushd dead emails welcome-42
-  pushd dead emails --all --json | jq -r '.tasks[] | [.name, .reason] | @tsv'
+  pushdctl dead emails
+  pushdctl dead emails welcome-42
+  pushdctl dead emails --all --json | jq -r '.tasks[] | [.name, .reason] | @tsv'
 """
 
 REDRIVE_EPILOG = """\
@@ -229,9 +241,9 @@ reset), by name or all of them. A name that is not a dead letter is reported on 
 exits 1, after the others are put back.
 
 examples:
-  pushd redrive emails welcome-42
-  pushd redrive emails welcome-42 welcome-43
-  pushd redrive emails --all
+  pushdctl redrive emails welcome-42
+  pushdctl redrive emails welcome-42 welcome-43
+  pushdctl redrive emails --all
 """
 
 
@@ -298,6 +310,41 @@ def _positive_seconds(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0; got {text}")
     return value
+
+
+def _http_status(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an HTTP status code") from None
+    if not 100 <= value <= 599:
+        raise argparse.ArgumentTypeError(f"{value} is not an HTTP status code (100 to 599)")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 1") from None
+    if not 0 <= value <= 1:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"{text} is not a share from 0 to 1 (0.3 is 30%)")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds; got {text}")
+    return value
+
+
+def version_text() -> str:
+    """``pushdctl 0.1.0 (Python 3.11.7, SQLite 3.40.1)``: what a bug report starts with."""
+    return f"{COMMAND} {__version__} (Python {platform.python_version()}, SQLite {sqlite3.sqlite_version})"
 
 
 def _client_options() -> argparse.ArgumentParser:
@@ -496,10 +543,13 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="pushd",
+        prog=COMMAND,
         description="Self-hosted App Engine Task Queues.",
         epilog=MAIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=version_text(), help="show the versions and exit"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     check = commands.add_parser(
@@ -582,10 +632,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sink.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
     sink.add_argument(
-        "--status", type=int, default=200, help="HTTP status to answer (default: 200)"
+        "--status", type=_http_status, default=200, help="HTTP status to answer (default: 200)"
     )
-    sink.add_argument("--fail-rate", type=float, default=0.0, help="share of requests answered 500")
-    sink.add_argument("--delay", type=float, default=0.0, help="seconds to wait before answering")
+    sink.add_argument(
+        "--fail-rate",
+        type=_share,
+        default=0.0,
+        metavar="F",
+        help="share of requests answered 500, from 0 to 1 (default: 0)",
+    )
+    sink.add_argument(
+        "--delay",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="seconds to wait before answering (default: 0)",
+    )
     sink.add_argument("--json", action="store_true", help="print one JSON object per delivery")
     sink.set_defaults(handler=_sink)
     _add_client_commands(commands)
@@ -600,7 +662,19 @@ def _issue_line(issue: errors.ConfigIssue) -> str:
     return f"{issue.file}: {where}{issue.message}"
 
 
+def _unreadable(path: str, what: str) -> str | None:
+    """Why ``path`` cannot be read, as a message (exit 2, as a bad command line), or None."""
+    try:
+        with open(path, "rb"):
+            return None
+    except OSError as exc:
+        return f"cannot read the {what} {path}: {exc.strerror or exc}"
+
+
 def _check_config(args: argparse.Namespace) -> int:
+    if problem := _unreadable(args.path, "queue.yaml"):
+        print(f"{COMMAND}: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         loaded = config.load_file(args.path)
     except errors.ConfigError as exc:
@@ -623,9 +697,11 @@ def _print_config_error(exc: errors.ConfigError) -> None:
         print(_issue_line(issue), file=sys.stderr)
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from pushd import daemon  # the daemon's dependencies load only for `serve`
-
+def _serve_settings(args: argparse.Namespace) -> settings.Settings | int:
+    """The daemon's settings, or the exit code after saying what is wrong with them."""
+    if args.settings is not None and (problem := _unreadable(args.settings, "settings file")):
+        print(f"{COMMAND}: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     overrides = {
         "host": args.host,
         "port": args.port,
@@ -636,29 +712,63 @@ def _serve(args: argparse.Namespace) -> int:
         "log_level": args.log_level,
     }
     try:
-        cfg = settings.load(args.settings, overrides=overrides)
+        return settings.load(args.settings, overrides=overrides)
     except errors.ConfigError as exc:
         _print_config_error(exc)
         return EXIT_INVALID
+
+
+def _implicit_queues(args: argparse.Namespace, cfg: settings.Settings) -> bool:
+    """Whether to run without a queue.yaml: none was named and ./queue.yaml does not exist.
+    App Engine ran an app without one on its implicit ``default`` queue; a file named on the
+    command line that is missing is a mistake, not that."""
+    return (
+        args.config is None
+        and cfg.queue_yaml == settings.Settings().queue_yaml
+        and not Path(cfg.queue_yaml).exists()
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from pushd import daemon  # the daemon's dependencies load only for `serve`
+
+    cfg = _serve_settings(args)
+    if isinstance(cfg, int):
+        return cfg
     logs.setup(cfg.log_level, cfg.log_format)
+    queues = None
+    if _implicit_queues(args, cfg):
+        queues = config.load_text("queue: []\n", cfg.queue_yaml)  # the implicit default alone
+        logs.event(
+            "queue_yaml_missing",
+            logging.WARNING,
+            always=True,
+            file=cfg.queue_yaml,
+            queues="default",
+            hint="running App Engine's implicit default queue (5/s); give --config PATH",
+        )
+    elif problem := _unreadable(cfg.queue_yaml, "queue.yaml"):
+        print(
+            f"{COMMAND}: {problem}; give the queue.yaml to load with --config PATH", file=sys.stderr
+        )
+        return EXIT_USAGE
     try:
-        runner = daemon.Daemon(cfg, cfg.queue_yaml)
+        runner = daemon.Daemon(cfg, cfg.queue_yaml, queues=queues)
     except errors.ConfigError as exc:
         _print_config_error(exc)
-        if not Path(cfg.queue_yaml).exists():
-            print("pushd: give the queue.yaml to load with --config PATH", file=sys.stderr)
         return EXIT_INVALID
     try:
         daemon.run_event_loop(runner.run(), cfg.event_loop)
-    except errors.StoreRefusedError as exc:  # another daemon holds the file, or it is damaged
-        print(f"pushd: {exc}", file=sys.stderr)
+    except errors.StoreRefusedError as exc:  # a --db that cannot be used as it is
+        print(f"{COMMAND}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except errors.PushdError as exc:
-        print(f"pushd: {exc}", file=sys.stderr)
+        print(f"{COMMAND}: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except OSError as exc:
         print(
-            f"pushd: cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}", file=sys.stderr
+            f"{COMMAND}: cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}",
+            file=sys.stderr,
         )
         return EXIT_INVALID
     return EXIT_OK
@@ -670,7 +780,7 @@ def _migrate(args: argparse.Namespace) -> int:
     try:
         print(asyncio.run(migrate.migrate_schema(args.db)))
     except errors.PushdError as exc:
-        print(f"pushd: {exc}", file=sys.stderr)
+        print(f"{COMMAND}: {exc}", file=sys.stderr)
         return EXIT_INVALID
     return EXIT_OK
 
@@ -684,7 +794,7 @@ def _migrate_db(args: argparse.Namespace) -> int:
     try:
         copied = asyncio.run(migrate.copy_sqlite_to_postgres(args.source, args.target, say=say))
     except errors.PushdError as exc:
-        print(f"pushd: {exc}", file=sys.stderr)
+        print(f"{COMMAND}: {exc}", file=sys.stderr)
         return EXIT_INVALID
     print(
         f"copied {copied['tasks']:,} tasks, {copied['tombstones']:,} tombstones, "
@@ -704,7 +814,7 @@ def _sink(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         srv = await server.Server.start(receiver.app(), args.host, args.port)
-        print(f"pushd sink listening on {srv.url}", file=sys.stderr, flush=True)
+        print(f"{COMMAND} sink listening on {srv.url}", file=sys.stderr, flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -718,7 +828,7 @@ def _sink(args: argparse.Namespace) -> int:
         asyncio.run(run())
     except OSError as exc:
         print(
-            f"pushd sink: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+            f"{COMMAND} sink: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
             file=sys.stderr,
         )
         return EXIT_INVALID

@@ -73,6 +73,16 @@ def _headers(token: str | None, has_body: bool) -> dict[str, str]:
     return headers
 
 
+def _not_pushd(where: str, what: str, body: bytes) -> str:
+    """The message for an answer that is not pushd's: a web server, a proxy's error page, another
+    API at the address the client was given."""
+    text = " ".join(body[:120].decode("utf-8", "replace").split())
+    return (
+        f"{where} does not answer as pushd does ({what}: {text or 'no body'}); is pushd "
+        f"listening there? (set the address with --server or {URL_ENV})"
+    )
+
+
 def raise_for_answer(status: int, body: bytes, where: str) -> NoReturn:
     """Raise the :mod:`pushd.errors` class an error answer names (or the nearest one)."""
     try:
@@ -81,9 +91,8 @@ def raise_for_answer(status: int, body: bytes, where: str) -> NoReturn:
         decoded = None
     error = decoded.get("error") if isinstance(decoded, dict) else None
     if not isinstance(error, dict):
-        text = body[:200].decode("utf-8", "replace").strip()
         cls: type[errors.Error] = errors.TransientError if status >= 500 else errors.Error
-        raise cls(f"{where} answered HTTP {status}: {text or 'no body'}")
+        raise cls(_not_pushd(where, f"HTTP {status} without pushd's error object", body))
     message = str(error.get("message", ""))
     found = getattr(errors, str(error.get("exception", "")), None)
     if isinstance(found, type) and issubclass(found, errors.Error):
@@ -100,7 +109,10 @@ def _decode(status: int, body: bytes, where: str) -> Any:
         raise_for_answer(status, body, where)
     if not body:
         return None
-    return wire.loads(body)
+    try:
+        return wire.loads(body)
+    except errors.Error:  # pushd's API always answers JSON
+        raise errors.Error(_not_pushd(where, f"HTTP {status}, not JSON", body)) from None
 
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
@@ -118,7 +130,7 @@ def _dropped(sock: socket.socket) -> bool:
 def _unreachable(base: str, exc: BaseException) -> errors.TransientError:
     reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     return errors.TransientError(
-        f"cannot reach pushd at {base}: {reason}; is `pushd serve` running there? "
+        f"cannot reach pushd at {base}: {reason}; is `pushdctl serve` running there? "
         f"(set the address with --server or {URL_ENV})"
     )
 
@@ -225,7 +237,7 @@ class Client:
                 raise _unreachable(self.url, exc) from None
             if response.will_close:
                 self.close()
-            return _decode(response.status, data, f"pushd at {self.url}")
+            return _decode(response.status, data, f"the server at {self.url}")
         raise AssertionError("unreachable")  # pragma: no cover
 
     def __enter__(self) -> Client:
@@ -269,7 +281,7 @@ class AsyncClient:
                 status = response.status
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise _unreachable(self.url, exc) from None
-        return _decode(status, data, f"pushd at {self.url}")
+        return _decode(status, data, f"the server at {self.url}")
 
     async def close(self) -> None:
         if self._session is not None:

@@ -1,9 +1,9 @@
-"""The command line's client commands (``pushd add``, ``lease``, ``tasks``, ``queues``, ...).
+"""The command line's client commands (``pushdctl add``, ``lease``, ``tasks``, ``queues``, ...).
 
 Each command talks to a running daemon over the native API (:class:`pushd.client.Client`) and
 prints either aligned tables for people (times as ``in 5s`` / ``3m ago``, or UTC ISO seconds
 when further than a day) or, with ``--json``, the daemon's own JSON answer, unchanged, on
-stdout (exact times in ``*_us`` fields). Errors go to stderr as one ``pushd: <message>`` line.
+stdout (exact times in ``*_us`` fields). Errors go to stderr as one ``pushdctl: <message>`` line.
 
 Exit codes (also in ``pushd --help``):
 
@@ -25,6 +25,7 @@ import base64
 import binascii
 import contextlib
 import datetime
+import difflib
 import json
 import os
 import sys
@@ -32,7 +33,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
 
-from pushd import client, clock, errors, models, wire
+from pushd import COMMAND, client, clock, errors, models, wire
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -42,12 +43,12 @@ EXIT_INTERRUPTED = 130
 
 #: Largest page the daemon answers (``pushd.api.native.MAX_PAGE_SIZE``).
 MAX_PAGE_SIZE = 1000
-#: Page size of ``pushd tasks`` and ``pushd dead`` without ``--limit``.
+#: Page size of ``pushdctl tasks`` and ``pushdctl dead`` without ``--limit``.
 DEFAULT_LIMIT = 100
 #: Tables show times closer than this as "in 5s" / "3m ago", others as UTC ISO seconds.
 RELATIVE_WITHIN_US = 86_400 * clock.US_PER_SECOND
 
-#: Widest payload a table shows; ``pushd tasks QUEUE NAME`` and --json show all of it.
+#: Widest payload a table shows; ``pushdctl tasks QUEUE NAME`` and --json show all of it.
 PAYLOAD_CELL_WIDTH = 60
 
 RESULT_MEANING = {
@@ -78,6 +79,7 @@ class Context:
     now_us: int
     json: bool = False
     token_given: bool = False
+    width: int | None = None  # the terminal's: tables are cut to fit; None: never cut
 
     def emit(self, value: object) -> None:
         """``value`` as stable, indented JSON on stdout."""
@@ -90,8 +92,19 @@ class Context:
         for text in texts:
             self.line(text)
 
+    def table(
+        self,
+        headers: Sequence[str],
+        rows: Sequence[Sequence[str]],
+        *,
+        right: Sequence[int] = (),
+        flexible: Sequence[int] = (),
+    ) -> None:
+        """Print a table fit to :attr:`width`, narrowing the ``flexible`` columns first."""
+        self.lines(table(headers, rows, right=right, width=self.width, flexible=flexible))
+
     def error(self, message: str) -> None:
-        self.err.write(f"pushd: {message}\n")
+        self.err.write(f"{COMMAND}: {message}\n")
         self.err.flush()
 
 
@@ -206,22 +219,63 @@ def show(value: object) -> str:
 
 
 def table(
-    headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: Sequence[int] = ()
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    right: Sequence[int] = (),
+    width: int | None = None,
+    flexible: Sequence[int] = (),
 ) -> list[str]:
     """Lines of an aligned table: two spaces between columns, ``right`` columns right-aligned,
-    no trailing spaces."""
+    no trailing spaces. With a ``width`` (the terminal's), the ``flexible`` columns, in that
+    order, are narrowed (cells cut with ``…``) until the lines fit, or down to their minimum."""
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    if width is not None:
+        widths = _fit(widths, headers, width, flexible)
 
     def fmt(cells: Sequence[str]) -> str:
         parts = [
-            cell.rjust(w) if i in right else cell.ljust(w)
+            clip(cell, w).rjust(w) if i in right else clip(cell, w).ljust(w)
             for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
         ]
         return "  ".join(parts).rstrip()
 
     return [fmt(headers), *(fmt(row) for row in rows)]
+
+
+#: A narrowed column keeps at least this many characters (or its header's width).
+MIN_COLUMN_WIDTH = 8
+
+
+def _fit(
+    widths: list[int], headers: Sequence[str], width: int, flexible: Sequence[int]
+) -> list[int]:
+    excess = sum(widths) + 2 * (len(widths) - 1) - width
+    fitted = list(widths)
+    for i in flexible:
+        if excess <= 0:
+            break
+        least = max(len(headers[i]), MIN_COLUMN_WIDTH)
+        cut = min(excess, max(0, fitted[i] - least))
+        fitted[i] -= cut
+        excess -= cut
+    return fitted
+
+
+def terminal_width(stream: TextIO) -> int | None:
+    """The width to fit tables in: ``$COLUMNS``, else the terminal's; None when ``stream`` is
+    not a terminal (a pipe or a file gets every character, for grep)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        if not stream.isatty():
+            return None
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def details(pairs: Sequence[tuple[str, str]]) -> list[str]:
@@ -347,7 +401,7 @@ def queues(ctx: Context, args: argparse.Namespace) -> int:
         "LAST_MINUTE",
         "DEAD",
     ]
-    ctx.lines(table(headers, rows, right=(4, 5, 6, 8, 9, 10)))
+    ctx.table(headers, rows, right=(4, 5, 6, 8, 9, 10), flexible=(0, 3))
     return EXIT_OK
 
 
@@ -452,7 +506,7 @@ def _read_payload(path: str) -> bytes:
 
 
 def build_task(args: argparse.Namespace) -> dict[str, object]:
-    """The task object of ``pushd add``'s options; unset options are left out."""
+    """The task object of ``pushdctl add``'s options; unset options are left out."""
     task: dict[str, object] = {}
     for field, value in (
         ("name", args.name),
@@ -542,7 +596,7 @@ def _show_added(ctx: Context, results: list[dict[str, Any]]) -> None:
             ]
             for r in results
         ]
-        ctx.lines(table(["TASK", "QUEUE", "ETA", "RESULT"], rows))
+        ctx.table(["TASK", "QUEUE", "ETA", "RESULT"], rows, flexible=(0, 1))
 
 
 # ------------------------------------------------------------------ tasks
@@ -643,8 +697,8 @@ def tasks_(ctx: Context, args: argparse.Namespace) -> int:
     if not items:
         ctx.line(f"no tasks in queue {args.queue}" + (f" after {args.after}" if args.after else ""))
         return EXIT_OK
-    ctx.lines(table(_TASK_HEADERS, _task_rows(items, ctx.now_us), right=(5, 6, 7)))
-    _more_hint(ctx, "tasks", f"pushd tasks {args.queue}", cursor)
+    ctx.table(_TASK_HEADERS, _task_rows(items, ctx.now_us), right=(5, 6, 7), flexible=(3, 4, 0))
+    _more_hint(ctx, "tasks", f"pushdctl tasks {args.queue}", cursor)
     return EXIT_OK
 
 
@@ -723,7 +777,9 @@ def lease(ctx: Context, args: argparse.Namespace) -> int:
         ]
         for t in leased
     ]
-    ctx.lines(table(["TASK", "LEASED_UNTIL", "TAG", "RETRIES", "PAYLOAD"], rows, right=(3,)))
+    ctx.table(
+        ["TASK", "LEASED_UNTIL", "TAG", "RETRIES", "PAYLOAD"], rows, right=(3,), flexible=(4, 2, 0)
+    )
     return EXIT_OK
 
 
@@ -750,8 +806,8 @@ def dead(ctx: Context, args: argparse.Namespace) -> int:
         for d in items
     ]
     headers = ["TASK", "DIED", "ATTEMPTS", "LAST_STATUS", "URL", "REASON"]
-    ctx.lines(table(headers, rows, right=(2, 3)))
-    _more_hint(ctx, "dead letters", f"pushd dead {args.queue}", cursor)
+    ctx.table(headers, rows, right=(2, 3), flexible=(5, 4, 0))
+    _more_hint(ctx, "dead letters", f"pushdctl dead {args.queue}", cursor)
     return EXIT_OK
 
 
@@ -787,7 +843,7 @@ def _show_redriven(ctx: Context, redriven: list[dict[str, Any]]) -> None:
         ctx.emit({"tasks": redriven})
     elif redriven:
         rows = [[show(t["name"]), when(t["eta_us"], ctx.now_us)] for t in redriven]
-        ctx.lines(table(["REDRIVEN", "ETA"], rows))
+        ctx.table(["REDRIVEN", "ETA"], rows, flexible=(0,))
 
 
 # ------------------------------------------------------------------ running a command
@@ -827,9 +883,35 @@ def execute(command: Command, ctx: Context, args: argparse.Namespace) -> int:
     except errors.PermissionDeniedError as exc:
         ctx.error(_permission_hint(exc, ctx.token_given))
         return EXIT_REFUSED
+    except errors.UnknownQueueError as exc:
+        ctx.error(exc.message + _closest_queue(ctx, getattr(args, "queue", None)))
+        return EXIT_REFUSED
     except errors.Error as exc:
         ctx.error(exc.message)
         return EXIT_REFUSED
+    except (KeyError, TypeError) as exc:  # JSON, but not the shape pushd answers
+        ctx.error(
+            f"the server did not answer as pushd does (no {exc} in its answer); is pushd "
+            f"listening there? (set the address with --server or {client.URL_ENV})"
+        )
+        return EXIT_REFUSED
+
+
+def _closest_queue(ctx: Context, queue: str | None) -> str:
+    """``; did you mean 'emails'?`` for a mistyped queue name, else the queues there are."""
+    if queue is None:
+        return ""
+    try:
+        names = [str(q["name"]) for q in ctx.api.call("GET", "/api/v1/queues")["queues"]]
+    except (errors.Error, KeyError, TypeError):  # only a hint: the error itself is said anyway
+        return ""
+    close = difflib.get_close_matches(queue, names, n=1, cutoff=0.6)
+    if not close:
+        close = [n for n in names if n.lower() == queue.lower()]
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+    return f" (the queues are: {shown})" if names else ""
 
 
 def run(
@@ -846,7 +928,7 @@ def run(
     try:
         api = client.Client(args.server, token=args.token, timeout_s=args.timeout)
     except errors.Error as exc:  # a malformed --server or PUSHD_URL
-        err.write(f"pushd: {exc.message}\n")
+        err.write(f"{COMMAND}: {exc.message}\n")
         return EXIT_USAGE
     ctx = Context(
         api=api,
@@ -855,6 +937,7 @@ def run(
         now_us=clock.SystemClock().now_us() if now_us is None else now_us,
         json=args.json,
         token_given=api.token is not None,
+        width=terminal_width(out),
     )
     try:
         with api:
@@ -863,7 +946,7 @@ def run(
     except KeyboardInterrupt:
         err.write("\n")
         return EXIT_INTERRUPTED
-    except BrokenPipeError:  # `pushd tasks q --all | head`: stop quietly
+    except BrokenPipeError:  # `pushdctl tasks q --all | head`: stop quietly
         _silence_stdout()
         return EXIT_REFUSED
     return code

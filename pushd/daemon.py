@@ -31,6 +31,7 @@ from typing import Any
 import anyio
 
 from pushd import (
+    __version__,
     api,
     clock,
     cluster,
@@ -45,7 +46,7 @@ from pushd import (
     tickets,
 )
 from pushd.api import server
-from pushd.store import base, describe_url, open_store
+from pushd.store import base, describe_url, open_store, server_versions
 
 #: Queues the start-up report of stranded tasks counts per store read.
 STRANDED_BATCH = 100
@@ -61,14 +62,18 @@ class Daemon:
         *,
         clock_: clock.Clock | None = None,
         on_ready: Callable[[str], None] | None = None,
+        queues: config.QueuesConfig | None = None,
     ) -> None:
         self.settings = cfg
         self.queue_yaml = Path(queue_yaml)
         self.clock = clock_ or clock.SystemClock()
         self.on_ready = on_ready
-        self.queues = config.load_file(self.queue_yaml)
+        # ``queues`` given: queue.yaml does not exist yet (the implicit default queue); SIGHUP
+        # loads it once it does.
+        self.queues = config.load_file(self.queue_yaml) if queues is None else queues
         self._stop = asyncio.Event()
         self._reload_wanted = asyncio.Event()
+        self.versions: dict[str, Any] = {}  # log fields: python=, sqlite=, postgresql=
 
     def current_queues(self) -> config.QueuesConfig:
         return self.queues
@@ -234,6 +239,7 @@ class Daemon:
                     api_tickets=api_tickets,
                     metrics_=counters,
                 )
+                self.versions = await server_versions(store)  # for the `listening` line
                 await self._serve(sched, store, app, peers)
             finally:
                 await session.close()
@@ -285,6 +291,8 @@ class Daemon:
             url=srv.url,
             queues=len(self.queues.queues),
             db=describe_url(self.settings.database),
+            version=__version__,
+            **self.versions,
         )
         if self.on_ready is not None:
             self.on_ready(srv.url)

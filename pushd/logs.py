@@ -1,9 +1,15 @@
 """Logging: one line per event, with a stable event name and key=value fields (or JSON).
 
+Every line starts with its time, RFC 3339 in UTC to the millisecond (``2024-05-01T12:00:00.123Z``;
+the ``time`` field in JSON), so lines from several daemons and machines sort together whatever
+their time zones, and a log kept without a journal still says when each event happened.
+
 Event names (the ``event`` field) are a public interface for log processors:
 
 ==========================  ==============================================================
-``listening``               the HTTP API is up (``url``, ``queues``, ``db``)
+``listening``               the HTTP API is up (``url``, ``queues``, ``db``, the versions of
+                            pushd, Python, SQLite and the PostgreSQL server)
+``queue_yaml_missing``      no queue.yaml: the implicit ``default`` queue alone runs (``file``)
 ``task_delivered``          a delivery got a 2xx (``queue``, ``task``, ``status``, ``ms``; debug)
 ``task_retry``              a delivery failed and will run again (``error``, ``retry``, ``delay_s``)
 ``task_dead_lettered``      a task ran out of retries and moved to the dead letters (``reason``)
@@ -37,8 +43,10 @@ Event names (the ``event`` field) are a public interface for log processors:
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
+import math
 import sys
 from typing import Any
 
@@ -53,17 +61,28 @@ class _Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields: dict[str, Any] = getattr(record, "fields", {})
         event = getattr(record, "event", None) or record.getMessage()
+        when = timestamp(record.created)
         if self.json_lines:
-            data = {"level": record.levelname.lower(), "event": event, **fields}
+            data = {"time": when, "level": record.levelname.lower(), "event": event, **fields}
             if record.exc_info:
                 data["exception"] = self.formatException(record.exc_info)
             return json.dumps(data, default=str)
-        parts = [f"{record.levelname.lower():7}", str(event)]
+        parts = [when, f"{record.levelname.lower():7}", str(event)]
         parts += [f"{k}={_text(v)}" for k, v in fields.items()]
         line = " ".join(parts)
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
+
+
+def timestamp(seconds: float) -> str:
+    """POSIX ``seconds`` as RFC 3339 in UTC to the millisecond: ``2024-05-01T12:00:00.123Z``.
+    Milliseconds are cut, not rounded, so a line never claims a time later than its event."""
+    ms = math.floor(seconds * 1000)
+    moment = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(
+        milliseconds=ms
+    )
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
 def _text(value: object) -> str:

@@ -1,4 +1,4 @@
-"""``pushd migrate`` (bring a database's schema up to date) and ``pushd migrate-db`` (copy a
+"""``pushdctl migrate`` (bring a database's schema up to date) and ``pushdctl migrate-db`` (copy a
 SQLite file into PostgreSQL).
 
 The copy moves everything a daemon keeps: tasks with their counters and ETAs (leases of pull

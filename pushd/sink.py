@@ -1,4 +1,4 @@
-"""``pushd sink``: a small webhook receiver that prints every delivery.
+"""``pushdctl sink``: a small webhook receiver that prints every delivery.
 
 For trying pushd out locally and for tests: it answers every request with ``--status``
 (default 200), fails a ``--fail-rate`` fraction of them with 500, waits ``--delay`` seconds

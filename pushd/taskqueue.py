@@ -37,7 +37,9 @@ Differences from App Engine, each on purpose:
 * There is no namespace manager: tasks carry ``X-AppEngine-Current-Namespace: ""``, and
   ``Host`` is never derived from the environment, so ``Task.target`` is the target given (or
   None), never App Engine's "unknown version" marker.
-* ``extract_params()`` returns ``str`` keys for every method (see :func:`pushd.tasks.extract_params`).
+* ``extract_params()`` keys are ``bytes`` where App Engine's are (a bytes payload: POST and
+  pull tasks given a payload, leased tasks) and ``str`` elsewhere (a query string, the text
+  payload of a POST built from params), as App Engine's client on Python 3.
 * Service errors App Engine reports as the generic :class:`Error` may arrive as one of pushd's
   subclasses of it, e.g. :class:`UnknownTaskError` from ``modify_task_lease`` on a task that
   does not exist; ``QueueStatistics`` of an unknown queue raise :class:`UnknownQueueError`
@@ -654,9 +656,16 @@ class Task:
     def was_deleted(self) -> bool:
         return self._deleted
 
-    def extract_params(self) -> dict[str, bytes | list[bytes]]:
-        """The form parameters: POST and pull tasks parse the payload, others the query."""
-        return tasks.extract_params(self._built)
+    def extract_params(self) -> dict[Any, bytes | list[bytes]]:
+        """The form parameters: POST and pull tasks parse the payload, others the query.
+
+        Keys have the type of what is parsed, as on App Engine: ``bytes`` for a bytes payload,
+        ``str`` for a query string or a POST's text payload built from ``params``, so code
+        written for the SDK (``params[b"k"]``) finds them."""
+        found = tasks.extract_params(self._built)
+        if self.method in ("POST", "PULL") and isinstance(self._payload, bytes):
+            return {key.encode("utf-8"): value for key, value in found.items()}
+        return dict(found)
 
     def add(self, queue_name: str = _DEFAULT_QUEUE, transactional: bool = False) -> Task:
         """Add this task to ``queue_name`` (see :meth:`Queue.add`)."""

@@ -84,7 +84,7 @@ def require_pull(cfg: config.QueueConfig, operation: str) -> None:
 async def require_running(store: base.Store, cfg: config.QueueConfig) -> None:
     if cfg.name in await store.paused_queues():
         raise errors.QueuePausedError(
-            f"queue {cfg.name!r} is paused; resume it (pushd resume {cfg.name}) to lease its tasks"
+            f"queue {cfg.name!r} is paused; resume it (pushdctl resume {cfg.name}) to lease its tasks"
         )
 
 

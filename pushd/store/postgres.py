@@ -73,12 +73,30 @@ def _migrations() -> list[tuple[int, str]]:
 SCHEMA_VERSION = len(_migrations())
 
 
+#: How long a first connection may take before the server counts as unreachable.
+CONNECT_TIMEOUT_S = 15.0
+
+
 async def connect(dsn: str) -> asyncpg.Connection:
-    """One connection to ``dsn``; a clear error (password masked) when it cannot be made."""
+    """One connection to ``dsn``; a clear error (password masked) when it cannot be made,
+    with what to check: the server, the credentials or the database name."""
     try:
-        return await asyncpg.connect(dsn)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise errors.PushdError(f"database {describe_url(dsn)}: cannot connect: {exc}") from None
+        return await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise errors.PushdError(
+            f"database {describe_url(dsn)}: cannot connect: {reason}; {_connect_hint(exc)}"
+        ) from None
+
+
+def _connect_hint(exc: BaseException) -> str:
+    if isinstance(exc, asyncpg.InvalidCatalogNameError):
+        return "create the database (createdb NAME) or fix its name in the URL"
+    if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):  # a password too
+        return "check the user and password in the URL (postgresql://USER:PASSWORD@HOST/DB)"
+    if isinstance(exc, OSError):  # refused, unreachable, unknown host, timed out
+        return "is PostgreSQL running there? check the host and port in the URL"
+    return "check the URL (postgresql://USER:PASSWORD@HOST:PORT/DB)"
 
 
 async def migrate(conn: asyncpg.Connection) -> tuple[int, int]:
@@ -190,7 +208,7 @@ class PostgresStore:
                 if version != SCHEMA_VERSION:
                     raise errors.PushdError(
                         f"database {describe_url(dsn)} has pushd schema {version}, this pushd needs "
-                        f"{SCHEMA_VERSION}: run `pushd migrate --db ...` first"
+                        f"{SCHEMA_VERSION}: run `pushdctl migrate --db ...` first"
                     )
         finally:
             await conn.close()
@@ -201,6 +219,12 @@ class PostgresStore:
             tombstone_retention_us=tombstone_retention_us,
             dead_letter_retention_us=dead_letter_retention_us,
         )
+
+    async def server_version(self) -> str:
+        """The server's version, e.g. ``15.14``."""
+        async with self._pool.acquire() as conn:
+            version = conn.get_server_version()
+        return f"{version.major}.{version.minor}"
 
     async def close(self) -> None:
         if self._listener is not None:

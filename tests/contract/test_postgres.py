@@ -194,7 +194,7 @@ async def test_migrations_are_versioned_and_a_newer_schema_refused(pg_url: str) 
 
 
 async def test_without_migrating_an_old_schema_is_refused(pg_url: str) -> None:
-    with pytest.raises(errors.PushdError, match="pushd migrate"):
+    with pytest.raises(errors.PushdError, match="pushdctl migrate"):
         await open_store(pg_url, migrate_schema=False)
 
 

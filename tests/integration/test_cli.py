@@ -1,4 +1,4 @@
-"""`python -m pushd <command>` as subprocesses against a real `pushd serve` and receiver."""
+"""`python -m pushd <command>` as subprocesses against a real `pushdctl serve` and receiver."""
 
 from __future__ import annotations
 
@@ -219,19 +219,19 @@ async def test_errors_and_exit_codes(start_daemon: StartDaemon) -> None:
         pushd("delete", "work", "never-added", daemon=d),
     )
     assert (unknown.code, unknown.out) == (1, "")
-    assert unknown.err == "pushd: queue 'nope' is not configured\n"
+    assert unknown.err == "pushdctl: queue 'nope' is not configured\n"
     assert usage.code == 2
     assert "the following arguments are required: --seconds" in usage.err
     assert missing.code == 1
     assert missing.err == (
-        "pushd: queue 'work' has no task 'never-added' (deleted already, or never added)\n"
+        "pushdctl: queue 'work' has no task 'never-added' (deleted already, or never added)\n"
     )
 
     url = d.url
     assert await d.stop() == 0
     down = await pushd("queues", url=url)
     assert (down.code, down.out) == (3, "")
-    assert down.err.startswith(f"pushd: cannot reach pushd at {url}: ")
+    assert down.err.startswith(f"pushdctl: cannot reach pushd at {url}: ")
     assert down.err.count("\n") == 1
 
 

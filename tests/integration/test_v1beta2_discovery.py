@@ -1,4 +1,4 @@
-"""Google's own API client, built from the v1beta2 discovery document, against ``pushd serve``.
+"""Google's own API client, built from the v1beta2 discovery document, against ``pushdctl serve``.
 
 ``googleapiclient`` builds every method from the discovery document alone (paths, HTTP methods,
 parameter names and types, int64 as strings), so this checks pushd against the document rather
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from tests.integration.conftest import StartDaemon
 
 ROOT = Path(__file__).resolve().parents[2]
-DISCOVERY = ROOT / ".." / "shared" / "corpus" / "taskqueue-v1beta2-discovery.json"
+DISCOVERY = ROOT / "tests" / "data" / "taskqueue-v1beta2-discovery.json"  # see tests/data/README.md
 QUEUE_YAML = """
 queue:
 - name: hooks
@@ -51,9 +51,7 @@ async def call(request: Any) -> Any:
 
 @pytest.fixture
 async def client(start_daemon: StartDaemon) -> AsyncIterator[Any]:
-    assert DISCOVERY.is_file(), (
-        f"{DISCOVERY.resolve()} is missing: check out shared/ beside the repo"
-    )
+    assert DISCOVERY.is_file(), f"{DISCOVERY} is missing (tests/data/README.md)"
     daemon = await start_daemon(QUEUE_YAML)
     http = httplib2.Http(timeout=30)
     yield discovery.build_from_document(

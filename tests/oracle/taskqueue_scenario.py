@@ -97,9 +97,18 @@ def names(tasks: Any) -> Any:
 
 
 def params(task: Any) -> dict[str, Any]:
-    """``extract_params()`` with text keys (App Engine's are bytes for POST and pull tasks)."""
-    found = task.extract_params().items()
-    return {k.decode() if isinstance(k, bytes) else k: text(v) for k, v in found}
+    """``extract_params()`` as JSON: a bytes key is written ``b:key``, so both sides must give
+    keys of the same type (App Engine's are bytes when it parses a bytes payload)."""
+    try:
+        found = task.extract_params().items()
+    except ValueError as exc:  # not form data: both raise it
+        return {"error": type(exc).__name__}
+    return {
+        f"b:{k.decode()}" if isinstance(k, bytes) else k: [text(x) for x in v]
+        if isinstance(v, list)
+        else text(v)
+        for k, v in found
+    }
 
 
 def headers(task: Any) -> list[list[str]]:
@@ -211,6 +220,9 @@ def push_scenario(rec: Recorder, tq: Any) -> None:
     rec.attempt("Task.add", via_task.add, "push-a")
     rec.note("Task.add GET with params", [via_task.queue_name, via_task.url, via_task.on_queue_url])
     rec.note("Task.add GET params", params(via_task))
+    rec.note("POST params: params", params(tq.Task(params={"a": "1", "b": ["2", "3"]})))
+    rec.note("POST bytes payload: params", params(tq.Task(payload=b"a=1&a=2&c=")))
+    rec.note("POST text payload: params", params(tq.Task(payload="k=v")))
     async_task = tq.Task(name="p-a")
     rpc = async_task.add_async("push-a")
     rec.attempt("Task.add_async get_result", rpc.get_result)
@@ -272,9 +284,11 @@ def lease_scenario(rec: Recorder, tq: Any) -> None:
     before = time.time()
     first = rec.attempt("lease 2 of 3 due", q.lease_tasks, 60, 2) or []
     rec.note("lease 2 of 3 due: tasks", leased(first, before))
+    rec.note("lease 2 of 3 due: params", [params(t) for t in first])
     before = time.time()
     second = rec.attempt("lease the rest", q.lease_tasks, 30, 10) or []
     rec.note("lease the rest: tasks", leased(second, before))
+    rec.note("lease the rest: params", [params(t) for t in second])  # l-3: k=v, as bytes
     rec.note("lease when none due", names(rec.attempt("lease none due", q.lease_tasks, 30, 10)))
     stats = q.fetch_statistics()
     rec.note("pull-a stats after leases", [stats.tasks, stats.oldest_eta_usec is None])

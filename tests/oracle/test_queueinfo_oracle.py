@@ -21,7 +21,7 @@ from tests.oracle.runner import run_oracle
 pytestmark = pytest.mark.oracle
 
 ROOT = Path(__file__).resolve().parents[2]
-CORPUS = ROOT / ".." / "shared" / "corpus" / "queue_yaml"
+CORPUS = ROOT / "tests" / "data" / "queue_yaml"  # 40 real files, MANIFEST.tsv names each source
 EXAMPLE = ROOT / "queue.yaml.example"
 CORPUS_FILES = sorted(CORPUS.glob("*.yaml")) if CORPUS.is_dir() else []
 CORPUS_CASES = [(f"corpus {p.name}", p.read_text(encoding="utf-8")) for p in CORPUS_FILES]
@@ -114,8 +114,8 @@ def _disagreement(case_id: str, verdict: dict[str, Any]) -> str | None:
     return None if theirs == ours else f"top level differs: App Engine {theirs} != pushd {ours}"
 
 
-def test_the_shared_corpus_is_there() -> None:
-    assert CORPUS.is_dir(), f"{CORPUS.resolve()} is missing: check out shared/ beside the repo"
+def test_the_corpus_is_in_the_repository() -> None:
+    assert CORPUS.is_dir(), f"{CORPUS} is missing (tests/data/README.md)"
     assert len(CORPUS_FILES) == 40
 
 

@@ -204,7 +204,7 @@ async def test_a_paused_pull_queue_refuses_leases(env: Env) -> None:
     [task] = (await lease(env, "work", lease_seconds=60))[1]["tasks"]
     await env.call("POST", f"{Q}/work/pause")
     status, body = await lease(env, "work")
-    assert_error(status, body, 400, "QUEUE_PAUSED", "pushd resume work")
+    assert_error(status, body, 400, "QUEUE_PAUSED", "pushdctl resume work")
     status, body = await env.call(
         "POST", f"{Q}/work/tasks/t/lease", json={"eta_us": task["eta_us"], "lease_seconds": 1}
     )

@@ -1,4 +1,4 @@
-"""`pushd check-config PATH`: one line per queue and exit 0, or every problem located and exit 1."""
+"""`pushdctl check-config PATH`: one line per queue and exit 0, or every problem located and exit 1."""
 
 from __future__ import annotations
 
@@ -65,15 +65,16 @@ def test_warnings_do_not_fail_the_check(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 @pytest.mark.parametrize("name", ["missing.yaml", "."])
-def test_an_unreadable_path_is_one_clear_line(
+def test_an_unreadable_path_is_one_clear_line_and_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
 ) -> None:
+    """Exit 2, as `--help` says for an unreadable input file (1 is for a file read and refused)."""
     path = tmp_path / name
-    assert cli.main(["check-config", str(path)]) == 1
+    assert cli.main(["check-config", str(path)]) == 2
     out, err = capsys.readouterr()
     assert out == ""
     assert err.count("\n") == 1
-    assert err.startswith(f"{path}: cannot read: ")
+    assert err.startswith(f"pushdctl: cannot read the queue.yaml {path}: ")
     assert "Traceback" not in err
 
 
@@ -82,7 +83,7 @@ def test_help_shows_examples(capsys: pytest.CaptureFixture[str]) -> None:
         cli.main(["check-config", "--help"])
     assert exited.value.code == 0
     out = capsys.readouterr().out
-    assert "examples:\n  pushd check-config queue.yaml\n" in out
+    assert "examples:\n  pushdctl check-config queue.yaml\n" in out
 
 
 def test_no_command_prints_usage_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

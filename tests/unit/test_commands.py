@@ -217,7 +217,7 @@ def test_every_command_has_help_with_examples(
         cli.main([command, "--help"])
     assert exited.value.code == 0
     out = capsys.readouterr().out
-    assert "examples:\n  pushd " in out
+    assert "examples:\n  pushdctl " in out
     if command not in ("check-config", "serve", "sink"):
         assert "--server URL" in out
         assert "--json" in out
@@ -360,7 +360,7 @@ async def test_add_list_show_delete(daemon: Daemon) -> None:
     assert deleted.code == commands.EXIT_REFUSED
     assert deleted.out.splitlines() == ["deleted task t1", "deleted task t2"]
     assert deleted.err == (
-        "pushd: queue 'fast' has no task 'nope' (deleted already, or never added)\n"
+        "pushdctl: queue 'fast' has no task 'nope' (deleted already, or never added)\n"
     )
     empty = await daemon.run("tasks", "fast")
     assert (empty.code, empty.out) == (0, "no tasks in queue fast\n")
@@ -372,7 +372,7 @@ async def test_add_reports_names_in_use_and_exits_1(daemon: Daemon) -> None:
     assert ran.code == commands.EXIT_REFUSED
     assert "dup   fast   -    TASK_ALREADY_EXISTS" in ran.out
     assert ran.err == (
-        "pushd: task 'dup' was not added to queue 'fast': TASK_ALREADY_EXISTS "
+        "pushdctl: task 'dup' was not added to queue 'fast': TASK_ALREADY_EXISTS "
         "(a task with this name is already in the queue)\n"
     )
     assert (await daemon.run("delete", "fast", "dup")).code == 0
@@ -398,7 +398,7 @@ async def test_listing_pages_with_limit_after_and_all(daemon: Daemon) -> None:
         await daemon.run("add", "fast", "--name", name)
     first = await daemon.run("tasks", "fast", "--limit", "2")
     assert [line.split()[0] for line in first.out.splitlines()[1:]] == ["a", "b"]
-    assert "`pushd tasks fast --after b` or --all" in first.err
+    assert "`pushdctl tasks fast --after b` or --all" in first.err
     page = (await daemon.run("tasks", "fast", "--limit", "2", "--json")).json()
     assert ([t["name"] for t in page["tasks"]], page["next"]) == (["a", "b"], "b")
     rest = (await daemon.run("tasks", "fast", "--after", "b", "--json")).json()
@@ -535,7 +535,7 @@ async def test_dead_letters_list_show_redrive_delete(daemon: Daemon) -> None:
     redriven = await daemon.run("redrive", "fast", "d1", "nope")
     assert redriven.code == commands.EXIT_REFUSED
     assert redriven.out.splitlines() == ["REDRIVEN  ETA", "d1        now"]
-    assert redriven.err == "pushd: queue 'fast' has no dead letter 'nope'\n"
+    assert redriven.err == "pushdctl: queue 'fast' has no dead letter 'nope'\n"
     assert (await daemon.store.get("fast", "d1")) is not None
 
     gone = await daemon.run("delete", "fast", "d2", "--dead")
@@ -546,7 +546,7 @@ async def test_dead_letters_list_show_redrive_delete(daemon: Daemon) -> None:
     neither = await daemon.run("redrive", "fast")
     assert (neither.code, neither.err) == (
         commands.EXIT_USAGE,
-        "pushd: give the names of the dead letters to redrive, or --all\n",
+        "pushdctl: give the names of the dead letters to redrive, or --all\n",
     )
 
 
@@ -572,12 +572,14 @@ async def test_refusals_exit_1_with_the_daemons_message(daemon: Daemon) -> None:
     ):
         ran = await daemon.run(*argv)
         assert (ran.code, ran.out) == (commands.EXIT_REFUSED, ""), argv
-        assert ran.err == "pushd: queue 'nope' is not configured\n"
+        assert ran.err == (
+            "pushdctl: queue 'nope' is not configured (the queues are: fast, work, default)\n"
+        )
     missing = await daemon.run("tasks", "fast", "nope")
-    assert missing.err == "pushd: queue 'fast' has no task 'nope'\n"
+    assert missing.err == "pushdctl: queue 'fast' has no task 'nope'\n"
     push_lease = await daemon.run("lease", "fast", "--seconds", "1")
     assert push_lease.code == commands.EXIT_REFUSED
-    assert push_lease.err.startswith("pushd: ")
+    assert push_lease.err.startswith("pushdctl: ")
     bad = await daemon.run("add", "fast", "--url", "no-slash")
     assert bad.code == commands.EXIT_REFUSED
 
@@ -625,7 +627,7 @@ async def test_unreachable_daemon_exits_3_and_bad_url_exits_2(daemon: Daemon) ->
     url = f"http://127.0.0.1:{closed_port()}"
     ran = await daemon.run("queues", server=url)
     assert (ran.code, ran.out) == (commands.EXIT_UNREACHABLE, "")
-    assert ran.err.startswith(f"pushd: cannot reach pushd at {url}: ")
+    assert ran.err.startswith(f"pushdctl: cannot reach pushd at {url}: ")
     assert ran.err.count("\n") == 1
     bad = await daemon.run("queues", server="ftp://example.com")
     assert bad.code == commands.EXIT_USAGE
@@ -635,7 +637,7 @@ async def test_unreachable_daemon_exits_3_and_bad_url_exits_2(daemon: Daemon) ->
 async def test_unreadable_payload_file_is_a_usage_error(daemon: Daemon, tmp_path: Any) -> None:
     ran = await daemon.run("add", "fast", "--payload-file", str(tmp_path / "missing"))
     assert ran.code == commands.EXIT_USAGE
-    assert ran.err.startswith("pushd: cannot read the payload file ")
+    assert ran.err.startswith("pushdctl: cannot read the payload file ")
     assert (await daemon.store.counts("fast")).tasks == 0
 
 
@@ -662,4 +664,85 @@ async def test_a_failure_midway_shows_what_was_done(daemon: Daemon) -> None:
     code = commands.execute(commands.add, ctx, parse("add", "q", "--count", "150"))
     assert code == commands.EXIT_UNREACHABLE
     assert len(out.getvalue().splitlines()) == 101
-    assert err.getvalue() == "pushd: cannot reach pushd at http://x: reset\n"
+    assert err.getvalue() == "pushdctl: cannot reach pushd at http://x: reset\n"
+
+
+# ------------------------------------------------------------------ fitting, hints, not pushd
+
+
+def test_tables_fit_the_width_by_cutting_the_flexible_columns() -> None:
+    rows = [["t1", "/" + "x" * 70, "tag-" + "y" * 30], ["t2", "/short", "-"]]
+    wide = commands.table(["TASK", "URL", "TAG"], rows)
+    assert len(wide[1]) == 4 + 2 + 71 + 2 + 34
+    fitted = commands.table(["TASK", "URL", "TAG"], rows, width=60, flexible=(1, 2))
+    assert max(len(line) for line in fitted) == 60
+    assert fitted[1].split()[1] == "/" + "x" * 16 + "…"  # the URL gave up what was needed
+    assert fitted[1].split()[2] == "tag-" + "y" * 30  # so the tag stayed whole
+    assert fitted[2].split() == ["t2", "/short", "-"]
+    # Narrower than the flexible columns can go: each keeps MIN_COLUMN_WIDTH characters.
+    tight = commands.table(["TASK", "URL", "TAG"], rows, width=10, flexible=(1, 2))
+    assert tight[1].split()[1:] == ["/xxxxxx…", "tag-yyy…"]
+    assert commands.table(["A"], [["b"]], width=1, flexible=(0,)) == ["A", "b"]
+
+
+async def test_tasks_fit_the_terminal(daemon: Daemon, monkeypatch: pytest.MonkeyPatch) -> None:
+    long_url = "/hooks/" + "segment/" * 20 + "end"
+    added = await daemon.run("add", "fast", "--name", "long", "--url", long_url)
+    assert added.code == 0
+    wide = await daemon.run("tasks", "fast")  # not a terminal: nothing is cut, for grep
+    assert long_url in wide.out
+    monkeypatch.setenv("COLUMNS", "80")
+    ran = await daemon.run("tasks", "fast")
+    assert ran.code == 0
+    lines = ran.out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    [url] = [cell for cell in lines[1].split() if cell.startswith("/hooks/")]
+    assert url.endswith("…")
+    assert long_url.startswith(url[:-1])
+
+
+async def test_an_unknown_queue_suggests_the_closest_name(daemon: Daemon) -> None:
+    ran = await daemon.run("stats", "fsat")
+    assert (ran.code, ran.out) == (commands.EXIT_REFUSED, "")
+    assert ran.err == "pushdctl: queue 'fsat' is not configured; did you mean 'fast'?\n"
+    upper = await daemon.run("pause", "WORK")
+    assert upper.err == "pushdctl: queue 'WORK' is not configured; did you mean 'work'?\n"
+
+
+@pytest.fixture
+async def not_pushd() -> AsyncIterator[str]:
+    """A web server that is not pushd: HTML pages, a 404 page and another JSON API."""
+    from aiohttp import web
+
+    async def html(request: web.Request) -> web.Response:
+        return web.Response(text="<html><body>It works!</body></html>", content_type="text/html")
+
+    async def other_json(request: web.Request) -> web.Response:
+        return web.json_response({"hello": "world"})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/queues", other_json)
+    app.router.add_get("/api/v1/queues/{name}", html)
+    srv = await server.Server.start(app, "127.0.0.1", 0)
+    yield srv.url
+    await srv.stop()
+
+
+@pytest.mark.parametrize(
+    ("argv", "what"),
+    [
+        (["stats", "q"], "HTTP 200, not JSON: <html><body>It works!</body></html>"),
+        (["tasks", "q"], "HTTP 404 without pushd's error object: 404: Not Found"),
+        (["queues"], "no 'queues' in its answer"),
+    ],
+)
+async def test_a_server_that_is_not_pushd_is_named_so(
+    daemon: Daemon, not_pushd: str, argv: list[str], what: str
+) -> None:
+    ran = await daemon.run(*argv, server=not_pushd)
+    assert (ran.code, ran.out) == (commands.EXIT_REFUSED, "")
+    assert ran.err.count("\n") == 1
+    assert what in ran.err
+    assert "as pushd does" in ran.err
+    assert "is pushd listening there? (set the address with --server or PUSHD_URL)" in ran.err
+    assert "request body" not in ran.err

@@ -183,6 +183,25 @@ def test_a_default_url_push_task() -> None:
     assert task.dispatch_deadline_usec is None
 
 
+@pytest.mark.parametrize(
+    ("kw", "expected"),
+    [  # each checked against App Engine's SDK (tests/oracle/taskqueue_scenario.py does too)
+        ({"params": {"a": "1"}}, {"a": b"1"}),  # a POST's payload from params is str
+        ({"payload": "a=1"}, {b"a": b"1"}),
+        ({"payload": b"a=1&a=2"}, {b"a": [b"1", b"2"]}),
+        ({"method": "PULL", "params": {"a": "1"}}, {b"a": b"1"}),
+        ({"method": "PULL", "payload": "a=1"}, {b"a": b"1"}),
+        ({"method": "PUT", "payload": b"a=1", "url": "/x?a=2"}, {"a": b"2"}),
+    ],
+)
+def test_extract_params_keys_are_bytes_where_app_engines_are(
+    kw: dict[str, Any], expected: dict[object, object]
+) -> None:
+    found = taskqueue.Task(**kw).extract_params()
+    assert found == expected
+    assert [type(k) for k in found] == [type(k) for k in expected]
+
+
 def test_payload_and_url_follow_app_engine_by_method() -> None:
     posted = taskqueue.Task(params={"a": "1", "b": ["2", "3"]})
     assert posted.payload == "a=1&b=2&b=3"  # a str, as App Engine's client makes it
