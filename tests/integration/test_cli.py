@@ -214,12 +214,12 @@ async def test_dead_letters_and_redrive(
 async def test_errors_and_exit_codes(start_daemon: StartDaemon) -> None:
     d = await start_daemon(QUEUE_YAML)
     unknown, usage, missing = await asyncio.gather(
-        pushd("stats", "nope", daemon=d),
+        pushd("stats", "wrok", daemon=d),
         pushd("lease", "pulled", daemon=d),
         pushd("delete", "work", "never-added", daemon=d),
     )
     assert (unknown.code, unknown.out) == (1, "")
-    assert unknown.err == "pushdctl: queue 'nope' is not configured\n"
+    assert unknown.err == "pushdctl: queue 'wrok' is not configured; did you mean 'work'?\n"
     assert usage.code == 2
     assert "the following arguments are required: --seconds" in usage.err
     assert missing.code == 1
@@ -245,5 +245,5 @@ async def test_help_of_every_command_has_examples() -> None:
     assert "examples:" in top.out
     for command, ran in zip(CLIENT_COMMANDS, helps, strict=True):
         assert ran.code == 0, (command, ran.err)
-        assert "examples:\n  pushd " in ran.out, command
+        assert "examples:\n  pushdctl " in ran.out, command
         assert "--server URL" in ran.out, command

@@ -132,7 +132,10 @@ async def test_a_sqlite_file_moves_to_postgresql_whole(
 
 async def test_migrate_db_refuses_what_it_cannot_copy(tmp_path: Path, pg_url: str) -> None:
     code, _, err = await pushd("migrate-db", "--from", str(tmp_path / "none.db"), "--to", pg_url)
-    assert (code, err.strip()) == (1, f"pushdctl: --from {tmp_path / 'none.db'}: no such SQLite file")
+    assert (code, err.strip()) == (
+        1,
+        f"pushdctl: --from {tmp_path / 'none.db'}: no such SQLite file",
+    )
     code, _, err = await pushd("migrate-db", "--from", "a.db", "--to", str(tmp_path / "b.db"))
     assert code == 1
     assert "give a postgresql://user@host/database URL" in err
