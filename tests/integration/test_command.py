@@ -149,6 +149,8 @@ def fields(line: str) -> dict[str, str]:
 
 async def test_serve_without_a_queue_yaml_runs_the_implicit_default_queue(tmp_path: Path) -> None:
     async with serving(cwd=tmp_path) as (lines, url):
+        for line in lines:  # every text line starts with its time: RFC 3339, UTC, milliseconds
+            assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (info|warning) ", line)
         [warning] = [line for line in lines if " queue_yaml_missing " in line]
         assert "warning" in warning.split()
         assert fields(warning)["file"] == "queue.yaml"

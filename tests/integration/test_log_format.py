@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import sys
 from pathlib import Path
@@ -13,6 +14,8 @@ import aiohttp
 
 if TYPE_CHECKING:
     from tests.integration.harness import Receiver
+
+STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 
 
 async def test_json_logs_have_an_event_name_and_fields(tmp_path: Path, receiver: Receiver) -> None:
@@ -44,6 +47,8 @@ async def test_json_logs_have_an_event_name_and_fields(tmp_path: Path, receiver:
         assert first["event"] == "listening"
         assert first["level"] == "info"
         assert first["url"].startswith("http://127.0.0.1:")
+        assert re.fullmatch(STAMP, first["time"])  # RFC 3339, UTC, milliseconds
+        assert {"version", "python", "sqlite"} <= first.keys()
         async with aiohttp.ClientSession() as session:
             url = f"{first['url']}/api/v1/queues/work"
             async with session.post(f"{url}/tasks", json={"name": "t1", "url": "/x"}) as resp:
@@ -57,6 +62,7 @@ async def test_json_logs_have_an_event_name_and_fields(tmp_path: Path, receiver:
         delivered = next(e for e in events if e["event"] == "task_delivered")
         assert (delivered["queue"], delivered["task"], delivered["status"]) == ("work", "t1", 200)
         assert next(e for e in events if e["event"] == "queue_paused")["queue"] == "work"
+        assert all(re.fullmatch(STAMP, e["time"]) for e in events)
     finally:
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), 30)
