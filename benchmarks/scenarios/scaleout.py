@@ -63,7 +63,7 @@ ADD_TIMEOUT_S = 300.0
 DELIVERY_TIMEOUT_S = 300.0
 SHARE_TIMEOUT_S = 30.0  # a second daemon takes its share within a few renewals (1 s each)
 EMPTY_TIMEOUT_S = 30.0
-PROBLEM = re.compile(r"^(warning|error|critical)\b|Traceback")
+PROBLEM = re.compile(r"^(?:\S+Z )?(warning|error|critical)\b|Traceback")  # after the time
 PG_PROBLEM = re.compile(r"\b(ERROR|FATAL|PANIC):")
 
 
@@ -120,10 +120,11 @@ def holding(daemon: Child) -> set[str]:
 def ownership_events(daemon: Child) -> list[tuple[str, str]]:
     found = []
     for line in harness.tail(daemon.log, 10**7).splitlines():
-        words = line.split()
+        # TIME LEVEL EVENT key=value...: the event is the third word
+        event = line.split()[2:3]
         queue = re.search(r"\bqueue=(\S+)", line)
-        if queue and words[1:2] in (["queue_owned"], ["queue_given_up"]):
-            found.append((words[1], queue.group(1)))
+        if queue and event in (["queue_owned"], ["queue_given_up"]):
+            found.append((event[0], queue.group(1)))
     return found
 
 
