@@ -41,7 +41,7 @@ def holding(d: Daemon) -> set[str]:
     """The queues ``d`` dispatches now, from its queue_owned and queue_given_up lines."""
     held: set[str] = set()
     for line in d.log:
-        event, queue = line.split()[1:2], re.search(r"\bqueue=(\S+)", line)
+        event, queue = line.split()[2:3], re.search(r"\bqueue=(\S+)", line)  # TIME LEVEL EVENT ...
         if queue and event == ["queue_owned"]:
             held.add(queue.group(1))
         elif queue and event == ["queue_given_up"]:
