@@ -54,7 +54,9 @@ def check_url(url: str) -> None:
         return
     path = Path(sqlite_path(url))
     if not str(path):
-        raise errors.StoreRefusedError("database: no file given; give a SQLite file such as pushd.sqlite3")
+        raise errors.StoreRefusedError(
+            "database: no file given; give a SQLite file such as pushd.sqlite3"
+        )
     if path.is_dir():
         raise errors.StoreRefusedError(
             f"database {url!r} is a folder; give a file in it, e.g. {path / 'pushd.sqlite3'}"

@@ -198,7 +198,7 @@ def bad_databases(tmp: Path) -> list[tuple[str, str]]:
     (tmp / "notes.txt").write_text("not a database, just text\n" * 100)
     return [
         (str(tmp / "folder"), "is a folder; give a file in it, e.g. "),
-        (str(tmp / "notes.txt"), "is not a SQLite database (file is not a database); give "),
+        (str(tmp / "notes.txt"), "(file is not a database): restore it from a backup, or "),
         (str(tmp / "nowhere" / "x.db"), "does not exist; create it or give another path"),
         ("mysql://root@localhost/app", "mysql:// databases are not supported; give a SQLite"),
     ]
@@ -209,7 +209,7 @@ async def test_a_bad_db_is_one_line_saying_what_to_do(tmp_path: Path) -> None:
     cases = bad_databases(tmp_path)
     ran = await asyncio.gather(*(pushdctl("serve", "--db", db, cwd=tmp_path) for db, _ in cases))
     for (db, says), result in zip(cases, ran, strict=True):
-        assert result.code == 1, (db, result)
+        assert result.code == 2, (db, result)  # a bad --db is a bad command line (--help)
         line = one_line(result)
         assert line.startswith("pushdctl: database "), line
         assert says in line, line

@@ -120,7 +120,7 @@ async def test_a_second_daemon_is_refused_and_a_killed_one_is_replaced_in_second
         code, said = await refused(Daemon(tmp_path, yaml, receiver.url))
         assert code == 2, f"a second daemon ran on the same file (exit {code}):\n" + "\n".join(said)
         assert first.proc is not None
-        [line] = [s for s in said if s.startswith("pushd:")]
+        [line] = [s for s in said if s.startswith("pushdctl:")]
         assert str(first.db) in line, line
         assert f"pid {first.proc.pid}" in line, line
         assert not [s for s in said if "Traceback" in s]
@@ -174,7 +174,7 @@ async def test_a_damaged_file_is_refused_at_start_and_recover_salvages_it(
 
     code, said = await refused(Daemon(tmp_path, PAUSED_YAML, receiver.url))
     assert code == 2, f"pushd ran on a damaged file (exit {code}):\n" + "\n".join(said)
-    [line] = [s for s in said if s.startswith("pushd:")]
+    [line] = [s for s in said if s.startswith("pushdctl:")]
     for needed in ("damaged", ".recover", "backup"):
         assert needed in line, line
     assert not [s for s in said if "Traceback" in s], said

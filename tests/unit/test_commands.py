@@ -573,7 +573,7 @@ async def test_refusals_exit_1_with_the_daemons_message(daemon: Daemon) -> None:
         ran = await daemon.run(*argv)
         assert (ran.code, ran.out) == (commands.EXIT_REFUSED, ""), argv
         assert ran.err == (
-            "pushdctl: queue 'nope' is not configured (the queues are: fast, work, default)\n"
+            "pushdctl: queue 'nope' is not configured (the queues are: default, fast, work)\n"
         )
     missing = await daemon.run("tasks", "fast", "nope")
     assert missing.err == "pushdctl: queue 'fast' has no task 'nope'\n"
