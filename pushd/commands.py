@@ -611,6 +611,28 @@ def _tag(t: Mapping[str, Any]) -> str:
     return "-"
 
 
+def last_outcome(t: Mapping[str, Any]) -> str:
+    """A table cell for a task's last attempt: its HTTP status, else why no answer came
+    (``refused``, ``timeout``, ...), ``-`` before any."""
+    if t.get("last_status") is not None:
+        return str(t["last_status"])
+    attempt = t.get("last_attempt")
+    return show(attempt["error"]) if attempt else "-"
+
+
+def last_attempt_details(t: Mapping[str, Any], now_us: int) -> list[tuple[str, str]]:
+    """Detail lines of a task's last attempt: when, what came of it, the message, the URL."""
+    attempt = t.get("last_attempt")
+    if not attempt:
+        return [("last attempt", "-" if t["last_status"] is None else f"HTTP {t['last_status']}")]
+    outcome = f"HTTP {attempt['status']}" if attempt["status"] is not None else attempt["error"]
+    return [
+        ("last attempt", f"{when_long(attempt['time_us'], now_us)}: {show(outcome)}"),
+        ("  message", show(attempt["message"])),
+        ("  sent to", show(attempt["url"])),
+    ]
+
+
 def _task_rows(found: list[dict[str, Any]], now_us: int) -> list[list[str]]:
     return [
         [
@@ -620,7 +642,7 @@ def _task_rows(found: list[dict[str, Any]], now_us: int) -> list[list[str]]:
             show(t["url"]) if t["method"] != "PULL" else "-",
             _tag(t),
             str(t["retry_count"]),
-            show(t["last_status"]),
+            last_outcome(t),
             str(t["payload_size"]),
         ]
         for t in found
@@ -653,7 +675,7 @@ def task_details(t: Mapping[str, Any], now_us: int) -> list[str]:
         ("retries", str(t["retry_count"])),
         ("executions", str(t["execution_count"])),
         ("first try", when_long(t["first_try_us"], now_us)),
-        ("last status", show(t["last_status"])),
+        *last_attempt_details(t, now_us),
         ("size", f"{t['size']} bytes"),
     ]
     if is_dead:
@@ -799,7 +821,7 @@ def dead(ctx: Context, args: argparse.Namespace) -> int:
             show(d["name"]),
             when(d["dead_us"], ctx.now_us),
             str(d["attempts"]),
-            show(d["last_status"]),
+            last_outcome(d),
             show(d["url"]) if d["method"] != "PULL" else "-",
             show(d["reason"]),
         ]

@@ -20,8 +20,10 @@ for task requests, which the SDK's middleware makes the request's ``REMOTE_ADDR`
 from __future__ import annotations
 
 import email.utils
+import errno
 import hashlib
 import hmac
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -77,6 +79,8 @@ class Attempt:
     status: int | None  # HTTP status, None when no response arrived
     error: str | None = None  # why there was no (successful) response, for logs and dead letters
     retry_after_us: int | None = None  # the receiver's Retry-After, as a delay from now
+    kind: str | None = None  # without a response: one of models.ATTEMPT_ERRORS
+    url: str = ""  # the full URL the request went to
 
     @property
     def ok(self) -> bool:
@@ -86,6 +90,38 @@ class Attempt:
     def throttled(self) -> bool:
         """503 or 429: the receiver asks pushd to slow the whole queue down."""
         return self.status in (429, 503)
+
+    def last(self, now_us: int) -> models.LastAttempt:
+        """This attempt as kept with its task (message cut to ``MAX_ATTEMPT_MESSAGE``)."""
+        message = self.error or ("" if self.status is None else f"HTTP {self.status}")
+        if len(message) > models.MAX_ATTEMPT_MESSAGE:
+            message = message[: models.MAX_ATTEMPT_MESSAGE - 3] + "..."
+        return models.LastAttempt(
+            time_us=now_us, status=self.status, error=self.kind, message=message, url=self.url
+        )
+
+
+_RESET_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
+
+
+def error_kind(exc: BaseException) -> str:
+    """Why a request got no answer, in one word of ``models.ATTEMPT_ERRORS``."""
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, aiohttp.InvalidURL | ValueError):
+        return "invalid_url"
+    cause = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
+    if isinstance(exc, aiohttp.ClientConnectorDNSError) or isinstance(cause, socket.gaierror):
+        return "dns"
+    if isinstance(cause, ConnectionRefusedError):
+        return "refused"
+    if isinstance(exc, aiohttp.ServerDisconnectedError | ConnectionResetError):
+        return "reset"
+    if isinstance(cause, OSError) and cause.errno in _RESET_ERRNOS:
+        return "reset"
+    if isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED:
+        return "refused"
+    return "connection"
 
 
 def resolve_target(
@@ -205,14 +241,16 @@ async def deliver(
             await resp.content.read(MAX_RESPONSE_READ)
             status = resp.status
             retry_after = parse_retry_after(resp.headers.get("Retry-After"), now_us)
-    except TimeoutError:
-        return Attempt(None, f"dispatch deadline of {deadline_s:g}s exceeded")
+    except TimeoutError as exc:
+        return Attempt(
+            None, f"dispatch deadline of {deadline_s:g}s exceeded", kind=error_kind(exc), url=url
+        )
     except aiohttp.ClientError as exc:
-        return Attempt(None, f"{type(exc).__name__}: {exc}")
+        return Attempt(None, f"{type(exc).__name__}: {exc}", kind=error_kind(exc), url=url)
     except (OSError, ValueError) as exc:  # e.g. an invalid URL built from a bad target mapping
-        return Attempt(None, f"{type(exc).__name__}: {exc}")
+        return Attempt(None, f"{type(exc).__name__}: {exc}", kind=error_kind(exc), url=url)
     ok = 200 <= status < 300
-    return Attempt(status, None if ok else f"HTTP {status}", retry_after)
+    return Attempt(status, None if ok else f"HTTP {status}", retry_after, url=url)
 
 
 def make_session(max_connections: int) -> aiohttp.ClientSession:

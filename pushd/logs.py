@@ -12,7 +12,7 @@ Event names (the ``event`` field) are a public interface for log processors:
 ``queue_yaml_missing``      no queue.yaml: the implicit ``default`` queue alone runs (``file``)
 ``task_delivered``          a delivery got a 2xx (``queue``, ``task``, ``status``, ``ms``; debug)
 ``task_retry``              a delivery failed and will run again (``error``, ``retry``, ``delay_s``)
-``task_dead_lettered``      a task ran out of retries and moved to the dead letters (``reason``)
+``task_dead_lettered``      a task ran out of retries (push) or leases (pull): now a dead letter (``reason``)
 ``delivery_failed``         a bug broke one delivery (traceback); its claim expires, it runs again
 ``store_unavailable``       the store refused (disk full, file damaged, database down); retried;
                             once per cause every 5 s (``repeated``: failures folded in)

@@ -27,7 +27,7 @@ TABLES = (
     ("dead_tasks", "pushd_dead_tasks", ["queue", "name", "dead_us", "reason", "task"]),
     ("queue_state", "pushd_queue_state", ["queue", "paused"]),
 )
-_BLOBS = {"headers", "payload", "tag", "retry_options", "task"}
+_BLOBS = {"headers", "payload", "tag", "retry_options", "task", "last_attempt"}
 
 Say = Callable[[str], None]
 

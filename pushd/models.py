@@ -69,6 +69,29 @@ class RetryParameters:
         )
 
 
+#: Why an attempt got no HTTP answer (``LastAttempt.error``): the connection was refused, reset
+#: or timed out, the host name did not resolve, or another connection or URL problem.
+ATTEMPT_ERRORS = ("refused", "reset", "timeout", "dns", "connection", "invalid_url")
+MAX_ATTEMPT_MESSAGE = 200  # characters of an attempt's message kept with the task
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LastAttempt:
+    """The latest failed attempt of a push task, kept with it (like Cloud Tasks' ``lastAttempt``)
+    so a person sees why it is waiting without reading the log.
+
+    ``status`` is the HTTP status when an answer came, else None and ``error`` says why not (one
+    of :data:`ATTEMPT_ERRORS`); ``message`` is a short text of either; ``url`` the full URL the
+    request went to.
+    """
+
+    time_us: int
+    status: int | None
+    error: str | None
+    message: str
+    url: str
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Task:
     """A task as stored: what the producer asked for plus its delivery state.
@@ -97,6 +120,7 @@ class Task:
     execution_count: int = 0
     first_try_us: int | None = None
     last_status: int | None = None  # HTTP status of the previous attempt, if it got one
+    last_attempt: LastAttempt | None = None  # the previous failed attempt, push tasks only
 
     @property
     def is_pull(self) -> bool:

@@ -259,6 +259,7 @@ class Scheduler:
             execution_count=task.execution_count,
             first_try_us=task.first_try_us,
             last_status=task.last_status,
+            last_attempt=task.last_attempt,
         )
         self._record(outcome, hold)
 
@@ -741,6 +742,7 @@ class Scheduler:
                 first_try_us=first_try,
                 last_status=attempt.status,
                 reason=reason,
+                last_attempt=attempt.last(started_us),
             )
         delay = max(decision, attempt.retry_after_us or 0)
         self.metrics.record_retry(rt.name)
@@ -761,6 +763,7 @@ class Scheduler:
             execution_count=execution_count,
             first_try_us=first_try,
             last_status=attempt.status,
+            last_attempt=attempt.last(started_us),
         )
 
     async def _flusher(self) -> None:

@@ -62,6 +62,17 @@ class RetryOptionsJSON(TypedDict):
     max_doublings: int | None
 
 
+class LastAttemptJSON(TypedDict):
+    """A push task's last failed attempt (like Cloud Tasks' ``lastAttempt``)."""
+
+    time: float
+    time_us: int
+    status: int | None  # the HTTP status, null when no answer came
+    error: str | None  # without an answer: refused, reset, timeout, dns, connection, invalid_url
+    message: str  # a short text: "HTTP 500", or the connection error
+    url: str  # the full URL the request was sent to
+
+
 class TaskJSON(TypedDict):
     """A stored task. Lists leave out ``payload_base64``; a single task carries it."""
 
@@ -87,6 +98,7 @@ class TaskJSON(TypedDict):
     first_try: float | None
     first_try_us: int | None
     last_status: int | None
+    last_attempt: LastAttemptJSON | None
 
 
 class DeadTaskJSON(TaskJSON):
@@ -522,10 +534,24 @@ def encode_task(task: models.Task, *, payload: bool = True) -> TaskJSON:
         "first_try": _optional_seconds(task.first_try_us),
         "first_try_us": task.first_try_us,
         "last_status": task.last_status,
+        "last_attempt": encode_last_attempt(task.last_attempt),
     }
     if payload:
         out["payload_base64"] = b64encode(task.payload)
     return out
+
+
+def encode_last_attempt(attempt: models.LastAttempt | None) -> LastAttemptJSON | None:
+    if attempt is None:
+        return None
+    return {
+        "time": clock.us_to_seconds(attempt.time_us),
+        "time_us": attempt.time_us,
+        "status": attempt.status,
+        "error": attempt.error,
+        "message": attempt.message,
+        "url": attempt.url,
+    }
 
 
 def encode_dead(

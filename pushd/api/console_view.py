@@ -150,6 +150,15 @@ def chart(
     return markupsafe.Markup("".join(out))  # every text in it is escaped above
 
 
+def last_outcome(task: models.Task) -> str:
+    """A task's last attempt in a table cell: the HTTP status, else why no answer came."""
+    if task.last_status is not None:
+        return str(task.last_status)
+    if task.last_attempt is None:
+        return ""
+    return task.last_attempt.error or ""
+
+
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("pushd.api", "templates"),
     autoescape=True,
@@ -157,7 +166,7 @@ _ENV = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_ENV.filters.update(path=path, utc=utc, tag_text=tag_text)
+_ENV.filters.update(path=path, utc=utc, tag_text=tag_text, last_outcome=last_outcome)
 _ENV.globals.update(relative=relative)
 
 

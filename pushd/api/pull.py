@@ -8,10 +8,11 @@ live in one place.
 from __future__ import annotations
 
 import collections
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pushd import clock, config, errors, metrics, models, wire
+from pushd import clock, config, errors, logs, metrics, models, wire
 
 if TYPE_CHECKING:
     from pushd.store import base
@@ -49,6 +50,18 @@ class LeaseMeter:
         else:
             buckets.append((second, count))
         self._prune(buckets, now_us)
+
+    def record_dead(self, dead: base.DeadTask) -> None:
+        """A pull task over its lease limit moved to the dead letters."""
+        logs.event(
+            "task_dead_lettered",
+            logging.WARNING,
+            queue=dead.task.queue,
+            task=dead.task.name,
+            reason=dead.reason,
+        )
+        if self._metrics is not None:
+            self._metrics.record_dead(dead.task.queue)
 
     def leased(self, queue: str, now_us: int, *, window_us: int) -> int:
         """Tasks leased from ``queue`` in the ``window_us`` before ``now_us`` (at most an hour)."""
@@ -96,9 +109,13 @@ async def lease(
     *,
     now_us: int,
 ) -> list[models.Task]:
-    """Lease up to ``request.max_tasks`` available tasks of a pull queue (SPEC 6)."""
+    """Lease up to ``request.max_tasks`` available tasks of a pull queue (SPEC 6).
+
+    Tasks over their lease limit met on the way become dead letters (App Engine deleted them
+    silently: to its API they are gone either way)."""
     require_pull(cfg, "lease tasks")
     await require_running(store, cfg)
+    dead: list[base.DeadTask] = []
     leased = await store.lease(
         cfg.name,
         now_us=now_us,
@@ -107,7 +124,10 @@ async def lease(
         group_by_tag=request.group_by_tag,
         tag=request.tag,
         queue_retry_limit=cfg.retry.task_retry_limit,
+        dead_lettered=dead,
     )
+    for d in dead:
+        meter.record_dead(d)
     meter.record(cfg.name, len(leased), now_us)
     return leased
 

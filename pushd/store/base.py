@@ -59,6 +59,7 @@ class Retry:
     execution_count: int
     first_try_us: int | None  # None: a claim given back unsent (no attempt made)
     last_status: int | None
+    last_attempt: models.LastAttempt | None = None  # kept as it was when given back unsent
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,6 +74,7 @@ class DeadLetter:
     first_try_us: int
     last_status: int | None
     reason: str
+    last_attempt: models.LastAttempt | None = None
 
 
 Outcome = Done | Retry | DeadLetter
@@ -97,12 +99,28 @@ class QueueCounts:
     bytes: int = 0
 
 
-def over_lease_limit(task: models.Task, queue_retry_limit: int | None) -> bool:
-    """Whether one more lease would exceed the task's retry limit (SPEC 6): its own retry
-    options win over its queue's; such a task is deleted instead of leased."""
+def lease_limit(task: models.Task, queue_retry_limit: int | None) -> int | None:
+    """The most leases ``task`` may have (SPEC 6): its own retry options win over its queue's."""
     opts = task.retry_options
-    limit = opts.task_retry_limit if opts is not None else queue_retry_limit
+    return opts.task_retry_limit if opts is not None else queue_retry_limit
+
+
+def over_lease_limit(task: models.Task, queue_retry_limit: int | None) -> bool:
+    """Whether one more lease would exceed the task's retry limit (SPEC 6); such a task is
+    not leased: it moves to the dead letters (App Engine deleted it; either way its name is
+    tombstoned and it is gone from the queue)."""
+    limit = lease_limit(task, queue_retry_limit)
     return limit is not None and task.retry_count + 1 > limit
+
+
+def lease_dead_reason(task: models.Task, queue_retry_limit: int | None) -> str:
+    """Why a pull task over its lease limit became a dead letter."""
+    limit = lease_limit(task, queue_retry_limit)
+    whose = "its own" if task.retry_options is not None else "the queue's"
+    return (
+        f"task_retry_limit reached: leased {task.retry_count} times and not deleted "
+        f"({whose} task_retry_limit is {limit})"
+    )
 
 
 def leased(task: models.Task, lease_eta_us: int) -> models.Task:
@@ -118,13 +136,20 @@ def as_dead(task: models.Task, outcome: DeadLetter) -> models.Task:
         execution_count=outcome.execution_count,
         first_try_us=outcome.first_try_us,
         last_status=outcome.last_status,
+        last_attempt=outcome.last_attempt,
     )
 
 
 def redriven(task: models.Task, now_us: int) -> models.Task:
     """A dead task put back: due now, as if never tried."""
     return dataclasses.replace(
-        task, eta_us=now_us, retry_count=0, execution_count=0, first_try_us=None, last_status=None
+        task,
+        eta_us=now_us,
+        retry_count=0,
+        execution_count=0,
+        first_try_us=None,
+        last_status=None,
+        last_attempt=None,
     )
 
 
@@ -249,11 +274,14 @@ class Store(Protocol):
         group_by_tag: bool = False,
         tag: bytes | None = None,
         queue_retry_limit: int | None = None,
+        dead_lettered: list[DeadTask] | None = None,
     ) -> list[models.Task]:
         """Lease available pull tasks (SPEC 6): ETA := now + lease, retry_count += 1.
 
         A task whose next lease would exceed its retry limit (its own ``retry_options`` or else
-        ``queue_retry_limit``) is deleted and tombstoned instead of being returned. With
+        ``queue_retry_limit``) moves to the dead letters (:func:`lease_dead_reason`; its retry
+        count is its leases) and its name is tombstoned instead of being returned; each such
+        task is appended to ``dead_lettered`` when given. With
         ``group_by_tag`` and no ``tag``, the earliest available task decides the tag (tasks
         without a tag form their own group).
         """

@@ -44,6 +44,35 @@ def load_retry(blob: bytes | str | None) -> models.RetryParameters | None:
     return models.RetryParameters(**{f: data.get(f) for f in _RETRY_FIELDS})
 
 
+def _attempt_dict(attempt: models.LastAttempt) -> dict[str, Any]:
+    return {
+        "time_us": attempt.time_us,
+        "status": attempt.status,
+        "error": attempt.error,
+        "message": attempt.message,
+        "url": attempt.url,
+    }
+
+
+def dump_attempt(attempt: models.LastAttempt | None) -> bytes | None:
+    """A task's last attempt as a JSON blob (one column: the outcome's update stays one
+    statement per batch)."""
+    return None if attempt is None else orjson.dumps(_attempt_dict(attempt))
+
+
+def load_attempt(blob: bytes | str | None) -> models.LastAttempt | None:
+    if blob is None:
+        return None
+    data = orjson.loads(blob)
+    return models.LastAttempt(
+        time_us=data["time_us"],
+        status=data.get("status"),
+        error=data.get("error"),
+        message=data.get("message", ""),
+        url=data.get("url", ""),
+    )
+
+
 #: The tasks table's columns (but its id), in ``task_params``' order.
 TASK_COLUMNS = (
     "queue",
@@ -64,6 +93,7 @@ TASK_COLUMNS = (
     "execution_count",
     "first_try_us",
     "last_status",
+    "last_attempt",
 )
 
 
@@ -88,6 +118,7 @@ def task_params(task: models.Task) -> dict[str, Any]:
         "execution_count": task.execution_count,
         "first_try_us": task.first_try_us,
         "last_status": task.last_status,
+        "last_attempt": dump_attempt(task.last_attempt),
     }
 
 
@@ -118,6 +149,7 @@ def task_from_row(row: Row) -> models.Task:
         execution_count=row["execution_count"],
         first_try_us=row["first_try_us"],
         last_status=row["last_status"],
+        last_attempt=load_attempt(row["last_attempt"]),
     )
 
 
@@ -132,6 +164,7 @@ def dump_task(task: models.Task) -> bytes:
     )
     params["payload"] = task.payload.hex()
     params["tag"] = None if task.tag is None else task.tag.hex()
+    params["last_attempt"] = None if task.last_attempt is None else _attempt_dict(task.last_attempt)
     return orjson.dumps(params)
 
 
@@ -148,4 +181,6 @@ def load_task(blob: bytes | str) -> models.Task:
     )
     data["payload"] = bytes.fromhex(data["payload"])
     data["tag"] = None if data["tag"] is None else bytes.fromhex(data["tag"])
+    attempt = data.get("last_attempt")  # absent from dead letters kept before schema 4
+    data["last_attempt"] = None if attempt is None else orjson.dumps(attempt)
     return task_from_row(data)

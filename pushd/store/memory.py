@@ -202,6 +202,7 @@ class MemoryStore:
                         execution_count=outcome.execution_count,
                         first_try_us=outcome.first_try_us,
                         last_status=outcome.last_status,
+                        last_attempt=outcome.last_attempt,
                     )
                 )
             else:
@@ -223,6 +224,7 @@ class MemoryStore:
         group_by_tag: bool = False,
         tag: bytes | None = None,
         queue_retry_limit: int | None = None,
+        dead_lettered: list[base.DeadTask] | None = None,
     ) -> list[models.Task]:
         q = self._q(queue)
         available = [t for t in q.by_eta() if t.eta_us <= now_us and t.is_pull]
@@ -236,6 +238,14 @@ class MemoryStore:
                 break
             if base.over_lease_limit(task, queue_retry_limit):
                 self._remove(q, task.name, now_us)
+                dead = base.DeadTask(
+                    task=task,
+                    dead_us=now_us,
+                    reason=base.lease_dead_reason(task, queue_retry_limit),
+                )
+                q.dead[task.name] = dead
+                if dead_lettered is not None:
+                    dead_lettered.append(dead)
                 continue
             task = base.leased(task, now_us + lease_us)
             q.put(task)

@@ -447,6 +447,7 @@ class PostgresStore:
                                     o.execution_count,
                                     o.first_try_us,
                                     o.last_status,
+                                    codec.dump_attempt(o.last_attempt),
                                 )
                                 for o in retries
                             ),
@@ -483,8 +484,10 @@ class PostgresStore:
         group_by_tag: bool = False,
         tag: bytes | None = None,
         queue_retry_limit: int | None = None,
+        dead_lettered: list[base.DeadTask] | None = None,
     ) -> list[models.Task]:
         lease_eta = now_us + lease_us
+        dead: list[base.DeadTask] = []
         async with self._tx() as conn:
             chosen_tag = tag
             if group_by_tag and chosen_tag is None:
@@ -493,9 +496,8 @@ class PostgresStore:
                     return []
                 chosen_tag = first["tag"]
             leased: list[models.Task] = []
-            expired: list[str] = []
             seen: set[int] = set()
-            # As in SQLite: query again when tasks over their retry limit were deleted, never
+            # As in SQLite: query again when tasks over their retry limit were dead-lettered, never
             # leasing a row twice (a 0 s lease leaves it due at once). Rows locked by another
             # daemon's lease are skipped, so two workers never hold the same task.
             while len(leased) < max_tasks:
@@ -515,8 +517,9 @@ class PostgresStore:
                     seen.add(row["id"])
                     task = codec.task_from_row(row)
                     if base.over_lease_limit(task, queue_retry_limit):
+                        reason = base.lease_dead_reason(task, queue_retry_limit)
                         gone.append(row["id"])
-                        expired.append(task.name)
+                        dead.append(base.DeadTask(task=task, dead_us=now_us, reason=reason))
                         continue
                     taken.append(row["id"])
                     leased.append(base.leased(task, lease_eta))
@@ -524,8 +527,23 @@ class PostgresStore:
                     await conn.execute(Q["delete_ids"], gone)
                 if taken:
                     await conn.execute(Q["lease_ids"], lease_eta, taken)
-            await self._tombstone(conn, queue, expired, now_us)
+            await self._lease_dead(conn, queue, dead, now_us)
+        if dead_lettered is not None:
+            dead_lettered.extend(dead)
         return leased
+
+    async def _lease_dead(
+        self, conn: asyncpg.Connection, queue: str, dead: list[base.DeadTask], now_us: int
+    ) -> None:
+        """Pull tasks over their lease limit (already deleted): into the dead letters, names
+        tombstoned."""
+        if not dead:
+            return
+        await conn.executemany(
+            Q["insert_dead"],
+            [(queue, d.task.name, now_us, d.reason, codec.dump_task(d.task)) for d in dead],
+        )
+        await self._tombstone(conn, queue, [d.task.name for d in dead], now_us)
 
     async def modify_lease(
         self, queue: str, name: str, *, current_eta_us: int, lease_us: int, now_us: int

@@ -59,9 +59,13 @@ def _connect(path: str, synchronous: str, *, check: bool = False) -> sqlite3.Con
         if check:
             _check(conn, path)
         conn.executescript(Q["schema"])
-        if "claimed" not in {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
+        if "claimed" not in columns:
             conn.execute(Q["add_claimed_column"])
         conn.execute(Q["schema_3"])
+        if "last_attempt" not in columns:
+            conn.execute(Q["add_last_attempt_column"])
+        conn.execute(Q["schema_4"])
     except sqlite3.DatabaseError as exc:
         conn.close()
         dbfile.refuse_damaged(path, exc)
@@ -397,6 +401,7 @@ class SqliteStore:
                             o.execution_count,
                             o.first_try_us,
                             o.last_status,
+                            codec.dump_attempt(o.last_attempt),
                             o.queue,
                             o.name,
                             o.lease_eta_us,
@@ -429,10 +434,13 @@ class SqliteStore:
         group_by_tag: bool = False,
         tag: bytes | None = None,
         queue_retry_limit: int | None = None,
+        dead_lettered: list[base.DeadTask] | None = None,
     ) -> list[models.Task]:
         lease_eta = now_us + lease_us
+        dead: list[base.DeadTask] = []
 
         def job(conn: sqlite3.Connection) -> list[models.Task]:
+            dead.clear()  # a job the writer runs again starts afresh
             chosen_tag = tag
             if group_by_tag and chosen_tag is None:
                 first = _first(conn, "due_pull", queue, now_us, 1)
@@ -440,9 +448,8 @@ class SqliteStore:
                     return []
                 chosen_tag = first["tag"]
             leased: list[models.Task] = []
-            expired: list[str] = []
             seen: set[int] = set()
-            # Query again when tasks deleted for exceeding their retry limit shrank the answer.
+            # Query again when tasks dead-lettered for exceeding their retry limit shrank the answer.
             # A lease of 0 s leaves a task due at once, so rows leased by this very call can
             # come back: fetch that many more and skip them, never leasing a task twice.
             while len(leased) < max_tasks:
@@ -463,20 +470,34 @@ class SqliteStore:
                     seen.add(row["id"])
                     task = codec.task_from_row(row)
                     if base.over_lease_limit(task, queue_retry_limit):
-                        gone.append((queue, task.name))
+                        reason = base.lease_dead_reason(task, queue_retry_limit)
+                        gone.append(base.DeadTask(task=task, dead_us=now_us, reason=reason))
                         continue
                     taken.append((lease_eta, row["id"]))
                     leased.append(base.leased(task, lease_eta))
                 # One hop each for the whole answer, not one per task.
                 if gone:
-                    conn.executemany(Q["delete_task"], gone)
-                    expired.extend(name for _, name in gone)
+                    self._lease_dead(conn, queue, gone, now_us)
+                    dead.extend(gone)
                 if taken:
                     conn.executemany(Q["lease_task"], taken)
-            self._tombstone_many(conn, queue, expired, now_us)
             return leased
 
-        return await self._writer.submit(job)
+        leased = await self._writer.submit(job)
+        if dead_lettered is not None:
+            dead_lettered.extend(dead)
+        return leased
+
+    def _lease_dead(
+        self, conn: sqlite3.Connection, queue: str, gone: list[base.DeadTask], now_us: int
+    ) -> None:
+        """Pull tasks over their lease limit: into the dead letters, names tombstoned."""
+        conn.executemany(
+            Q["insert_dead"],
+            [(queue, d.task.name, now_us, d.reason, codec.dump_task(d.task)) for d in gone],
+        )
+        conn.executemany(Q["delete_task"], [(queue, d.task.name) for d in gone])
+        self._tombstone_many(conn, queue, [d.task.name for d in gone], now_us)
 
     async def modify_lease(
         self, queue: str, name: str, *, current_eta_us: int, lease_us: int, now_us: int

@@ -193,6 +193,29 @@ async def test_migrations_are_versioned_and_a_newer_schema_refused(pg_url: str) 
         await conn.close()
 
 
+async def test_schema_1_tasks_read_after_migration_2_adds_last_attempts(pg_url: str) -> None:
+    """A database of schema 1 (before tasks kept their last attempt) migrates with its tasks."""
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute(pg.Q["meta_table"])
+        await conn.execute(pg.Q["migration_1"])
+        await conn.execute(pg.Q["set_schema_version"], 1)
+        await conn.execute(
+            "INSERT INTO pushd_tasks (queue, name, eta_us, method, url, on_queue_url, headers,"
+            " payload, created_us, size) VALUES ('q', 'old', 1, 'POST', '/x', 0, '[]', '', 1, 1)"
+        )
+        assert await pg.migrate(conn) == (1, pg.SCHEMA_VERSION)
+    finally:
+        await conn.close()
+    store = await open_store(pg_url, migrate_schema=False)
+    try:
+        task = await store.get("q", "old")
+        assert task is not None
+        assert (task.url, task.last_attempt) == ("/x", None)
+    finally:
+        await store.close()
+
+
 async def test_without_migrating_an_old_schema_is_refused(pg_url: str) -> None:
     with pytest.raises(errors.PushdError, match="pushdctl migrate"):
         await open_store(pg_url, migrate_schema=False)

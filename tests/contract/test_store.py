@@ -210,6 +210,64 @@ async def test_finish_retry_reschedules_with_counters(store: base.Store) -> None
     assert await store.next_eta("q") == T0 + 10 * S
 
 
+REFUSED = models.LastAttempt(
+    time_us=T0 + 3,
+    status=None,
+    error="refused",
+    message="ClientConnectorError: Cannot connect to host 127.0.0.1:9",
+    url="http://127.0.0.1:9/_ah/queue/q",
+)
+
+
+async def test_the_last_attempt_is_kept_with_a_retry_a_release_and_a_dead_letter(
+    store: base.Store,
+) -> None:
+    await store.add([push("a"), push("b")], now_us=T0)
+    ca, cb = await store.claim_due("q", now_us=T0, limit=2, lease_us=S)
+    retry = base.Retry(
+        queue="q",
+        name="a",
+        lease_eta_us=ca.lease_eta_us,
+        eta_us=T0 + 10 * S,
+        retry_count=1,
+        execution_count=0,
+        first_try_us=T0,
+        last_status=None,
+        last_attempt=REFUSED,
+    )
+    http = dataclasses.replace(REFUSED, status=500, error=None, message="HTTP 500")
+    dead = base.DeadLetter(
+        queue="q",
+        name="b",
+        lease_eta_us=cb.lease_eta_us,
+        retry_count=1,
+        execution_count=1,
+        first_try_us=T0,
+        last_status=500,
+        reason="task_retry_limit 0 reached",
+        last_attempt=http,
+    )
+    await store.finish([retry, dead], now_us=T0 + S)
+    task = await store.get("q", "a")
+    assert task is not None
+    assert task.last_attempt == REFUSED
+    [listed] = await store.list_tasks("q")
+    assert listed.last_attempt == REFUSED
+    [d] = await store.list_dead("q")
+    assert d.task.last_attempt == http
+    # A claim given back unsent keeps the attempt before it.
+    [c] = await store.claim_due("q", now_us=T0 + 10 * S, limit=1, lease_us=S)
+    assert c.task.last_attempt == REFUSED
+    given_back = dataclasses.replace(retry, lease_eta_us=c.lease_eta_us, last_attempt=REFUSED)
+    await store.finish([given_back], now_us=T0 + 10 * S)
+    assert (await store.get("q", "a")).last_attempt == REFUSED  # type: ignore[union-attr]
+    # A redriven dead letter starts as if never tried.
+    redriven = await store.redrive("q", "b", now_us=T0 + 20 * S)
+    assert redriven is not None
+    assert redriven.last_attempt is None
+    assert (await store.get("q", "b")).last_attempt is None  # type: ignore[union-attr]
+
+
 async def test_an_outcome_for_a_stale_lease_is_ignored(store: base.Store) -> None:
     await store.add([push("a")], now_us=T0)
     [c] = await store.claim_due("q", now_us=T0, limit=1, lease_us=S)
@@ -392,7 +450,72 @@ async def test_a_schema_1_database_migrates_and_counts_what_it_holds(tmp_path: P
         await s.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
-            "3",
+            "4",
+        )
+
+
+async def test_a_schema_3_database_gains_last_attempts_and_keeps_its_tasks(
+    tmp_path: Path,
+) -> None:
+    """A file written before tasks kept their last attempt: its tasks and dead letters read as
+    never tried (no last attempt), and the next attempt is kept, across a restart."""
+    import sqlite3
+
+    from pushd.store.sqlite import SqliteStore
+
+    path = tmp_path / "v3.sqlite3"
+    s = await SqliteStore.open(path)
+    await s.add([push("a"), push("b")], now_us=T0)
+    [cb] = await s.claim_due("q", now_us=T0, limit=1, lease_us=S)
+    dead = base.DeadLetter(
+        queue="q",
+        name="a",
+        lease_eta_us=cb.lease_eta_us,
+        retry_count=1,
+        execution_count=1,
+        first_try_us=T0,
+        last_status=500,
+        reason="r",
+    )
+    await s.finish([dead], now_us=T0)
+    await s.close()
+    with sqlite3.connect(path) as conn:  # back to what schema 3 wrote
+        conn.execute("ALTER TABLE tasks DROP COLUMN last_attempt")
+        blob = conn.execute("SELECT task FROM dead_tasks").fetchone()[0]
+        old = blob.replace(b',"last_attempt":null', b"")
+        assert old != blob
+        conn.execute("UPDATE dead_tasks SET task = ?", (old,))
+        conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    s = await SqliteStore.open(path)
+    try:
+        task = await s.get("q", "b")
+        assert task is not None
+        assert task.last_attempt is None
+        [d] = await s.list_dead("q")
+        assert (d.task.name, d.task.last_status, d.task.last_attempt) == ("a", 500, None)
+        [c] = await s.claim_due("q", now_us=T0, limit=1, lease_us=S)
+        retry = base.Retry(
+            queue="q",
+            name="b",
+            lease_eta_us=c.lease_eta_us,
+            eta_us=T0 + S,
+            retry_count=1,
+            execution_count=0,
+            first_try_us=T0,
+            last_status=None,
+            last_attempt=REFUSED,
+        )
+        await s.finish([retry], now_us=T0)
+    finally:
+        await s.close()
+    s = await SqliteStore.open(path)
+    try:
+        assert (await s.get("q", "b")).last_attempt == REFUSED  # type: ignore[union-attr]
+    finally:
+        await s.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
+            "4",
         )
 
 
@@ -436,20 +559,52 @@ async def test_lease_by_tag(store: base.Store) -> None:
     assert [t.name for t in rest] == ["y1"]
 
 
-async def test_lease_deletes_tasks_past_their_retry_limit(store: base.Store) -> None:
-    await store.add(
-        [pull("q2"), pull("own", retry_options=models.RetryParameters(task_retry_limit=1))],
-        now_us=T0,
-    )
+async def test_lease_dead_letters_tasks_past_their_retry_limit(store: base.Store) -> None:
+    own = models.RetryParameters(task_retry_limit=1)
+    await store.add([pull("q2"), pull("own", retry_options=own)], now_us=T0)
     now = T0
     names = []
+    reported: list[base.DeadTask] = []
     for _ in range(4):
-        leased = await store.lease("p", now_us=now, lease_us=S, max_tasks=10, queue_retry_limit=2)
+        leased = await store.lease(
+            "p",
+            now_us=now,
+            lease_us=S,
+            max_tasks=10,
+            queue_retry_limit=2,
+            dead_lettered=reported,
+        )
         names.append(sorted(t.name for t in leased))
         now += S
     assert names == [["own", "q2"], ["q2"], [], []]
     [r] = await store.add([pull("own")], now_us=now)
-    assert r.error is errors.TombstonedTaskError
+    assert r.error is errors.TombstonedTaskError  # gone from the queue as in App Engine
+    assert await store.get("p", "own") is None
+    dead = await store.list_dead("p")
+    assert reported == dead  # what the lease reported is what is kept
+    assert [(d.task.name, d.task.retry_count, d.dead_us) for d in dead] == [
+        ("own", 1, T0 + S),
+        ("q2", 2, T0 + 2 * S),
+    ]
+    assert dead[0].reason == (
+        "task_retry_limit reached: leased 1 times and not deleted (its own task_retry_limit is 1)"
+    )
+    assert dead[1].reason == (
+        "task_retry_limit reached: leased 2 times and not deleted "
+        "(the queue's task_retry_limit is 2)"
+    )
+    assert dead[1].task.payload == b"x"
+    assert dead[1].task.is_pull
+    counts = await store.counts("p")
+    assert (counts.tasks, counts.dead_letters) == (0, 2)
+    # Redriven: a pull task again, leasable at once, its leases counted from zero.
+    back = await store.redrive("p", "q2", now_us=now)
+    assert back is not None
+    assert back.is_pull
+    assert back.retry_count == 0
+    [again] = await store.lease("p", now_us=now, lease_us=S, max_tasks=10, queue_retry_limit=2)
+    assert (again.name, again.retry_count) == ("q2", 1)
+    assert [d.task.name for d in await store.list_dead("p")] == ["own"]
 
 
 async def test_modify_lease(store: base.Store) -> None:

@@ -227,14 +227,52 @@ async def test_the_task_page_shows_the_last_status_and_counts(env: Env) -> None:
         execution_count=1,
         first_try_us=T0,
         last_status=503,
+        last_attempt=models.LastAttempt(
+            time_us=T0 - 30 * S,
+            status=503,
+            error=None,
+            message="HTTP 503",
+            url="http://127.0.0.1:9/x",
+        ),
     )
     await env.store.add([task], now_us=T0)
     page = await get(env, f"{Q}/fast/tasks/tried")
     fields = dict(re.findall(r"<tr><th>([^<]+)</th><td[^>]*>(.*?)</td></tr>", page.text))
     assert fields["retry count"] == "2"
     assert fields["execution count"] == "1"
-    assert fields["last response"] == "503"
+    assert fields["last attempt"] == "2023-11-14 22:12:50 UTC (30 s ago): <strong>HTTP 503</strong>"
+    assert fields["message"] == "HTTP 503"
+    assert fields["sent to"] == "<code>http://127.0.0.1:9/x</code>"
     assert fields["first try"] == "2023-11-14 22:13:20 UTC"
+
+
+async def test_a_refused_attempt_shows_its_error_in_the_task_list_and_page(env: Env) -> None:
+    refused = models.LastAttempt(
+        time_us=T0,
+        status=None,
+        error="refused",
+        message="ClientConnectorError: Cannot connect to host 127.0.0.1:9",
+        url="http://127.0.0.1:9/x",
+    )
+    task = models.Task(
+        queue="fast",
+        name="refused",
+        url="/x",
+        eta_us=T0 + 60 * S,
+        created_us=T0,
+        retry_count=1,
+        first_try_us=T0,
+        last_attempt=refused,
+    )
+    await env.store.add([task], now_us=T0)
+    listing = await get(env, f"{Q}/fast")
+    row = re.search(r"<tr>\s*<td><a [^>]*>refused</a>.*?</tr>", listing.text, re.S)
+    assert row is not None
+    assert re.findall(r'<td class="n">([^<]*)</td>', row.group(0)) == ["1", "0", "refused"]
+    page = await get(env, f"{Q}/fast/tasks/refused")
+    fields = dict(re.findall(r"<tr><th>([^<]+)</th><td[^>]*>(.*?)</td></tr>", page.text))
+    assert fields["last attempt"].endswith(": <strong>refused</strong>")
+    assert fields["message"] == "ClientConnectorError: Cannot connect to host 127.0.0.1:9"
 
 
 async def test_a_binary_payload_is_shown_in_hex_and_a_long_one_cut(env: Env) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import errno
 import hashlib
 import hmac
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -75,7 +78,7 @@ async def test_first_attempt_headers_and_body(
     attempt = await dispatch.deliver(
         session, t, queue="mail", base_url=url, deadline_s=5, signing_secret=None, now_us=T0
     )
-    assert attempt == dispatch.Attempt(200, None, None)
+    assert attempt == dispatch.Attempt(200, None, None, url=f"{url}/send?x=1")
     [req] = rec.requests
     h = req["headers"]
     assert (req["method"], req["path"], req["body"]) == ("POST", "/send?x=1", b"hello")
@@ -171,6 +174,75 @@ async def test_refused_connection_is_a_failure_without_status(
     assert attempt.status is None
     assert attempt.error is not None
     assert not attempt.ok
+    assert (attempt.kind, attempt.url) == ("refused", "http://127.0.0.1:9/send?x=1")
+    last = attempt.last(T0)
+    assert (last.time_us, last.status, last.error, last.url) == (
+        T0,
+        None,
+        "refused",
+        "http://127.0.0.1:9/send?x=1",
+    )
+    assert last.message.startswith("ClientConnectorError: Cannot connect to host 127.0.0.1:9")
+
+
+async def test_an_http_failure_keeps_its_status_and_url(
+    receiver: tuple[Recorder, str], session: aiohttp.ClientSession
+) -> None:
+    rec, url = receiver
+    rec.status = 500
+    attempt = await dispatch.deliver(
+        session, task(), queue="mail", base_url=url, deadline_s=5, signing_secret=None, now_us=T0
+    )
+    assert attempt.last(T0 + 1) == models.LastAttempt(
+        time_us=T0 + 1, status=500, error=None, message="HTTP 500", url=f"{url}/send?x=1"
+    )
+
+
+async def test_a_connection_reset_before_an_answer_is_reset() -> None:
+    """A receiver that reads the request and closes its socket without answering."""
+
+    async def slam(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.transport.abort()  # RST, no answer
+
+    server = await asyncio.start_server(slam, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    session = dispatch.make_session(4)
+    try:
+        attempt = await dispatch.deliver(
+            session,
+            task(),
+            queue="mail",
+            base_url=f"http://127.0.0.1:{port}",
+            deadline_s=5,
+            signing_secret=None,
+            now_us=T0,
+        )
+    finally:
+        await session.close()
+        server.close()
+        await server.wait_closed()
+    assert (attempt.status, attempt.kind) == (None, "reset")
+
+
+def test_error_kinds_name_dns_failures_and_bad_urls() -> None:
+    key = object()
+    dns = aiohttp.ClientConnectorDNSError(key, socket.gaierror(-2, "Name or service not known"))  # type: ignore[arg-type]
+    assert dispatch.error_kind(dns) == "dns"
+    refused = aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "refused"))  # type: ignore[arg-type]
+    assert dispatch.error_kind(refused) == "refused"
+    assert dispatch.error_kind(aiohttp.ServerDisconnectedError()) == "reset"
+    assert dispatch.error_kind(aiohttp.ClientOSError(errno.ECONNRESET, "reset")) == "reset"
+    assert dispatch.error_kind(aiohttp.InvalidURL("http://[::1")) == "invalid_url"
+    assert dispatch.error_kind(TimeoutError()) == "timeout"
+    assert dispatch.error_kind(aiohttp.ClientPayloadError("cut")) == "connection"
+
+
+def test_a_long_message_is_cut() -> None:
+    attempt = dispatch.Attempt(None, "x" * 500, kind="connection", url="http://h/")
+    message = attempt.last(T0).message
+    assert len(message) == models.MAX_ATTEMPT_MESSAGE
+    assert message.endswith("...")
 
 
 async def test_deadline_exceeded_is_a_failure(session: aiohttp.ClientSession) -> None:
@@ -186,19 +258,29 @@ async def test_deadline_exceeded_is_a_failure(session: aiohttp.ClientSession) ->
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
+    base_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     try:
         attempt = await dispatch.deliver(
             session,
             task(),
             queue="mail",
-            base_url=f"http://127.0.0.1:{runner.addresses[0][1]}",
+            base_url=base_url,
             deadline_s=0.2,
             signing_secret=None,
             now_us=T0,
         )
     finally:
         await runner.cleanup()
-    assert attempt == dispatch.Attempt(None, "dispatch deadline of 0.2s exceeded")
+    assert attempt == dispatch.Attempt(
+        None, "dispatch deadline of 0.2s exceeded", kind="timeout", url=f"{base_url}/send?x=1"
+    )
+    assert attempt.last(T0) == models.LastAttempt(
+        time_us=T0,
+        status=None,
+        error="timeout",
+        message="dispatch deadline of 0.2s exceeded",
+        url=f"{base_url}/send?x=1",
+    )
 
 
 async def test_signature_verifies_with_the_readme_recipe(

@@ -141,6 +141,40 @@ async def test_no_response_does_not_count_as_an_execution(fake: clock.FakeClock)
     assert [(r, e) for _, _, r, e in rx.calls] == [(0, 0), (1, 0), (2, 1)]
 
 
+async def test_each_failure_keeps_its_attempt_and_the_dead_letter_the_last(
+    fake: clock.FakeClock,
+) -> None:
+    store = MemoryStore()
+    await store.add([task("n")], now_us=T0)
+    url = "http://127.0.0.1:9/work"
+    answers = iter(
+        [
+            dispatch.Attempt(None, "ClientConnectorError: refused", kind="refused", url=url),
+            dispatch.Attempt(503, "HTTP 503", url=url),
+        ]
+    )
+    seen: list[models.LastAttempt | None] = []
+
+    def answer(t: models.Task) -> dispatch.Attempt:
+        seen.append(t.last_attempt)
+        return next(answers)
+
+    rx = Receiver(fake, answer, duration_s=0.5)
+    retry = models.RetryParameters(task_retry_limit=1, min_backoff_s=10)
+    sched = scheduler.Scheduler(store=store, clock=fake, queues=queues(retry=retry), deliver=rx)
+    await run_until(sched, fake, lambda: len(rx.calls) == 2 and rx.in_flight == 0, 60)
+    await fake.settle()
+    refused = models.LastAttempt(
+        time_us=T0, status=None, error="refused", message="ClientConnectorError: refused", url=url
+    )
+    # The second attempt went out carrying the first one's record (sent at T0, not answered).
+    assert seen == [None, refused]
+    [dead] = await store.list_dead("q")
+    assert dead.task.last_attempt == models.LastAttempt(
+        time_us=T0 + 10_500_000, status=503, error=None, message="HTTP 503", url=url
+    )
+
+
 async def test_max_concurrent_requests_is_never_exceeded(fake: clock.FakeClock) -> None:
     store = MemoryStore()
     await store.add([task(f"t{i:02d}") for i in range(20)], now_us=T0)

@@ -362,6 +362,13 @@ def test_encode_task_carries_every_field() -> None:
             execution_count=2,
             first_try_us=T0,
             last_status=503,
+            last_attempt=models.LastAttempt(
+                time_us=T0 + 7,
+                status=503,
+                error=None,
+                message="HTTP 503",
+                url="http://w.example/work",
+            ),
             target="worker",
         )
     )
@@ -394,7 +401,16 @@ def test_encode_task_carries_every_field() -> None:
         "first_try": T0 / S,
         "first_try_us": T0,
         "last_status": 503,
+        "last_attempt": {
+            "time": (T0 + 7) / S,
+            "time_us": T0 + 7,
+            "status": 503,
+            "error": None,
+            "message": "HTTP 503",
+            "url": "http://w.example/work",
+        },
     }
+    assert wire.encode_task(_task())["last_attempt"] is None
     assert "payload_base64" not in wire.encode_task(_task(), payload=False)
     wire.dumps(encoded)
 

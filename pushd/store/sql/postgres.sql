@@ -95,6 +95,10 @@ CREATE TABLE pushd_secrets (
     value bytea NOT NULL
 );
 
+-- name: migration_2
+-- A push task keeps its last failed attempt (time, status or error, message, URL) as JSON.
+ALTER TABLE pushd_tasks ADD COLUMN last_attempt bytea;
+
 -- name: meta_table
 CREATE TABLE IF NOT EXISTS pushd_meta (key text PRIMARY KEY, value text NOT NULL);
 
@@ -112,11 +116,12 @@ SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint;
 -- One statement for a whole batch: a column of values per parameter.
 INSERT INTO pushd_tasks (queue, name, eta_us, method, url, on_queue_url, headers, payload, tag,
                          created_us, retry_options, target, dispatch_deadline_us, size,
-                         retry_count, execution_count, first_try_us, last_status)
+                         retry_count, execution_count, first_try_us, last_status,
+                         last_attempt)
 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
                      $6::integer[], $7::bytea[], $8::bytea[], $9::bytea[], $10::bigint[],
                      $11::bytea[], $12::text[], $13::bigint[], $14::integer[], $15::integer[],
-                     $16::integer[], $17::bigint[], $18::integer[])
+                     $16::integer[], $17::bigint[], $18::integer[], $19::bytea[])
 ON CONFLICT (queue, name) DO NOTHING
 RETURNING queue, name;
 
@@ -212,9 +217,9 @@ ON CONFLICT (queue, name) DO UPDATE SET at_us = excluded.at_us;
 -- name: finish_retry
 UPDATE pushd_tasks AS t
 SET eta_us = r.eta, retry_count = r.rc, execution_count = r.ec, first_try_us = r.ft,
-    last_status = r.ls
+    last_status = r.ls, last_attempt = r.la
 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::integer[], $6::integer[],
-            $7::bigint[], $8::integer[]) AS r(q, n, lease, eta, rc, ec, ft, ls)
+            $7::bigint[], $8::integer[], $9::bytea[]) AS r(q, n, lease, eta, rc, ec, ft, ls, la)
 WHERE t.queue = r.q AND t.name = r.n AND t.eta_us = r.lease;
 
 -- name: get_leased

@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     first_try_us INTEGER,
     last_status INTEGER,
     claimed INTEGER NOT NULL DEFAULT 0,  -- 1 while a push claim holds it (schema 3)
+    last_attempt BLOB,                -- JSON: the last failed attempt of a push task (schema 4)
     UNIQUE (queue, name)
 );
 CREATE INDEX IF NOT EXISTS tasks_eta ON tasks (queue, eta_us, name);
@@ -78,10 +79,10 @@ COMMIT;
 -- name: insert_task
 INSERT INTO tasks (queue, name, eta_us, method, url, on_queue_url, headers, payload, tag,
                    created_us, retry_options, target, dispatch_deadline_us, size,
-                   retry_count, execution_count, first_try_us, last_status)
+                   retry_count, execution_count, first_try_us, last_status, last_attempt)
 VALUES (:queue, :name, :eta_us, :method, :url, :on_queue_url, :headers, :payload, :tag,
         :created_us, :retry_options, :target, :dispatch_deadline_us, :size,
-        :retry_count, :execution_count, :first_try_us, :last_status)
+        :retry_count, :execution_count, :first_try_us, :last_status, :last_attempt)
 ON CONFLICT (queue, name) DO NOTHING;
 
 -- name: live_tombstone
@@ -136,6 +137,13 @@ ALTER TABLE tasks ADD COLUMN claimed INTEGER NOT NULL DEFAULT 0;
 -- name: schema_3
 UPDATE meta SET value = '3' WHERE key = 'schema_version' AND value = '2';
 
+-- name: add_last_attempt_column
+-- Schema 4: a push task keeps its last failed attempt (time, status or error, message, URL).
+ALTER TABLE tasks ADD COLUMN last_attempt BLOB;
+
+-- name: schema_4
+UPDATE meta SET value = '4' WHERE key = 'schema_version' AND value = '3';
+
 -- name: give_back_claims
 UPDATE tasks SET eta_us = MIN(eta_us, ?), claimed = 0 WHERE claimed = 1;
 
@@ -157,7 +165,7 @@ WHERE queue = ? AND eta_us > ? AND eta_us <= ? AND method != 'PULL'
 
 -- name: finish_retry
 UPDATE tasks SET eta_us = ?, retry_count = ?, execution_count = ?, first_try_us = ?,
-                 last_status = ?, claimed = 0
+                 last_status = ?, last_attempt = ?, claimed = 0
 WHERE queue = ? AND name = ? AND eta_us = ?;
 
 -- name: get_leased
