@@ -51,13 +51,16 @@ examples:
 """
 
 CHECK_CONFIG_EPILOG = """\
-Prints one line per queue (mode, rate, bucket, concurrency, retry policy) and exits 0, or prints
-every problem as PATH:LINE:COLUMN: message on stderr and exits 1. Warnings go to stderr and do
-not change the exit code. Where pushd refuses what App Engine would accept, the message says so.
+Prints one line per queue (mode, rate, bucket, concurrency, retry policy and, for push queues,
+the base URL its tasks go to, from the settings' targets: and default_target) and exits 0, or
+prints every problem as PATH:LINE:COLUMN: message on stderr and exits 1. Warnings (such as a
+queue target with no mapping in targets:) go to stderr and do not change the exit code. Where
+pushd refuses what App Engine would accept, the message says so.
 
 examples:
   pushdctl check-config queue.yaml
   pushdctl check-config queue.yaml.example
+  pushdctl check-config queue.yaml --settings config/pushd.yaml   # resolve targets as serve does
   pushdctl check-config path/to/app/queue.yaml && echo valid
 """
 
@@ -560,6 +563,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument("path", metavar="PATH", help="the queue.yaml file to check")
+    check.add_argument(
+        "--settings", metavar="PUSHD_YAML", help="daemon settings whose targets: to resolve"
+    )
+    check.add_argument(
+        "--default-target", metavar="URL", help="base URL for tasks without a known target"
+    )
     check.set_defaults(handler=_check_config)
 
     serve = commands.add_parser(
@@ -677,16 +686,30 @@ def _check_config(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         loaded = config.load_file(args.path)
+        daemon_settings = settings.load(
+            args.settings, overrides={"default_target": args.default_target}
+        )
     except errors.ConfigError as exc:
         for issue in exc.issues:
             print(_issue_line(issue), file=sys.stderr)
         return EXIT_INVALID
     for warning in loaded.warnings:
         print(f"{_issue_line(warning)} (warning)", file=sys.stderr)
+    routes = {
+        r.queue: r for r in loaded.routes(daemon_settings.targets, daemon_settings.default_target)
+    }
+    for route in routes.values():
+        if not route.mapped:
+            print(
+                f"{args.path}: queue {route.queue}: target {route.target!r} has no mapping in "
+                f"the settings' targets: its tasks go to default_target {route.url} (warning)",
+                file=sys.stderr,
+            )
     width = max(len(name) for name in loaded.queues)
     for name, queue in loaded.queues.items():
         implicit = "  (implicit)" if queue.implicit else ""
-        print(f"{name:<{width}}  {queue.describe()}{implicit}")
+        where = f"  {routes[name].describe()}" if name in routes else ""
+        print(f"{name:<{width}}  {queue.describe()}{where}{implicit}")
     if loaded.total_storage_limit_bytes is not None:
         print(f"total_storage_limit: {loaded.total_storage_limit_bytes} bytes")
     return EXIT_OK

@@ -121,6 +121,28 @@ class QueueConfig:
         )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Route:
+    """Where a push queue's tasks go: the base URL its ``target`` maps to in the settings'
+    ``targets:``, or ``default_target``. ``mapped`` is False for a ``target`` with no mapping
+    (its tasks go to ``default_target``, as App Engine sent an unknown target's tasks to the
+    default version: likely a typo, hence a warning). A queue without a ``target`` lets each
+    task name its own (SPEC 8.2); ``url`` is where the others go."""
+
+    queue: str
+    target: str | None
+    url: str
+    mapped: bool
+
+    def describe(self) -> str:
+        """``-> URL`` and why, for one line of check-config."""
+        if self.target is None:
+            return f"-> {self.url} (default_target, unless a task names a target)"
+        if not self.mapped:
+            return f"-> {self.url} (target {self.target} is not in targets: default_target)"
+        return f"-> {self.url} (target {self.target})"
+
+
 def _default_queue() -> QueueConfig:
     return QueueConfig(name=models.DEFAULT_QUEUE_NAME)
 
@@ -138,6 +160,19 @@ class QueuesConfig:
     resume_paused_queues: bool | None = None
     path: str = ""
     warnings: tuple[errors.ConfigIssue, ...] = ()
+
+    def routes(self, targets: Mapping[str, str], default_target: str) -> list[Route]:
+        """Where each push queue's tasks go (:class:`Route`), in file order."""
+        return [
+            Route(
+                queue=q.name,
+                target=q.target,
+                url=targets.get(q.target, default_target) if q.target else default_target,
+                mapped=not q.target or q.target in targets,
+            )
+            for q in self.queues.values()
+            if q.mode is models.QueueMode.PUSH
+        ]
 
     def queue(self, name: str) -> QueueConfig:
         try:

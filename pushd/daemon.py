@@ -120,6 +120,7 @@ class Daemon:
         if peers is not None:
             peers.renew_soon()  # new push queues get an owner now, not at the next renewal
         logs.event("config_reloaded", file=str(self.queue_yaml), queues=len(new.queues))
+        log_routes(new, self.settings, unmapped_only=True)
         return True
 
     async def _mode_problem(
@@ -294,6 +295,7 @@ class Daemon:
             version=__version__,
             **self.versions,
         )
+        log_routes(self.queues, self.settings)
         if self.on_ready is not None:
             self.on_ready(srv.url)
         background = anyio.CancelScope()  # reloads and the start-up report end at shutdown
@@ -349,6 +351,31 @@ def _stranding(queue: str, mode: models.QueueMode, count: int) -> str:
         f"queue {queue}: holds {count} {other} task(s) a {mode} queue cannot run; keep mode "
         f"{other} until they are done, or delete or purge them first"
     )
+
+
+def log_routes(
+    queues: config.QueuesConfig, cfg: settings.Settings, *, unmapped_only: bool = False
+) -> None:
+    """Where the push queues' tasks go: one ``queue_targets`` line per base URL and queue
+    target (the queues in file order), and a ``target_unmapped`` warning for each queue whose
+    ``target`` has no mapping in ``targets:`` (its tasks go to ``default_target``)."""
+    routes = queues.routes(cfg.targets, cfg.default_target)
+    if not unmapped_only:
+        groups: dict[tuple[str, str | None], list[str]] = {}
+        for r in routes:
+            groups.setdefault((r.url, r.target), []).append(r.queue)
+        for (url, target), names in groups.items():
+            logs.event("queue_targets", url=url, target=target or "-", queues=",".join(names))
+    for r in routes:
+        if not r.mapped:
+            logs.event(
+                "target_unmapped",
+                logging.WARNING,
+                queue=r.queue,
+                target=r.target,
+                url=r.url,
+                fix="map it under targets: in the settings, or correct the queue's target",
+            )
 
 
 def run_event_loop(main: Coroutine[Any, Any, None], event_loop: str = "auto") -> None:

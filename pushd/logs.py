@@ -10,6 +10,9 @@ Event names (the ``event`` field) are a public interface for log processors:
 ``listening``               the HTTP API is up (``url``, ``queues``, ``db``, the versions of
                             pushd, Python, SQLite and the PostgreSQL server)
 ``queue_yaml_missing``      no queue.yaml: the implicit ``default`` queue alone runs (``file``)
+``queue_targets``           at start: push queues whose tasks go to ``url`` (``target``, ``queues``)
+``target_unmapped``         a queue's ``target`` is not in ``targets:``; its tasks go to ``url``
+                            (default_target); at start and on reload
 ``task_delivered``          a delivery got a 2xx (``queue``, ``task``, ``status``, ``ms``; debug)
 ``task_retry``              a delivery failed and will run again (``error``, ``retry``, ``delay_s``)
 ``task_dead_lettered``      a task ran out of retries (push) or leases (pull): now a dead letter (``reason``)

@@ -23,7 +23,11 @@ def test_defaults_work_without_any_file() -> None:
 def test_the_example_file_loads_and_matches_the_defaults_it_documents() -> None:
     s = settings.load_file(ROOT / "config" / "pushd.yaml.example")
     defaults = settings.Settings()
-    assert s.targets == {"worker": "http://127.0.0.1:8081", "v2.worker": "http://127.0.0.1:8082"}
+    assert s.targets == {
+        "worker": "http://127.0.0.1:8081",
+        "v2.worker": "http://127.0.0.1:8082",
+        "v2.mailer": "http://127.0.0.1:8083",
+    }
     assert s.target_url("worker") == "http://127.0.0.1:8081"
     assert s.target_url("unknown") == s.default_target
     assert s.target_url(None) == s.default_target
