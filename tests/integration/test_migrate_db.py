@@ -61,6 +61,9 @@ async def fill(path: Path, now_us: int) -> None:
                     first_try_us=now_us,
                     last_status=500,
                     reason="task_retry_limit 3 reached",
+                    last_attempt=models.LastAttempt(
+                        time_us=now_us, status=500, error=None, message="HTTP 500", url="http://a/"
+                    ),
                 )
             ],
             now_us=now_us,
@@ -77,6 +80,13 @@ async def fill(path: Path, now_us: int) -> None:
                     execution_count=0,
                     first_try_us=None,
                     last_status=None,
+                    last_attempt=models.LastAttempt(  # as a retried task keeps it
+                        time_us=now_us - S,
+                        status=None,
+                        error="refused",
+                        message="ClientConnectorError: refused",
+                        url="http://127.0.0.1:9/work/due",
+                    ),
                 )
                 for c in claimed
                 if c.task.name != "doomed"
@@ -109,6 +119,7 @@ async def test_a_sqlite_file_moves_to_postgresql_whole(
     now = 1_900_000_000 * S  # in the future: the "due" task waits until the daemon serves it
     await fill(db, now)
     before = await snapshot(str(db))
+    assert before["tasks"][0][0].last_attempt.error == "refused"  # type: ignore[index]
 
     code, out, err = await pushd("migrate-db", "--from", str(db), "--to", pg_url)
     assert code == 0, err
