@@ -68,7 +68,10 @@ examples:
 SERVE_EPILOG = """\
 Runs the delivery daemon: loads queue.yaml, opens the task database (SQLite by default), serves
 the HTTP API and delivers push tasks to their targets until SIGTERM or Ctrl-C, which let
-in-flight deliveries finish (up to shutdown_grace_s). SIGHUP reloads queue.yaml. Without a
+in-flight deliveries finish (up to shutdown_grace_s; it logs what it waits for every
+shutdown_report_s). A second SIGTERM or Ctrl-C stops at once: the tasks in flight are given back,
+due again at once, and the exit code is 143 (SIGTERM) or 130 (SIGINT) instead of 0. SIGHUP
+reloads queue.yaml; a queue removed from it keeps its tasks, shown as removed. Without a
 queue.yaml (none given and no ./queue.yaml) it runs App Engine's implicit `default` queue and
 says so. Precedence: flags > PUSHD_* environment variables > the settings file > defaults; see
 config/pushd.yaml.example. The `listening` line names the versions of pushd, Python, SQLite and
@@ -794,7 +797,7 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INVALID
-    return EXIT_OK
+    return runner.exit_code  # 0, or 128 + the signal that forced the stop
 
 
 def _migrate(args: argparse.Namespace) -> int:

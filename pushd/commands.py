@@ -352,6 +352,8 @@ def _more_hint(ctx: Context, what: str, command: str, cursor: str | None) -> Non
 
 
 def _queue_state(q: Mapping[str, Any]) -> str:
+    if q["stats"].get("removed"):  # gone from queue.yaml, its tasks kept
+        return "removed"
     return "paused" if q["stats"]["paused"] else "running"
 
 

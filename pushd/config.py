@@ -160,6 +160,9 @@ class QueuesConfig:
     resume_paused_queues: bool | None = None
     path: str = ""
     warnings: tuple[errors.ConfigIssue, ...] = ()
+    #: Queues not in the file that still hold tasks or dead letters (see :func:`removed_queue`),
+    #: filled in by the daemon from its store at start and after each reload.
+    removed: Mapping[str, QueueConfig] = field(default_factory=lambda: types.MappingProxyType({}))
 
     def routes(self, targets: Mapping[str, str], default_target: str) -> list[Route]:
         """Where each push queue's tasks go (:class:`Route`), in file order."""
@@ -175,10 +178,29 @@ class QueuesConfig:
         ]
 
     def queue(self, name: str) -> QueueConfig:
+        """A queue of the file: what adding, leasing, pausing and running tasks need."""
         try:
             return self.queues[name]
         except KeyError:
+            if name in self.removed:
+                raise errors.UnknownQueueError(
+                    f"queue {name!r} was removed from queue.yaml: its tasks can be listed, "
+                    "deleted and purged; put it back in queue.yaml to run or add tasks"
+                ) from None
             raise errors.UnknownQueueError(f"queue {name!r} is not configured") from None
+
+    def held(self, name: str) -> QueueConfig:
+        """A queue of the file, or one removed from it: what reading, deleting and purging
+        tasks need (App Engine kept a removed queue's tasks, and so does pushd)."""
+        cfg = self.removed.get(name)
+        return self.queue(name) if cfg is None else cfg
+
+
+def removed_queue(name: str, *, pull: bool) -> QueueConfig:
+    """How a queue removed from queue.yaml shows: no rate (it sends nothing), the mode of its
+    earliest task (App Engine forgot a removed queue's configuration, so pushd does too)."""
+    mode = models.QueueMode.PULL if pull else models.QueueMode.PUSH
+    return QueueConfig(name=name, mode=mode, rate=Fraction(0), rate_text="", line=-1)
 
 
 def load_file(path: str | os.PathLike[str]) -> QueuesConfig:

@@ -2,9 +2,17 @@
 
 ``run`` loads queue.yaml, opens the store, starts the HTTP API, then runs the scheduler until
 SIGTERM or SIGINT. Shutdown is a designed path: the API stops taking requests, the scheduler
-stops claiming, in-flight deliveries get ``shutdown_grace_s`` to finish, and whatever was cut
-off is simply due again at the next start (its claim expires). SIGHUP reloads queue.yaml; an
-invalid file is reported and the old configuration stays.
+stops claiming, in-flight deliveries get ``shutdown_grace_s`` to finish (the daemon logs
+``shutdown in_flight=N remaining_s=S`` every ``shutdown_report_s`` meanwhile), and whatever was
+cut off is simply due again at the next start (its claim expires). A second SIGTERM or SIGINT
+stops at once: every claim is given back, due again at once, and the exit code is 128 plus the
+signal's number (143, 130) so a supervisor can tell. SIGHUP reloads queue.yaml; an invalid
+file is reported and the old configuration stays.
+
+A queue removed from queue.yaml keeps its tasks, as on App Engine: at start and after each
+reload the store names the queues it holds tasks of that the file lacks, and they are shown
+everywhere as removed and paused, their tasks listable, deletable and purgeable
+(``QueuesConfig.removed``); each removal is logged with its task count (``queue_removed``).
 
 The scheduler, the API and the signal handling share one anyio task group, so a crash in any
 of them stops the daemon loudly instead of leaving it half alive.
@@ -20,11 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
+import math
 import secrets
 import signal
-from collections.abc import Callable, Coroutine, Iterator
+import types
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +61,8 @@ from pushd.store import base, describe_url, open_store, server_versions
 
 #: Queues the start-up report of stranded tasks counts per store read.
 STRANDED_BATCH = 100
+#: The exit code of a forced stop is this plus the signal's number (the shell's convention).
+SIGNAL_EXIT_BASE = 128
 
 
 class Daemon:
@@ -74,12 +87,34 @@ class Daemon:
         self._stop = asyncio.Event()
         self._reload_wanted = asyncio.Event()
         self.versions: dict[str, Any] = {}  # log fields: python=, sqlite=, postgresql=
+        self.forced_by: int | None = None  # the signal that forced the stop, if one did
+
+    @property
+    def exit_code(self) -> int:
+        """0 after a clean stop; 128 + the signal's number after a forced one."""
+        return 0 if self.forced_by is None else SIGNAL_EXIT_BASE + self.forced_by
 
     def current_queues(self) -> config.QueuesConfig:
         return self.queues
 
     def request_stop(self) -> None:
         self._stop.set()
+
+    def _on_stop_signal(self, signum: int, sched: scheduler.Scheduler) -> None:
+        """SIGTERM or SIGINT: the first stops cleanly, a second one stops at once."""
+        if not self._stop.is_set():
+            self.request_stop()
+            return
+        if self.forced_by is None:
+            self.forced_by = signum
+            logs.event(
+                "shutdown_forced",
+                logging.WARNING,
+                signal=signal.Signals(signum).name,
+                in_flight=sched.in_flight,
+                exit_code=self.exit_code,
+            )
+            sched.abandon()  # only sets events: safe from a signal handler
 
     def request_reload(self) -> None:
         """The SIGHUP handler: a flag, nothing more. Work started from a signal handler runs
@@ -115,8 +150,16 @@ class Daemon:
             if (problem := await self._mode_problem(new, store)) is not None:
                 self._reject(*problem)
                 return False
-            await sched.reconfigure_in_chunks(new)
-            self.queues = new  # the API's view, once the scheduler has every queue
+            try:
+                held = await store.unlisted(new.queues)
+                paused = await store.paused_queues()
+            except errors.TransientError as exc:
+                self._reject(f"cannot read which queues the store holds tasks of: {exc}")
+                return False
+            await sched.reconfigure_in_chunks(new, paused=paused)
+            old, self.queues = self.queues, _with_removed(new, held)  # the API's view, now
+        for name in sorted(old.queues.keys() - new.queues.keys()):
+            _log_removed(name, held.get(name, base.Holding()))
         if peers is not None:
             peers.renew_soon()  # new push queues get an owner now, not at the next renewal
         logs.event("config_reloaded", file=str(self.queue_yaml), queues=len(new.queues))
@@ -189,6 +232,7 @@ class Daemon:
         )
         try:
             await self._give_back_claims(store)
+            await self._find_removed(store)
             paused = await store.paused_queues()
             shared = store if isinstance(store, base.Shared) else None
             me = cluster.daemon_id()
@@ -247,6 +291,14 @@ class Daemon:
         finally:
             await store.close()
 
+    async def _find_removed(self, store: base.Store) -> None:
+        """At start: the queues the store holds tasks of that queue.yaml lacks (removed while
+        pushd was stopped, or by a reload before it stopped) are shown and logged as removed."""
+        held = await store.unlisted(self.queues.queues)
+        self.queues = _with_removed(self.queues, held)
+        for name, holding in held.items():
+            _log_removed(name, holding)
+
     async def _give_back_claims(self, store: base.Store) -> None:
         """A store this daemon holds alone (the SQLite file under its lock): the previous
         daemon is gone, and its claims are due now rather than when they end (after a kill -9
@@ -267,7 +319,7 @@ class Daemon:
         # (a deploy script, a test) killed the daemon, SIGHUP's default action.
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop)
+            loop.add_signal_handler(sig, self._on_stop_signal, sig, sched)
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         try:
             srv = await server.Server.start(app, self.settings.host, self.settings.port)  # type: ignore[arg-type]
@@ -306,10 +358,13 @@ class Daemon:
                     tg.start_soon(self._reloader, sched, store, peers, name="pushd-reloader")
                     tg.start_soon(self._report_stranded, store, name="pushd-stranded-report")
 
+        reporting = anyio.CancelScope()  # the progress lines of a stop, until delivery ends
+
         async with anyio.create_task_group() as tg:
 
             async def deliver() -> None:
                 await sched.run()
+                reporting.cancel()
                 if peers is not None:
                     peers.stop()  # only now: its queues go to the others when it is done
 
@@ -319,11 +374,44 @@ class Daemon:
             tg.start_soon(in_background, name="pushd-background")
             await self._stop.wait()
             background.cancel()
-            logs.event("shutdown", in_flight=sched.in_flight)
+            tg.start_soon(self._report_stop, sched, reporting, name="pushd-stop-report")
             if peers is not None:
                 peers.drain()
             await srv.stop()
             sched.stop()
+
+    async def _report_stop(self, sched: scheduler.Scheduler, scope: anyio.CancelScope) -> None:
+        """``shutdown in_flight=N remaining_s=S`` at once, then every ``shutdown_report_s``
+        while deliveries are in flight, so a stop that seems to hang says what it waits for."""
+        us = clock.US_PER_SECOND
+        every_us = max(1, round(self.settings.shutdown_report_s * us))
+        deadline = self.clock.monotonic_us() + round(self.settings.shutdown_grace_s * us)
+        with scope:
+            while True:
+                now = self.clock.monotonic_us()
+                remaining_s = math.ceil(max(0, deadline - now) / us)
+                logs.event("shutdown", in_flight=sched.in_flight, remaining_s=remaining_s)
+                if sched.in_flight == 0 or now >= deadline:
+                    return
+                await self.clock.sleep_until_monotonic(min(deadline, now + every_us))
+
+
+def _with_removed(
+    queues: config.QueuesConfig, held: Mapping[str, base.Holding]
+) -> config.QueuesConfig:
+    """``queues`` with the queues in ``held`` (missing from the file) shown as removed."""
+    removed = {name: config.removed_queue(name, pull=h.pull) for name, h in held.items()}
+    return dataclasses.replace(queues, removed=types.MappingProxyType(removed))
+
+
+def _log_removed(name: str, holding: base.Holding) -> None:
+    logs.event(
+        "queue_removed",
+        logging.WARNING if holding.tasks else logging.INFO,
+        queue=name,
+        tasks=holding.tasks,
+        dead_letters=holding.dead_letters,
+    )
 
 
 @contextlib.contextmanager

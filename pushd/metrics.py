@@ -44,6 +44,7 @@ class QueueGauges:
     oldest_eta_age_s: float  # how long the earliest ETA is past (0 if in the future or none)
     paused: bool
     dead_letters: int
+    removed: bool = False  # gone from queue.yaml, its tasks kept
 
 
 @dataclass(slots=True)
@@ -275,4 +276,9 @@ _GAUGES: tuple[tuple[str, str, Callable[[QueueGauges], float]], ...] = (
     ),
     ("pushd_queue_paused", "1 when paused.", lambda g: int(g.paused)),
     ("pushd_dead_letters", "Dead letters kept.", lambda g: g.dead_letters),
+    (
+        "pushd_queue_removed",
+        "1 when gone from queue.yaml (its tasks are kept; paused).",
+        lambda g: int(g.removed),
+    ),
 )

@@ -169,3 +169,4 @@ class QueueStats:
     enforced_rate: float = 0.0
     paused: bool = False
     dead_letters: int = 0
+    removed: bool = False  # gone from queue.yaml, its tasks kept (and paused)

@@ -14,6 +14,8 @@ written by one flusher, so under load many share a commit.
 Shutdown: stop claiming, give in-flight deliveries ``grace_us`` to finish, cancel the rest.
 Claimed tasks not yet sent are given back (due again at once, no attempt counted); a delivery
 cancelled while its request was out writes nothing: its claim expires and the task runs again.
+A forced stop (:meth:`Scheduler.abandon`, a second SIGTERM) ends the grace at once and gives
+back every claim, sent or not.
 
 Time: ETAs are wall-clock (the store's, shared with clients), so waiting for the next ETA
 re-reads the wall clock every second (a forward step makes overdue tasks due within a second).
@@ -30,7 +32,7 @@ import asyncio
 import dataclasses
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from fractions import Fraction
 
 import anyio
@@ -189,6 +191,7 @@ class Scheduler:
         self._flushed = asyncio.Event()
         self._stop = asyncio.Event()
         self._idle = asyncio.Event()
+        self._abandoned = asyncio.Event()  # a forced stop (see abandon)
         self._in_flight = 0
         self._loops: anyio.abc.TaskGroup | None = None
         self._deliveries: set[asyncio.Task[None]] = set()  # plain tasks: cheaper per delivery
@@ -346,15 +349,22 @@ class Scheduler:
             pass
 
     async def reconfigure_in_chunks(
-        self, queues: config.QueuesConfig, chunk: int = RECONFIGURE_CHUNK
+        self,
+        queues: config.QueuesConfig,
+        chunk: int = RECONFIGURE_CHUNK,
+        *,
+        paused: Collection[str] = frozenset(),
     ) -> None:
         """:meth:`reconfigure`, giving the event loop a turn every ``chunk`` queues: thousands
-        of queues in one go held the loop for tens of milliseconds (issue 15)."""
-        for i, _ in enumerate(self._reconfigure_steps(queues), 1):
+        of queues in one go held the loop for tens of milliseconds (issue 15). A queue new to
+        this scheduler starts paused if it is in ``paused`` (the operator's flags, stored)."""
+        for i, _ in enumerate(self._reconfigure_steps(queues, paused), 1):
             if i % chunk == 0:
                 await anyio.lowlevel.checkpoint()
 
-    def _reconfigure_steps(self, queues: config.QueuesConfig) -> Iterator[None]:
+    def _reconfigure_steps(
+        self, queues: config.QueuesConfig, paused: Collection[str] = frozenset()
+    ) -> Iterator[None]:
         """Apply ``queues`` one queue at a time (a step per queue, for the caller to pace).
 
         Must run in a task of the daemon (not a signal handler): a new queue's loop is
@@ -370,7 +380,7 @@ class Scheduler:
             now = self.clock.monotonic_us()
             rt_or_none = self._queues.get(name)
             if rt_or_none is None:
-                rt = self._queues[name] = self._new_queue(cfg, now, False)
+                rt = self._queues[name] = self._new_queue(cfg, now, name in paused)
                 rt.limits.paused = rt.halted
                 if self._loops is not None:
                     self._loops.start_soon(self._queue_loop, rt, name=f"pushd-queue-{name}")
@@ -394,6 +404,13 @@ class Scheduler:
             rt.wake.set()
             rt.repaced.set()  # sends waiting for their pace are given back now
 
+    def abandon(self) -> None:
+        """Stop now (a second SIGTERM): the grace ends at once and every delivery is cut off
+        and given back, due again at once with no attempt counted, even one whose request
+        was out: its answer will never be read, and at least once allows a second send."""
+        self._abandoned.set()
+        self.stop()
+
     # ------------------------------------------------------------------ main loop
     async def run(self) -> None:
         for rt in self._queues.values():
@@ -408,8 +425,7 @@ class Scheduler:
                     for rt in list(self._queues.values()):
                         loops.start_soon(self._queue_loop, rt, name=f"pushd-queue-{rt.name}")
                 self._loops = None
-                grace_end = self.clock.monotonic_us() + self.grace_us
-                await self._wait_until(None, self._idle_event(), mono_us=grace_end)
+                await self._drain()
             finally:
                 for running in self._deliveries:
                     running.cancel()  # a cancelled delivery writes nothing: its claim expires
@@ -419,6 +435,19 @@ class Scheduler:
             self._flush_wake.set()
             await self._flushed.wait()
             outer.cancel_scope.cancel()
+
+    async def _drain(self) -> None:
+        """Until the deliveries in flight end, the grace ends, or :meth:`abandon`."""
+        async with anyio.create_task_group() as tg:
+
+            async def on_abandon() -> None:
+                await self._abandoned.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(on_abandon)
+            grace_end = self.clock.monotonic_us() + self.grace_us
+            await self._wait_until(None, self._idle_event(), mono_us=grace_end)
+            tg.cancel_scope.cancel()
 
     def _idle_event(self) -> asyncio.Event:
         if self._in_flight == 0:
@@ -639,7 +668,8 @@ class Scheduler:
                     now_us=started,
                 )
         except asyncio.CancelledError:
-            if not sent:  # cut off at the end of the shutdown grace before it was sent
+            # Cut off at the end of the shutdown grace before it was sent, or by a forced stop.
+            if not sent or self._abandoned.is_set():
                 self._release(claimed, hold)
             raise
         finally:

@@ -68,6 +68,8 @@ class Settings:
     #: closed after 15 s unused, are kept per receiver on top).
     max_connections: int = 256
     shutdown_grace_s: float = 30.0
+    #: While a stop waits for deliveries in flight, how often it logs what it waits for.
+    shutdown_report_s: float = 5.0
     tombstone_retention_s: float = 9 * 86400.0
     dead_letter_retention_s: float = 7 * 86400.0
     #: ``full``: every acknowledged change is fsynced before the answer (survives power loss);
@@ -104,6 +106,9 @@ _SCALARS: dict[str, type] = {
         }.get(str(f.type))
     )
 }
+
+
+_NONZERO = frozenset({"shutdown_report_s"})  # durations that set a pace: 0 would spin
 
 
 def is_loopback(host: str) -> bool:
@@ -171,10 +176,14 @@ def _coerce(name: str, value: Any, issues: _Issues) -> Any:
     kind = _SCALARS.get(name)
     if name.endswith("_s"):
         try:
-            return parse_duration_s(value)
+            seconds = parse_duration_s(value)
         except ValueError as exc:
             issues.add(name, str(exc))
             return None
+        if name in _NONZERO and seconds == 0:
+            issues.add(name, "must be more than 0")
+            return None
+        return seconds
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int | str):
             issues.add(name, f"{value!r} is not an integer")

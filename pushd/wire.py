@@ -121,7 +121,9 @@ class AddResultJSON(TypedDict):
 
 
 class QueueStatsJSON(TypedDict):
-    """App Engine's ``QueueStatistics`` plus pushd's ``paused`` and ``dead_letters``."""
+    """App Engine's ``QueueStatistics`` plus pushd's ``paused``, ``dead_letters`` and
+    ``removed`` (gone from queue.yaml: its tasks are kept, listable, deletable, purgeable; it is
+    paused and takes no new task)."""
 
     tasks: int
     oldest_eta: float | None
@@ -131,10 +133,12 @@ class QueueStatsJSON(TypedDict):
     enforced_rate: float
     paused: bool
     dead_letters: int
+    removed: bool
 
 
 class QueueJSON(TypedDict):
-    """A queue's configuration and statistics. Push-only fields are null for pull queues."""
+    """A queue's configuration and statistics. Push-only fields are null for pull queues and
+    for removed queues (they have no configuration left)."""
 
     name: str
     mode: str
@@ -588,7 +592,7 @@ def encode_add_result(result: models.AddResult) -> AddResultJSON:
 
 
 def encode_queue(cfg: config.QueueConfig, stats: models.QueueStats) -> QueueJSON:
-    push = cfg.mode is models.QueueMode.PUSH
+    push = cfg.mode is models.QueueMode.PUSH and not stats.removed
     return {
         "name": cfg.name,
         "mode": cfg.mode.value,
@@ -607,6 +611,7 @@ def encode_queue(cfg: config.QueueConfig, stats: models.QueueStats) -> QueueJSON
             "enforced_rate": stats.enforced_rate,
             "paused": stats.paused,
             "dead_letters": stats.dead_letters,
+            "removed": stats.removed,
         },
     }
 

@@ -56,7 +56,14 @@ NOTICES = {
 
 
 def _queue(request: web.Request) -> config.QueueConfig:
+    """The queue of queue.yaml the request names (pausing, running, redriving)."""
     return request.app[native.QUEUES]().queue(request.match_info["queue"])
+
+
+def _held(request: web.Request) -> config.QueueConfig:
+    """The queue the request names, also one removed from queue.yaml (its page, its tasks and
+    dead letters, deleting and purging them), as on the API."""
+    return request.app[native.QUEUES]().held(request.match_info["queue"])
 
 
 def _name(request: web.Request) -> str:
@@ -182,7 +189,7 @@ async def queues_page(request: web.Request) -> web.Response:
 
 
 async def queue_page(request: web.Request) -> web.Response:
-    app, cfg = request.app, _queue(request)
+    app, cfg = request.app, _held(request)
     prefix, after = _name_query(request, "prefix"), _name_query(request, "after")
     tag = _tag_query(request)
     paused = await app[native.STORE].paused_queues()
@@ -223,13 +230,13 @@ async def queue_page(request: web.Request) -> web.Response:
 
 
 async def task_page(request: web.Request) -> web.Response:
-    cfg, name = _queue(request), _name(request)
+    cfg, name = _held(request), _name(request)
     task = await native.stored_task(request.app, cfg.name, name)
     return _task_view(request, task, dead=None)
 
 
 async def dead_page(request: web.Request) -> web.Response:
-    cfg, name = _queue(request), _name(request)
+    cfg, name = _held(request), _name(request)
     dead = await native.dead_letter(request.app, cfg.name, name)
     return _task_view(request, dead.task, dead=dead)
 
@@ -267,7 +274,7 @@ async def resume(request: web.Request) -> web.Response:
 
 
 async def purge(request: web.Request) -> web.Response:
-    cfg = _queue(request)
+    cfg = _held(request)
     await _confirmed(request, "delete every task of the queue")
     await native.purge(request.app, cfg.name, now_us=request.app[native.CLOCK].now_us())
     return view.redirect(queue_url(cfg.name, done="purged"))
@@ -281,7 +288,7 @@ async def run_task(request: web.Request) -> web.Response:
 
 
 async def delete_task(request: web.Request) -> web.Response:
-    cfg, name = _queue(request), _name(request)
+    cfg, name = _held(request), _name(request)
     await _confirmed(request, "delete the task")
     now_us = request.app[native.CLOCK].now_us()
     await native.delete_task_named(request.app, cfg.name, name, now_us=now_us)
@@ -296,7 +303,7 @@ async def redrive(request: web.Request) -> web.Response:
 
 
 async def delete_dead(request: web.Request) -> web.Response:
-    cfg, name = _queue(request), _name(request)
+    cfg, name = _held(request), _name(request)
     await _confirmed(request, "delete the dead letter")
     await native.forget_dead(request.app, cfg.name, name)
     return view.redirect(queue_url(cfg.name, done="dead_deleted") + "#dead")

@@ -210,11 +210,12 @@ def queue_row(
 ) -> dict[str, Any]:
     """What the queues page shows of one queue."""
     push = cfg.mode is models.QueueMode.PUSH
+    configured = push and not stats.removed  # a removed queue has no rate nor bucket left
     return {
         "name": cfg.name,
         "mode": cfg.mode.value,
-        "rate": cfg.rate_text if push else "",
-        "bucket_size": cfg.bucket_size if push else "",
+        "rate": cfg.rate_text if configured else "",
+        "bucket_size": cfg.bucket_size if configured else "",
         "enforced_rate": f"{stats.enforced_rate:.3g}/s" if push else "",
         "stats": stats,
         "chart": chart(steps, width=180, height=28) if push else "",

@@ -11,6 +11,7 @@ says who may).
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
@@ -46,7 +47,14 @@ Handler = api_errors.Handler
 
 
 def _queue(request: web.Request) -> config.QueueConfig:
+    """The queue of queue.yaml the request names (adding, leasing, pausing, running tasks)."""
     return request.app[QUEUES]().queue(request.match_info["queue"])
+
+
+def _held(request: web.Request) -> config.QueueConfig:
+    """The queue the request names, also one removed from queue.yaml (reading, deleting and
+    purging its tasks and dead letters)."""
+    return request.app[QUEUES]().held(request.match_info["queue"])
 
 
 def _task_name(request: web.Request) -> str:
@@ -72,7 +80,9 @@ def _notify(app: web.Application, task: models.Task) -> None:
 async def queue_stats(
     app: web.Application, cfg: config.QueueConfig, paused: set[str]
 ) -> models.QueueStats:
-    """The statistics of ``cfg``; ``paused`` holds the queues paused in the store."""
+    """The statistics of ``cfg``; ``paused`` holds the queues paused in the store. A queue
+    removed from queue.yaml is paused (nothing runs its tasks)."""
+    removed = cfg.name not in app[QUEUES]().queues
     counts = await app[STORE].counts(cfg.name)
     live = app[ENGINE].live(cfg.name)
     executed = live.executed_last_minute
@@ -85,8 +95,9 @@ async def queue_stats(
         executed_last_minute=executed,
         in_flight=live.in_flight,
         enforced_rate=live.enforced_rate,
-        paused=live.paused or cfg.paused or cfg.name in paused,
+        paused=live.paused or cfg.paused or cfg.name in paused or removed,
         dead_letters=counts.dead_letters,
+        removed=removed,
     )
 
 
@@ -119,11 +130,14 @@ def visible_queues(
 ) -> tuple[list[config.QueueConfig], str | None]:
     """A page of the queues the request's token may see, in name order: the first ``limit``
     named after ``after``, and the cursor if more remain. Every listing pages, so a request's
-    work (each queue's statistics, the answer's encoding) stays bounded at any queue count."""
-    configured = request.app[QUEUES]().queues
+    work (each queue's statistics, the answer's encoding) stays bounded at any queue count.
+    Queues removed from queue.yaml that still hold tasks are listed among the others."""
+    queues = request.app[QUEUES]()
+    configured, removed = queues.queues, queues.removed
     found: list[config.QueueConfig] = []
-    for name in sorted(n for n in configured if after is None or n > after):
-        cfg = configured[name]
+    names = itertools.chain(configured, removed)
+    for name in sorted(n for n in names if after is None or n > after):
+        cfg = configured.get(name) or removed[name]
         if auth.visible(request, cfg):
             found.append(cfg)
             if len(found) > limit:
@@ -142,7 +156,7 @@ async def list_queues(request: web.Request) -> web.Response:
 
 
 async def get_queue(request: web.Request) -> web.Response:
-    return await _one_queue(request, _queue(request))
+    return await _one_queue(request, _held(request))
 
 
 async def pause_queue(request: web.Request) -> web.Response:
@@ -177,7 +191,7 @@ async def delete_names(
 
 
 async def purge_queue(request: web.Request) -> web.Response:
-    cfg = _queue(request)
+    cfg = _held(request)
     purged = await purge(request.app, cfg.name, now_us=request.app[CLOCK].now_us())
     return api_errors.json_response({"queue": cfg.name, "purged": purged})
 
@@ -235,7 +249,7 @@ def _page_of(found: list[T], limit: int, name_of: Callable[[T], str]) -> tuple[l
 
 
 async def list_tasks(request: web.Request) -> web.Response:
-    cfg = _queue(request)
+    cfg = _held(request)
     limit, after = _page(request)
     found = await request.app[STORE].list_tasks(cfg.name, limit=limit + 1, after_name=after)
     page, cursor = _page_of(found, limit, lambda t: t.name)
@@ -253,7 +267,7 @@ async def stored_task(app: web.Application, queue: str, name: str) -> models.Tas
 
 
 async def get_task(request: web.Request) -> web.Response:
-    cfg, name = _queue(request), _task_name(request)
+    cfg, name = _held(request), _task_name(request)
     return api_errors.json_response(
         wire.encode_task(await stored_task(request.app, cfg.name, name))
     )
@@ -267,7 +281,7 @@ async def delete_task_named(app: web.Application, queue: str, name: str, *, now_
 
 
 async def delete_task(request: web.Request) -> web.Response:
-    cfg, name = _queue(request), _task_name(request)
+    cfg, name = _held(request), _task_name(request)
     await delete_task_named(request.app, cfg.name, name, now_us=request.app[CLOCK].now_us())
     return api_errors.json_response({"queue": cfg.name, "name": name, "deleted": True})
 
@@ -275,7 +289,7 @@ async def delete_task(request: web.Request) -> web.Response:
 async def delete_tasks(request: web.Request) -> web.Response:
     """Delete several tasks by name; each answers whether it was live (App Engine's
     ``was_deleted``): unknown and tombstoned names are not errors (SPEC 6)."""
-    cfg = _queue(request)
+    cfg = _held(request)
     names = wire.decode_delete(wire.loads(await request.read()))
     now_us = request.app[CLOCK].now_us()
     deleted = await delete_names(request.app, cfg.name, names, now_us=now_us)
@@ -324,7 +338,7 @@ async def run_task(request: web.Request) -> web.Response:
 
 
 async def list_dead(request: web.Request) -> web.Response:
-    cfg = _queue(request)
+    cfg = _held(request)
     limit, after = _page(request)
     found = await request.app[STORE].list_dead(cfg.name, limit=limit + 1, after_name=after)
     page, cursor = _page_of(found, limit, lambda d: d.task.name)
@@ -348,7 +362,7 @@ async def dead_letter(app: web.Application, queue: str, name: str) -> base.DeadT
 
 
 async def get_dead(request: web.Request) -> web.Response:
-    dead = await dead_letter(request.app, _queue(request).name, _task_name(request))
+    dead = await dead_letter(request.app, _held(request).name, _task_name(request))
     encoded = wire.encode_dead(dead.task, dead_us=dead.dead_us, reason=dead.reason)
     return api_errors.json_response(encoded)
 
@@ -376,7 +390,7 @@ async def forget_dead(app: web.Application, queue: str, name: str) -> None:
 
 
 async def delete_dead(request: web.Request) -> web.Response:
-    cfg, name = _queue(request), _task_name(request)
+    cfg, name = _held(request), _task_name(request)
     await forget_dead(request.app, cfg.name, name)
     return api_errors.json_response({"queue": cfg.name, "name": name, "deleted": True})
 

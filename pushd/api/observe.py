@@ -2,7 +2,8 @@
 
 Counters and histograms come from what the scheduler and the APIs recorded; the gauges (tasks
 waiting, in flight, enforced rate, oldest ETA age, paused, dead letters) are read from the
-store and the scheduler at each scrape, for every queue of the current queue.yaml.
+store and the scheduler at each scrape, for every queue of the current queue.yaml and every
+queue removed from it that still holds tasks (``pushd_queue_removed`` 1, paused).
 
 A pull queue whose ``acl`` hides it from the scraping token (see :func:`auth.visible`, the
 listings' rule) shows nothing of itself, neither its gauges nor its counters. The statistics are
@@ -12,6 +13,7 @@ read one queue at a time, each read awaited, and the text is built a slice of qu
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 
 from aiohttp import web
@@ -37,13 +39,15 @@ async def queue_gauges(
             oldest_eta_age_s=0.0 if oldest is None else max(0, now - oldest) / clock.US_PER_SECOND,
             paused=stats.paused,
             dead_letters=stats.dead_letters,
+            removed=stats.removed,
         )
     return found
 
 
 async def get_metrics(request: web.Request) -> web.Response:
     shown, hidden = [], set()
-    for cfg in request.app[native.QUEUES]().queues.values():
+    queues = request.app[native.QUEUES]()
+    for cfg in itertools.chain(queues.queues.values(), queues.removed.values()):
         if auth.visible(request, cfg):
             shown.append(cfg)
         else:

@@ -99,6 +99,15 @@ class QueueCounts:
     bytes: int = 0
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Holding:
+    """What a queue missing from queue.yaml still holds (it is shown as removed)."""
+
+    tasks: int = 0
+    dead_letters: int = 0
+    pull: bool = False  # its earliest task is a pull task (no task: False)
+
+
 def lease_limit(task: models.Task, queue_retry_limit: int | None) -> int | None:
     """The most leases ``task`` may have (SPEC 6): its own retry options win over its queue's."""
     opts = task.retry_options
@@ -257,6 +266,14 @@ class Store(Protocol):
         due then (ETA in ``(now_us, was_us]``) and not in ``held`` (claims its dispatcher
         holds) has its ETA moved back by the step, so it stays due and in order. Returns how
         many."""
+        ...
+
+    async def unlisted(self, known: Collection[str]) -> dict[str, Holding]:
+        """Every queue not in ``known`` that holds tasks or dead letters, with what it holds.
+
+        Those are the queues removed from queue.yaml (App Engine kept their tasks): they stay
+        listed, their tasks listable, deletable and purgeable. One read, whatever the count.
+        """
         ...
 
     async def finish(self, outcomes: Sequence[Outcome], *, now_us: int) -> None:

@@ -185,6 +185,19 @@ class MemoryStore:
                 found[name] = n
         return found
 
+    async def unlisted(self, known: Collection[str]) -> dict[str, base.Holding]:
+        found = {}
+        for name in sorted(set(self._queues) - set(known)):
+            q = self._queues[name]
+            if q.tasks or q.dead:
+                earliest = q.earliest()
+                found[name] = base.Holding(
+                    tasks=len(q.tasks),
+                    dead_letters=len(q.dead),
+                    pull=earliest is not None and earliest.is_pull,
+                )
+        return found
+
     async def finish(self, outcomes: Sequence[base.Outcome], *, now_us: int) -> None:
         for outcome in outcomes:
             q = self._q(outcome.queue)

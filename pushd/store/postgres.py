@@ -416,6 +416,13 @@ class PostgresStore:
         push = [modes[q] is models.QueueMode.PUSH for q in names]
         return {row[0]: row[1] for row in await self._fetch("stranded", names, push)}
 
+    async def unlisted(self, known: Collection[str]) -> dict[str, base.Holding]:
+        rows = await self._fetch("unlisted", list(known))
+        return {
+            q: base.Holding(tasks=tasks, pull=pull, dead_letters=dead)
+            for q, tasks, pull, dead in rows
+        }
+
     async def finish(self, outcomes: Sequence[base.Outcome], *, now_us: int) -> None:
         if not outcomes:
             return

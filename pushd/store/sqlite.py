@@ -378,6 +378,13 @@ class SqliteStore:
         wanted = codec.dump_json({q: int(m is models.QueueMode.PUSH) for q, m in modes.items()})
         return {row[0]: row[1] for row in await self._all("stranded", wanted)}
 
+    async def unlisted(self, known: Collection[str]) -> dict[str, base.Holding]:
+        rows = await self._all("unlisted", codec.dump_json(list(known)))
+        return {
+            q: base.Holding(tasks=tasks, pull=bool(pull), dead_letters=dead)
+            for q, tasks, pull, dead in rows
+        }
+
     async def finish(self, outcomes: Sequence[base.Outcome], *, now_us: int) -> None:
         if not outcomes:
             return

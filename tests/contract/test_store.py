@@ -175,6 +175,36 @@ async def test_stranded_counts_the_tasks_of_the_other_kind(store: base.Store) ->
     assert await store.stranded({"q": pull_, "p": push_, "empty": pull_}) == {"q": 3, "p": 2}
 
 
+async def test_unlisted_names_the_other_queues_holding_tasks_or_dead_letters(
+    store: base.Store,
+) -> None:
+    """Queues removed from queue.yaml: what each holds, read at once for all of them."""
+    await store.add([push(f"t{i}", T0 + i) for i in range(3)] + [pull("x0"), pull("x1")], now_us=T0)
+    await store.add([push("a", queue="gone"), push("b", queue="gone")], now_us=T0)
+    await store.add([push("solo", queue="dead-only")], now_us=T0)
+    [c] = await store.claim_due("dead-only", now_us=T0, limit=1, lease_us=S)
+    dead = base.DeadLetter(
+        queue="dead-only",
+        name="solo",
+        lease_eta_us=c.lease_eta_us,
+        retry_count=1,
+        execution_count=1,
+        first_try_us=T0,
+        last_status=500,
+        reason="task_retry_limit 0 reached",
+    )
+    await store.finish([dead], now_us=T0)
+    await store.add([push("e", queue="emptied")], now_us=T0)
+    await store.purge("emptied", now_us=T0)
+    assert await store.unlisted(["q", "p", "gone", "dead-only"]) == {}
+    assert await store.unlisted(["q", "zzz"]) == {
+        "dead-only": base.Holding(tasks=0, dead_letters=1, pull=False),
+        "gone": base.Holding(tasks=2, dead_letters=0, pull=False),
+        "p": base.Holding(tasks=2, dead_letters=0, pull=True),
+    }
+    assert list(await store.unlisted([])) == ["dead-only", "gone", "p", "q"]
+
+
 async def test_finish_done_deletes_and_tombstones(store: base.Store) -> None:
     await store.add([push("a")], now_us=T0)
     [c] = await store.claim_due("q", now_us=T0, limit=1, lease_us=S)

@@ -204,6 +204,22 @@ UPDATE pushd_tasks SET eta_us = eta_us - $1
 WHERE queue = $2 AND eta_us > $3 AND eta_us <= $4 AND method <> 'PULL'
   AND NOT (name = ANY($5::text[]));
 
+-- name: unlisted
+-- Every queue not in $1 holding tasks or dead letters: its tasks, whether its earliest task is
+-- a pull task (one index seek, not a scan), its dead letters.
+WITH held(queue) AS (
+    SELECT queue FROM pushd_queue_totals WHERE tasks > 0
+    UNION SELECT DISTINCT queue FROM pushd_dead_tasks
+)
+SELECT h.queue,
+       COALESCE((SELECT tasks FROM pushd_queue_totals WHERE queue = h.queue), 0),
+       COALESCE((SELECT method = 'PULL' FROM pushd_tasks WHERE queue = h.queue
+                 ORDER BY eta_us, name LIMIT 1), false),
+       (SELECT COUNT(*) FROM pushd_dead_tasks WHERE queue = h.queue)
+FROM held AS h
+WHERE NOT h.queue = ANY($1::text[])
+ORDER BY h.queue;
+
 -- name: finish_done
 WITH done AS (
     DELETE FROM pushd_tasks AS t

@@ -163,6 +163,22 @@ UPDATE tasks SET eta_us = eta_us - ?
 WHERE queue = ? AND eta_us > ? AND eta_us <= ? AND method != 'PULL'
   AND name NOT IN (SELECT value FROM json_each(?));
 
+-- name: unlisted
+-- ?1: JSON array of queue names. Every other queue holding tasks or dead letters: its tasks,
+-- whether its earliest task is a pull task (one index seek, not a scan), its dead letters.
+WITH held(queue) AS (
+    SELECT queue FROM queue_totals WHERE tasks > 0
+    UNION SELECT queue FROM dead_tasks
+)
+SELECT h.queue,
+       COALESCE((SELECT tasks FROM queue_totals WHERE queue = h.queue), 0),
+       COALESCE((SELECT method = 'PULL' FROM tasks WHERE queue = h.queue
+                 ORDER BY eta_us, name LIMIT 1), 0),
+       (SELECT COUNT(*) FROM dead_tasks WHERE queue = h.queue)
+FROM held AS h
+WHERE h.queue NOT IN (SELECT value FROM json_each(?1))
+ORDER BY h.queue;
+
 -- name: finish_retry
 UPDATE tasks SET eta_us = ?, retry_count = ?, execution_count = ?, first_try_us = ?,
                  last_status = ?, last_attempt = ?, claimed = 0
