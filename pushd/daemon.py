@@ -35,7 +35,7 @@ import math
 import secrets
 import signal
 import types
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,8 @@ from pushd.store import base, describe_url, open_store, server_versions
 
 #: Queues the start-up report of stranded tasks counts per store read.
 STRANDED_BATCH = 100
+#: ``queue_removed`` lines logged between two turns of the event loop.
+REMOVED_LOG_CHUNK = 100
 #: The exit code of a forced stop is this plus the signal's number (the shell's convention).
 SIGNAL_EXIT_BASE = 128
 
@@ -158,8 +160,7 @@ class Daemon:
                 return False
             await sched.reconfigure_in_chunks(new, paused=paused)
             old, self.queues = self.queues, _with_removed(new, held)  # the API's view, now
-        for name in sorted(old.queues.keys() - new.queues.keys()):
-            _log_removed(name, held.get(name, base.Holding()))
+        await _log_removed(sorted(old.queues.keys() - new.queues.keys()), held)
         if peers is not None:
             peers.renew_soon()  # new push queues get an owner now, not at the next renewal
         logs.event("config_reloaded", file=str(self.queue_yaml), queues=len(new.queues))
@@ -296,8 +297,7 @@ class Daemon:
         pushd was stopped, or by a reload before it stopped) are shown and logged as removed."""
         held = await store.unlisted(self.queues.queues)
         self.queues = _with_removed(self.queues, held)
-        for name, holding in held.items():
-            _log_removed(name, holding)
+        await _log_removed(list(held), held)
 
     async def _give_back_claims(self, store: base.Store) -> None:
         """A store this daemon holds alone (the SQLite file under its lock): the previous
@@ -404,14 +404,20 @@ def _with_removed(
     return dataclasses.replace(queues, removed=types.MappingProxyType(removed))
 
 
-def _log_removed(name: str, holding: base.Holding) -> None:
-    logs.event(
-        "queue_removed",
-        logging.WARNING if holding.tasks else logging.INFO,
-        queue=name,
-        tasks=holding.tasks,
-        dead_letters=holding.dead_letters,
-    )
+async def _log_removed(names: Sequence[str], held: Mapping[str, base.Holding]) -> None:
+    """``queue_removed`` for each of ``names`` with what it holds (a warning if tasks wait),
+    a turn of the event loop every ``REMOVED_LOG_CHUNK`` lines (thousands may go at once)."""
+    for i, name in enumerate(names, 1):
+        holding = held.get(name, base.Holding())
+        logs.event(
+            "queue_removed",
+            logging.WARNING if holding.tasks else logging.INFO,
+            queue=name,
+            tasks=holding.tasks,
+            dead_letters=holding.dead_letters,
+        )
+        if i % REMOVED_LOG_CHUNK == 0:
+            await anyio.lowlevel.checkpoint()
 
 
 @contextlib.contextmanager

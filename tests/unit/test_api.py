@@ -389,6 +389,55 @@ async def test_queues_are_listed_a_page_at_a_time_in_name_order(env: Env) -> Non
     assert "limit must be a whole number" in body["error"]["message"]
 
 
+async def test_a_removed_queue_is_listed_as_removed_and_its_tasks_stay_manageable(
+    env: Env,
+) -> None:
+    """Issue 16: a queue gone from queue.yaml (its tasks kept) vanished from every listing and
+    answered "not configured". It is listed as removed and paused; its tasks and dead letters
+    are listable, deletable and purgeable; adding, pausing and running stay refused."""
+    await env.add("fast", {"tasks": [{"name": n} for n in ("a", "b", "c", "d")]})
+    await kill(env, "fast", "a")
+    held = await env.store.unlisted(["work"])
+    env.queues = dataclasses.replace(
+        config.load_text("queue:\n- name: work\n  mode: pull\n"),
+        removed={n: config.removed_queue(n, pull=h.pull) for n, h in held.items()},
+    )
+    status, body = await env.call("GET", "/api/v1/queues")
+    assert [(q["name"], q["stats"]["removed"]) for q in body["queues"]] == [
+        ("default", False),
+        ("fast", True),
+        ("work", False),
+    ]
+    status, fast = await env.call("GET", "/api/v1/queues/fast")
+    assert (status, fast["mode"], fast["rate"]) == (200, "push", None)
+    assert (fast["stats"]["tasks"], fast["stats"]["dead_letters"]) == (3, 1)
+    assert (fast["stats"]["paused"], fast["stats"]["removed"]) == (True, True)
+    status, listed = await env.call("GET", "/api/v1/queues/fast/tasks?limit=1")
+    assert (status, [t["name"] for t in listed["tasks"]], listed["next"]) == (200, ["b"], "b")
+    assert (await env.call("GET", "/api/v1/queues/fast/tasks/c"))[0] == 200
+    assert (await env.call("DELETE", "/api/v1/queues/fast/tasks/b"))[0] == 200
+    status, body = await env.call("POST", "/api/v1/queues/fast/delete", json={"names": ["c"]})
+    assert (status, body["tasks"]) == (200, [{"name": "c", "deleted": True}])
+    status, dead = await env.call("GET", "/api/v1/queues/fast/dead")
+    assert (status, [d["name"] for d in dead["tasks"]]) == (200, ["a"])
+    assert (await env.call("GET", "/api/v1/queues/fast/dead/a"))[0] == 200
+    assert (await env.call("DELETE", "/api/v1/queues/fast/dead/a"))[0] == 200
+    assert await env.call("POST", "/api/v1/queues/fast/purge") == (
+        200,
+        {"queue": "fast", "purged": 1},
+    )
+    for method, path, kw in [
+        ("POST", "/api/v1/queues/fast/tasks", {"json": {"name": "new"}}),
+        ("POST", "/api/v1/queues/fast/pause", {}),
+        ("POST", "/api/v1/queues/fast/resume", {}),
+        ("POST", "/api/v1/queues/fast/tasks/d/run", {}),
+    ]:
+        status, body = await env.call(method, path, **kw)
+        assert_error(status, body, 404, "UNKNOWN_QUEUE", "'fast' was removed from queue.yaml")
+    status, body = await env.call("GET", "/api/v1/queues/never")
+    assert_error(status, body, 404, "UNKNOWN_QUEUE", "'never' is not configured")
+
+
 async def test_list_and_get_queues(env: Env) -> None:
     await env.add("fast", {"tasks": [{"name": "a", "countdown": 5}, {"name": "b"}]})
     await env.add("fast", {"name": "gone"})
@@ -424,6 +473,7 @@ async def test_list_and_get_queues(env: Env) -> None:
             "enforced_rate": 2.5,
             "paused": False,
             "dead_letters": 1,
+            "removed": False,
         },
     }
     status, work = await env.call("GET", "/api/v1/queues/work")

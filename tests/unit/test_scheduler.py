@@ -350,6 +350,66 @@ async def test_shutdown_gives_back_claimed_tasks_not_yet_sent(fake: clock.FakeCl
         assert (back.eta_us, back.retry_count, back.execution_count) == (eta, 0, 0)
 
 
+async def test_abandon_ends_the_grace_at_once_and_gives_back_every_claim(
+    fake: clock.FakeClock,
+) -> None:
+    """Issue 16: a second SIGTERM. The hung request and the task waiting for its slot are both
+    given back (due at their own ETA, no attempt counted) at the moment of the abandon, not at
+    the end of the 30 s grace nor of their claims."""
+    store = MemoryStore()
+    await store.add([task("hung"), task("waiting", T0 + 1)], now_us=T0)
+    sent: list[str] = []
+
+    async def deliver(t: models.Task, cfg: config.QueueConfig, **kw: Any) -> dispatch.Attempt:
+        sent.append(t.name)
+        await fake.sleep(3600)
+        return dispatch.Attempt(200)
+
+    sched = scheduler.Scheduler(
+        store=store,
+        clock=fake,
+        queues=queues(max_concurrent_requests=1),
+        deliver=deliver,
+        grace_us=30 * S,
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sched.run)
+        await fake.sleep(1)
+        sched.stop()
+        await fake.sleep(2)  # two seconds into the grace
+        assert sched.in_flight == 2
+        sched.abandon()
+    assert fake.now_us() == T0 + 3 * S
+    assert sent == ["hung"]
+    for name, eta in (("hung", T0), ("waiting", T0 + 1)):
+        back = await store.get("q", name)
+        assert back is not None
+        assert (back.eta_us, back.retry_count, back.execution_count) == (eta, 0, 0)
+
+
+async def test_a_queue_back_in_queue_yaml_keeps_the_operators_pause(
+    fake: clock.FakeClock,
+) -> None:
+    """A queue new to the scheduler (removed while stopped, then put back by a reload) starts
+    paused if the operator paused it: the stored flag, not a fresh "running"."""
+    store = MemoryStore()
+    await store.add(
+        [dataclasses.replace(task(f"t{i}"), queue=f"n{i}") for i in range(2)], now_us=T0
+    )
+    rx = Receiver(fake)
+    sched = scheduler.Scheduler(store=store, clock=fake, queues=queues(), deliver=rx)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sched.run)
+        await fake.sleep(0.01)
+        await sched.reconfigure_in_chunks(many(2, rate=Fraction(100)), paused={"n0"})
+        while len(rx.calls) < 1:
+            await fake.sleep(0.01)
+        await fake.sleep(10)
+        sched.stop()
+    assert [name for _, name, *_ in rx.calls] == ["t1"]
+    assert (sched.live("n0").paused, sched.live("n1").paused) == (True, False)
+
+
 async def test_executed_last_minute_counts_a_sliding_minute_and_stays_bounded(
     fake: clock.FakeClock,
 ) -> None:

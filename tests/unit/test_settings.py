@@ -34,6 +34,7 @@ def test_the_example_file_loads_and_matches_the_defaults_it_documents() -> None:
     for name in ("host", "port", "database", "default_dispatch_deadline_s", "durability"):
         assert getattr(s, name) == getattr(defaults, name), name
     assert s.shutdown_grace_s == 30
+    assert s.shutdown_report_s == defaults.shutdown_report_s == 5
 
 
 @pytest.mark.parametrize(
@@ -93,6 +94,11 @@ def test_values_are_checked_after_merging(tmp_path: Path) -> None:
     assert settings.from_mapping({"event_loop": "asyncio"}).event_loop == "asyncio"
     with pytest.raises(errors.ConfigError, match="between 1s and 24h"):
         settings.from_mapping({"default_dispatch_deadline_s": "0.5s"})
+    with pytest.raises(
+        errors.ConfigError, match=r"shutdown_report_s: must be between 0\.1s and 1h"
+    ):
+        settings.from_mapping({"shutdown_report_s": 0})  # a pace of 0 would spin
+    assert settings.from_mapping({"shutdown_report_s": "2s"}).shutdown_report_s == 2
 
 
 def test_broken_yaml_and_unreadable_files_are_config_errors(tmp_path: Path) -> None:

@@ -479,7 +479,15 @@ def test_encode_queue_push_and_pull() -> None:
         "enforced_rate": 0.0,
         "paused": True,
         "dead_letters": 0,
+        "removed": False,
     }
+    # A removed queue has no configuration left: no push field is shown.
+    gone = wire.encode_queue(
+        config.removed_queue("fast", pull=False),
+        models.QueueStats(queue="fast", tasks=2, paused=True, removed=True),
+    )
+    assert (gone["mode"], gone["rate"], gone["bucket_size"]) == ("push", None, None)
+    assert (gone["stats"]["paused"], gone["stats"]["removed"]) == (True, True)
     pull = config.QueueConfig(name="work", mode=models.QueueMode.PULL, rate=Fraction(0))
     encoded = wire.encode_queue(pull, models.QueueStats(queue="work"))
     assert encoded["mode"] == "pull"
