@@ -371,11 +371,12 @@ class Scheduler:
         started in the scheduler's task group.
         """
         wanted = {n: c for n, c in queues.queues.items() if c.mode is models.QueueMode.PUSH}
-        for name, rt in self._queues.items():
-            if name not in wanted:
+        for name, rt in list(self._queues.items()):
+            if name not in wanted and not rt.removed:
                 rt.removed = True
                 rt.limits.paused = True
                 rt.wake.set()
+                yield  # thousands of loops woken at once held the event loop (issue 16)
         for name, cfg in wanted.items():
             now = self.clock.monotonic_us()
             rt_or_none = self._queues.get(name)
