@@ -291,9 +291,14 @@ async def test_sighup_reloads_queue_yaml_and_a_removed_queue_is_paused_not_dropp
     assert delivery.headers["X-AppEngine-TaskName"] == "w1"
     assert status == 200
     assert info["rate"] == "0"
-    # `gone` is no longer configured, but its task is kept.
-    status, _ = await api(session, d, "GET", "/api/v1/queues/gone")
-    assert status == 404
+    # `gone` is no longer configured, but its task is kept, and shown (issue 16).
+    status, info = await api(session, d, "GET", "/api/v1/queues/gone")
+    assert status == 200
+    assert (info["stats"]["removed"], info["stats"]["paused"], info["stats"]["tasks"]) == (
+        True,
+        True,
+        1,
+    )
     (tmp_path / "queue.yaml").write_text(
         "queue:\n- name: work\n  rate: 50/s\n- name: gone\n  rate: 5/s\n"
     )
