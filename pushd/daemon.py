@@ -322,7 +322,13 @@ class Daemon:
             loop.add_signal_handler(sig, self._on_stop_signal, sig, sched)
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         try:
-            srv = await server.Server.start(app, self.settings.host, self.settings.port)  # type: ignore[arg-type]
+            s = self.settings
+            limits = server.Limits(
+                read_timeout_s=s.api_read_timeout_s,
+                max_connections=s.max_api_connections,
+                delivery_files=s.max_connections,
+            )
+            srv = await server.Server.start(app, s.host, s.port, limits=limits)  # type: ignore[arg-type]
             try:
                 await self._serve_with(srv, sched, store, peers)
             finally:

@@ -6,6 +6,13 @@ Redirects are not followed; any 2xx is success and everything else, a refused co
 the dispatch deadline passing is a failure. The dispatcher knows nothing of the store or of
 retries: it returns an :class:`Attempt` and the scheduler decides.
 
+Two kinds of failure are told apart: a request that never left because this machine ran out of
+something (open files, memory, local ports: :data:`LOCAL_ERRNOS`) is ``local``, not an attempt of
+the task, which the scheduler gives back uncounted; everything else reached (or tried to reach)
+the receiver. Whatever a receiver sends, one attempt reads at most :data:`MAX_HEAD_BYTES` before
+the final answer's head (an endless stream of ``100 Continue`` answers once grew the daemon by
+tens of MiB per attempt) and :data:`MAX_RESPONSE_READ` of its body.
+
 Signing (beyond App Engine): with a secret configured, every request carries
 ``X-Pushd-Timestamp`` (epoch seconds) and ``X-Pushd-Signature: v1=<hex>``, where ``<hex>`` is
 HMAC-SHA256 over ``b"<timestamp>.<task name>." + body``. See the README for a verifier.
@@ -21,15 +28,17 @@ from __future__ import annotations
 
 import email.utils
 import errno
+import functools
 import hashlib
 import hmac
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 import multidict
+from aiohttp import client_proto
 
 from pushd import clock, models, tickets
 
@@ -57,6 +66,15 @@ RESERVED_HEADERS = frozenset(
 )
 BODY_METHODS = frozenset({models.Method.POST, models.Method.PUT})
 MAX_RESPONSE_READ = 64 * 1024  # bytes of a response body read to keep the connection reusable
+#: Most bytes a receiver may send for one attempt before its final status line and headers
+#: (informational ``1xx`` answers included). Beyond it the attempt fails, the connection closed.
+MAX_HEAD_BYTES = 64 * 1024
+#: A connection failing with one of these never reached the receiver: the machine ran out of
+#: open files (EMFILE, ENFILE), memory or buffers (ENOMEM, ENOBUFS) or local ports
+#: (EADDRNOTAVAIL).
+LOCAL_ERRNOS = frozenset(
+    {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS, errno.EADDRNOTAVAIL}
+)
 #: The address App Engine's task requests come from (SPEC 3.1), as the SDK's middleware reads it.
 TASK_SOURCE_IP = "0.1.0.2"
 #: The longest Retry-After honoured: as long as the longest backoff (a century).
@@ -81,6 +99,9 @@ class Attempt:
     retry_after_us: int | None = None  # the receiver's Retry-After, as a delay from now
     kind: str | None = None  # without a response: one of models.ATTEMPT_ERRORS
     url: str = ""  # the full URL the request went to
+    #: The request never left: a resource of this machine ran out (:data:`LOCAL_ERRNOS`).
+    #: Not an attempt of the task, which did not reach its receiver.
+    local: bool = False
 
     @property
     def ok(self) -> bool:
@@ -245,12 +266,91 @@ async def deliver(
         return Attempt(
             None, f"dispatch deadline of {deadline_s:g}s exceeded", kind=error_kind(exc), url=url
         )
-    except aiohttp.ClientError as exc:
-        return Attempt(None, f"{type(exc).__name__}: {exc}", kind=error_kind(exc), url=url)
-    except (OSError, ValueError) as exc:  # e.g. an invalid URL built from a bad target mapping
+    except (aiohttp.ClientError, OSError) as exc:
+        return Attempt(
+            None,
+            f"{type(exc).__name__}: {exc}",
+            kind=error_kind(exc),
+            url=url,
+            local=is_local_failure(exc),
+        )
+    except ValueError as exc:  # e.g. an invalid URL built from a bad target mapping
         return Attempt(None, f"{type(exc).__name__}: {exc}", kind=error_kind(exc), url=url)
     ok = 200 <= status < 300
     return Attempt(status, None if ok else f"HTTP {status}", retry_after, url=url)
+
+
+def is_local_failure(exc: BaseException) -> bool:
+    """True if ``exc`` (or the OSError it wraps) says this machine ran out of a resource before
+    the request left (:data:`LOCAL_ERRNOS`)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in LOCAL_ERRNOS:
+            return True
+        wrapped = getattr(current, "os_error", None)  # aiohttp's ClientConnectorError
+        if isinstance(wrapped, OSError) and wrapped.errno in LOCAL_ERRNOS:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+class AnswerTooLong(aiohttp.ClientPayloadError):
+    """The receiver sent more than :data:`MAX_HEAD_BYTES` before its final answer."""
+
+
+class _BoundedResponseHandler(client_proto.ResponseHandler):
+    """aiohttp's connection protocol, bounding what one request's answer may send before its
+    final status line and headers.
+
+    aiohttp's parser turns every 25-byte ``100 Continue`` into a queued message of about a
+    kilobyte, at size 0 for its flow control, so a receiver streaming them grew the daemon by
+    tens of MiB per attempt. Bytes before the final head are fed to the parser at most
+    :data:`MAX_HEAD_BYTES` per request; past that the connection is cut. The body after the
+    head is left to aiohttp's flow control (reading pauses at twice its 64 KiB buffer).
+    ``set_response_params`` is called once per request on its connection.
+    """
+
+    _head_bytes = 0
+    _head_done = False
+
+    def set_response_params(self, *args: object, **kwargs: object) -> None:
+        self._head_bytes, self._head_done = 0, False
+        super().set_response_params(*args, **kwargs)  # type: ignore[arg-type]
+
+    def head_done(self) -> bool:
+        """The current request's final answer head has been parsed."""
+        return self._head_done
+
+    def feed_data(self, data: tuple[Any, Any], size: int = 0) -> None:
+        code = getattr(data[0], "code", 0)
+        if not 100 <= code < 200 or code == 101:
+            self._head_done = True  # a final answer (or a switch): its body is not limited here
+        super().feed_data(data, size)
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_done:
+            super().data_received(data)
+            return
+        room = max(0, MAX_HEAD_BYTES - self._head_bytes)
+        self._head_bytes += min(room, len(data))
+        super().data_received(data[:room])
+        rest = data[room:]
+        if not rest:
+            return
+        if self.head_done():  # the final head was in the bytes fed: the rest is its body
+            super().data_received(rest)
+            return
+        if self.transport is not None:
+            self.transport.close()
+        if self.exception() is None:
+            self.set_exception(
+                AnswerTooLong(
+                    f"the receiver sent more than {MAX_HEAD_BYTES} bytes before a final "
+                    "answer (e.g. endless 100 Continue)"
+                )
+            )
 
 
 def make_session(max_connections: int) -> aiohttp.ClientSession:
@@ -261,10 +361,14 @@ def make_session(max_connections: int) -> aiohttp.ClientSession:
     the receiver sees and pushd does not count. Every attempt must be exactly one request, so
     that resend is turned off (the attribute aiohttp's own test client sets for the same end).
     """
+    connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0)
+    # Every connection's protocol bounds each answer's bytes before its head (MAX_HEAD_BYTES); aiohttp
+    # has no setting for it, so the connector's protocol factory is replaced.
+    factory: Callable[[], client_proto.ResponseHandler]
+    factory = functools.partial(_BoundedResponseHandler, loop=connector._loop)
+    connector._factory = factory  # type: ignore[assignment]
     session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=max_connections, limit_per_host=0),
-        auto_decompress=False,
-        skip_auto_headers=("User-Agent",),
+        connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
     )
     session._retry_connection = False
     return session

@@ -17,6 +17,12 @@ Event names (the ``event`` field) are a public interface for log processors:
 ``task_retry``              a delivery failed and will run again (``error``, ``retry``, ``delay_s``)
 ``task_dead_lettered``      a task ran out of retries (push) or leases (pull): now a dead letter (``reason``)
 ``delivery_failed``         a bug broke one delivery (traceback); its claim expires, it runs again
+``delivery_local_failure``  a request never left (out of files, memory or ports): the task is
+                            given back, no attempt counted (``error``, ``retry_in_s``; limited)
+``http_bad_request``        a client sent malformed HTTP (``peer``, ``error``; info, limited)
+``http_server_error``       aiohttp failed outside a handler (traceback; limited)
+``api_connections_full``    the API held as many connections as it may (``limit``, ``closed``:
+                            ``quietest`` slow client closed, or the ``new`` one refused; limited)
 ``store_unavailable``       the store refused (disk full, file damaged, database down); retried;
                             once per cause every 5 s (``repeated``: failures folded in)
 ``database_checked``        SQLite: the file passed ``quick_check`` at start, slowly (``seconds``)
@@ -51,6 +57,7 @@ import json
 import logging
 import math
 import sys
+from collections.abc import Callable
 from typing import Any
 
 LOGGER_NAME = "pushd"
@@ -108,11 +115,12 @@ def event(
     level: int = logging.INFO,
     *,
     always: bool = False,
-    exc_info: bool = False,
+    exc_info: bool | BaseException = False,
     **fields: object,
 ) -> None:
     """Log one event with its fields; ``always`` prints it whatever the configured level,
-    ``exc_info`` adds the exception being handled (its traceback) to the line."""
+    ``exc_info`` adds the exception being handled (True) or the one given (its traceback) to
+    the line."""
     logger = logging.getLogger(LOGGER_NAME)
     if always and not logger.isEnabledFor(level):
         record = logger.makeRecord(
@@ -122,3 +130,45 @@ def event(
         return
     if logger.isEnabledFor(level):
         logger.log(level, name, exc_info=exc_info, extra={"event": name, "fields": fields})
+
+
+class Limited:
+    """One event that outside parties can trigger at will (bad requests, a connection flood),
+    logged at most ``burst`` times per ``window_us``.
+
+    The lines held back are counted and reported as ``suppressed=N`` on the next line logged, so
+    an operator sees that a flood happened and how big it was, never the flood itself.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        level: int,
+        now_us: Callable[[], int],
+        *,
+        burst: int = 10,
+        window_us: int = 10_000_000,
+    ) -> None:
+        self.name, self.level, self._now_us = name, level, now_us
+        self.burst, self.window_us = burst, window_us
+        self._window_end: int | None = None
+        self._left = 0
+        self.suppressed = 0
+
+    def __call__(self, *, exc_info: bool | BaseException = False, **fields: object) -> bool:
+        """Log the event unless this window's lines are used up; True if it was logged."""
+        now = self._now_us()
+        if self._window_end is None or now >= self._window_end:
+            self._window_end, self._left = now + self.window_us, self.burst
+        if self._left <= 0:
+            self.suppressed += 1
+            return False
+        self._left -= 1
+        if self.suppressed:
+            fields["suppressed"] = self.suppressed
+            self.suppressed = 0
+        logger = logging.getLogger(LOGGER_NAME)
+        if logger.isEnabledFor(self.level):
+            extra = {"event": self.name, "fields": fields}
+            logger.log(self.level, self.name, exc_info=exc_info, extra=extra)
+        return True

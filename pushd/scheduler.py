@@ -11,6 +11,10 @@ connection slots, sends the webhook (:mod:`pushd.dispatch`), and turns the answe
 outcome with the App Engine retry policy (:mod:`pushd.retry`). Outcomes are collected and
 written by one flusher, so under load many share a commit.
 
+A request that never left because the machine ran out of something (open files, memory, local
+ports: ``Attempt.local``) is not an attempt of the task: it is given back unchanged, due again
+``LOCAL_FAILURE_RETRY_US`` later, and can never be dead-lettered for it.
+
 Shutdown: stop claiming, give in-flight deliveries ``grace_us`` to finish, cancel the rest.
 Claimed tasks not yet sent are given back (due again at once, no attempt counted); a delivery
 cancelled while its request was out writes nothing: its claim expires and the task runs again.
@@ -57,6 +61,8 @@ HOUSEKEEPING_INTERVAL_US = 600 * clock.US_PER_SECOND  # how often expired tombst
 STORE_RETRY_US = 1 * clock.US_PER_SECOND
 EXECUTED_WINDOW_US = 60 * clock.US_PER_SECOND
 RECONFIGURE_CHUNK = 50  # queues a reload applies between two turns of the event loop
+#: A task whose request never left (out of files, memory, ports) is due again this much later.
+LOCAL_FAILURE_RETRY_US = 1 * clock.US_PER_SECOND
 _AWAKE = -1  # a queue loop that is running (not waiting): every notification wakes it
 
 
@@ -196,6 +202,9 @@ class Scheduler:
         self._loops: anyio.abc.TaskGroup | None = None
         self._deliveries: set[asyncio.Task[None]] = set()  # plain tasks: cheaper per delivery
         self._delivering = False  # between start and the end of the shutdown grace
+        self._log_local_failure = logs.Limited(
+            "delivery_local_failure", logging.WARNING, clock.monotonic_us
+        )
         # With a store shared by several daemons: the push queues this one dispatches (None:
         # all of them), and what the other daemons report of theirs.
         self._owned = owned
@@ -249,15 +258,15 @@ class Scheduler:
         if self._starved.pop(rt, 0) is None:
             self._wake_line()
 
-    def _release(self, claimed: base.Claimed, hold: _Hold) -> None:
-        """Give back a claim unsent (its queue was paused): due again at its own ETA, no
-        attempt counted."""
+    def _release(self, claimed: base.Claimed, hold: _Hold, eta_us: int | None = None) -> None:
+        """Give back a claim unsent (its queue was paused): due again at its own ETA (or at
+        ``eta_us``), no attempt counted."""
         task = claimed.task
         outcome = base.Retry(
             queue=task.queue,
             name=task.name,
             lease_eta_us=claimed.lease_eta_us,
-            eta_us=task.eta_us,
+            eta_us=task.eta_us if eta_us is None else eta_us,
             retry_count=task.retry_count,
             execution_count=task.execution_count,
             first_try_us=task.first_try_us,
@@ -684,6 +693,9 @@ class Scheduler:
             if slot:
                 rt.release_slot()
         now = self.clock.now_us()
+        if attempt.local:
+            self._local_failure(rt, claimed, hold, attempt, now)
+            return
         mono = self.clock.monotonic_us()
         rt.executed.append(mono)
         _trim(rt.executed, mono)  # bounded by one minute of deliveries, read or not
@@ -717,6 +729,25 @@ class Scheduler:
                 rt.pacing -= 1
             if not repaced.is_set():
                 return True  # its turn came
+
+    def _local_failure(
+        self,
+        rt: _Queue,
+        claimed: base.Claimed,
+        hold: _Hold,
+        attempt: dispatch.Attempt,
+        now_us: int,
+    ) -> None:
+        """The request never left: this machine ran out of files, memory or ports. Charging
+        it to the task once dead-lettered every due task of a daemon out of open files; it is
+        given back with its counts unchanged, due again shortly."""
+        self._log_local_failure(
+            queue=rt.name,
+            task=claimed.task.name,
+            error=attempt.error,
+            retry_in_s=f"{LOCAL_FAILURE_RETRY_US / clock.US_PER_SECOND:g}",
+        )
+        self._release(claimed, hold, now_us + LOCAL_FAILURE_RETRY_US)
 
     def _adapt(self, rt: _Queue, attempt: dispatch.Attempt, now_us: int) -> None:
         changed = (

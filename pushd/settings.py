@@ -67,6 +67,12 @@ class Settings:
     #: Ceiling on requests in flight to all receivers together (idle keep-alive connections,
     #: closed after 15 s unused, are kept per receiver on top).
     max_connections: int = 256
+    #: Most connections the HTTP API holds; lowered at run time to fit the open-file limit
+    #: (``ulimit -n``) with room kept for ``max_connections`` deliveries and the database.
+    max_api_connections: int = 1000
+    #: How long an API client may take to send a request head (from connecting, or from its
+    #: previous answer: an idle kept-alive connection closes after it too), and then its body.
+    api_read_timeout_s: float = 30.0
     shutdown_grace_s: float = 30.0
     #: While a stop waits for deliveries in flight, how often it logs what it waits for.
     shutdown_report_s: float = 5.0
@@ -292,6 +298,10 @@ def _validate(settings: Settings, issues: _Issues) -> None:
         issues.add("shutdown_report_s", "must be between 0.1s and 1h")
     if settings.max_connections < 1:
         issues.add("max_connections", "must be at least 1")
+    if settings.max_api_connections < 1:
+        issues.add("max_api_connections", "must be at least 1")
+    if not 0.1 <= settings.api_read_timeout_s <= 3600:
+        issues.add("api_read_timeout_s", "must be between 0.1s and 1h")
     if settings.durability not in DURABILITY:
         issues.add("durability", f"{settings.durability!r} is not one of {', '.join(DURABILITY)}")
     if settings.event_loop not in EVENT_LOOPS:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import errno
 import hashlib
 import hmac
+import os
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -406,3 +408,109 @@ async def test_the_session_never_resends_a_request_by_itself() -> None:
         assert session._retry_connection is False
     finally:
         await session.close()
+
+
+@pytest.mark.parametrize("code", sorted(dispatch.LOCAL_ERRNOS))
+async def test_running_out_of_a_local_resource_is_a_local_failure(code: int) -> None:
+    """EMFILE and the like before the request left: ``local``, not an attempt of the task."""
+
+    def no_socket(*args: object) -> Any:
+        raise OSError(code, os.strerror(code))
+
+    connector = aiohttp.TCPConnector(socket_factory=no_socket)
+    async with aiohttp.ClientSession(connector=connector) as s:
+        attempt = await dispatch.deliver(
+            s,
+            task(),
+            queue="q",
+            base_url="http://127.0.0.1:9",
+            deadline_s=5,
+            signing_secret=None,
+            now_us=0,
+        )
+    assert attempt.status is None
+    assert attempt.local
+    assert os.strerror(code) in (attempt.error or "")
+
+
+async def test_a_refused_connection_is_not_local(session: aiohttp.ClientSession) -> None:
+    attempt = await dispatch.deliver(
+        session,
+        task(),
+        queue="q",
+        base_url="http://127.0.0.1:9",  # discard port: nothing listens
+        deadline_s=5,
+        signing_secret=None,
+        now_us=0,
+    )
+    assert attempt.status is None
+    assert not attempt.local
+
+
+async def test_an_endless_stream_of_100_continue_is_cut_after_max_answer_bytes() -> None:
+    """The receiver streams ``100 Continue`` forever: the attempt fails having read about
+    MAX_HEAD_BYTES, long before its deadline, and is charged to the task."""
+    read = 0
+
+    async def stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal read
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            await reader.readuntil(b"\r\n\r\n")
+            while True:
+                chunk = b"HTTP/1.1 100 Continue\r\n\r\n" * 1024
+                writer.write(chunk)
+                await writer.drain()
+                read += len(chunk)
+        writer.close()
+
+    server = await asyncio.start_server(stream, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    session = dispatch.make_session(4)
+    try:
+        attempt = await dispatch.deliver(
+            session,
+            task(),
+            queue="q",
+            base_url=f"http://127.0.0.1:{port}",
+            deadline_s=30,
+            signing_secret=None,
+            now_us=0,
+        )
+    finally:
+        await session.close()
+        server.close()
+    assert attempt.status is None
+    assert not attempt.local
+    assert f"more than {dispatch.MAX_HEAD_BYTES} bytes" in (attempt.error or "")
+
+
+async def test_a_big_answer_after_a_100_continue_is_still_a_success() -> None:
+    """The head bound applies before the final answer only: a 100 Continue, then a 200 with a
+    4 MiB body (read 64 KiB of, as always) is delivered."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            await reader.readuntil(b"\r\n\r\n")
+            body = b"x" * (4 << 20)
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    session = dispatch.make_session(4)
+    try:
+        attempt = await dispatch.deliver(
+            session,
+            task(),
+            queue="q",
+            base_url=f"http://127.0.0.1:{port}",
+            deadline_s=30,
+            signing_secret=None,
+            now_us=0,
+        )
+    finally:
+        await session.close()
+        server.close()
+    assert (attempt.status, attempt.ok, attempt.error) == (200, True, None)

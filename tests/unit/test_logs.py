@@ -85,3 +85,21 @@ def test_every_line_is_stamped_with_its_records_time(fmt: str) -> None:
         }
     else:
         assert line == "2024-05-01T12:00:00.250Z error   shutdown in_flight=3"
+
+
+def test_a_limited_event_logs_a_burst_per_window_then_counts_what_it_held_back(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pushd import clock
+
+    fake = clock.FakeClock(0)
+    logs.setup("info", "text")
+    limited = logs.Limited("http_bad_request", logging.INFO, fake.now_us, burst=2, window_us=10)
+    assert [limited(n=i) for i in range(5)] == [True, True, False, False, False]
+    fake.advance(10)
+    assert limited(n=5)
+    assert _untimed(capsys.readouterr().err).splitlines() == [
+        "info    http_bad_request n=0",
+        "info    http_bad_request n=1",
+        "info    http_bad_request n=5 suppressed=3",
+    ]

@@ -754,3 +754,24 @@ async def test_an_idle_queue_with_stranded_pull_tasks_sleeps(fake: clock.FakeClo
     sched = scheduler.Scheduler(store=store, clock=fake, queues=queues(), deliver=Receiver(fake))
     await run_until(sched, fake, lambda: False, limit_s=60)
     assert looks == 1
+
+
+async def test_a_local_failure_is_not_an_attempt_and_never_dead_letters(
+    fake: clock.FakeClock,
+) -> None:
+    """Out of open files four times with task_retry_limit 0: the task is given back each time,
+    due again LOCAL_FAILURE_RETRY_US later with its counts unchanged, then delivered."""
+    store = MemoryStore()
+    await store.add([task("l")], now_us=T0)
+    answers = iter([dispatch.Attempt(None, "OSError: [Errno 24]", local=True)] * 4)
+    rx = Receiver(fake, lambda t: next(answers, dispatch.Attempt(200)))
+    sched = scheduler.Scheduler(
+        store=store,
+        clock=fake,
+        queues=queues(retry=models.RetryParameters(task_retry_limit=0)),
+        deliver=rx,
+    )
+    await run_until(sched, fake, lambda: len(rx.calls) == 5, 20)
+    step = scheduler.LOCAL_FAILURE_RETRY_US
+    assert rx.calls == [(i * step, "l", 0, 0) for i in range(5)]
+    assert await store.list_dead("q", limit=10) == []
