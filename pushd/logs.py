@@ -35,7 +35,7 @@ Event names (the ``event`` field) are a public interface for log processors:
 ``queue_resumed``           the operator resumed a queue
 ``queue_purged``            the operator purged a queue (``tasks``)
 ``queue_throttled``         a 503/429 lowered a queue's enforced rate
-``queue_recovered``         a queue's enforced rate recovered a step
+``queue_recovered``         a queue's enforced rate is back at its configured rate (once, idle or not)
 ``config_reloaded``         SIGHUP reloaded queue.yaml, all of it (``queues``)
 ``config_rejected``         SIGHUP kept the old queue.yaml: invalid, or a mode change under
                             stored tasks (``problems``, ``first`` names the queue and count)

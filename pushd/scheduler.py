@@ -342,6 +342,7 @@ class Scheduler:
             return self._others.get(queue, models.LiveStats(paused=rt.paused))
         now = self.clock.monotonic_us()
         _trim(rt.executed, now)
+        self._recover(rt, now)  # an idle queue recovers too: its loop may be asleep
         return models.LiveStats(
             in_flight=rt.limits.gate.in_flight,
             executed_last_minute=len(rt.executed),
@@ -476,29 +477,33 @@ class Scheduler:
             return
         async with anyio.create_task_group() as tg:
 
-            async def sleeper() -> None:
-                if mono_us is not None:
-                    await self.clock.sleep_until_monotonic(mono_us)
-                else:
-                    assert deadline_us is not None
-                    await self.clock.sleep_until(deadline_us)
+            async def wall_sleeper(at_us: int) -> None:
+                await self.clock.sleep_until(at_us)
+                tg.cancel_scope.cancel()
+
+            async def mono_sleeper(at_us: int) -> None:
+                await self.clock.sleep_until_monotonic(at_us)
                 tg.cancel_scope.cancel()
 
             async def waiter() -> None:
                 await event.wait()
                 tg.cancel_scope.cancel()
 
-            tg.start_soon(sleeper)
+            if deadline_us is not None:
+                tg.start_soon(wall_sleeper, deadline_us)
+            if mono_us is not None:
+                tg.start_soon(mono_sleeper, mono_us)
             tg.start_soon(waiter)
 
     async def _queue_loop(self, rt: _Queue) -> None:
         while not self._stop.is_set():
             rt.planned_us = _AWAKE
             rt.wake.clear()  # before looking: a notification from here on is not lost
+            self._recover(rt, self.clock.monotonic_us())
             if rt.halted:
                 self._leave_line(rt)
                 rt.planned_us = None
-                await rt.wake.wait()
+                await self._wait_until(None, rt.wake, mono_us=rt.adaptive.next_step_us())
                 continue
             # Enough claimed and waiting for connections, or other queues came first: wait in
             # line (first come, first served) until a whole batch of room is free.
@@ -567,15 +572,17 @@ class Scheduler:
             await self._wait_until(None, self._stop, mono_us=retry_at)
             return
         token_at = rt.limits.ready_at(mono)
+        step_at = rt.adaptive.next_step_us()  # the back-off recovers while the queue sleeps
         if token_at is None or next_eta is None:
             rt.planned_us = None
-            await rt.wake.wait()
+            await self._wait_until(None, rt.wake, mono_us=step_at)
         elif token_at > mono:
             rt.planned_us = max(next_eta, now + token_at - mono)
-            await self._wait_until(None, rt.wake, mono_us=token_at)
+            wake_at = token_at if step_at is None else min(token_at, step_at)
+            await self._wait_until(None, rt.wake, mono_us=wake_at)
         elif next_eta > now:
             rt.planned_us = next_eta
-            await self._wait_until(next_eta, rt.wake)
+            await self._wait_until(next_eta, rt.wake, mono_us=step_at)
         # else: something became possible while we looked
 
     async def _stepped_back(self, rt: _Queue, now: int) -> None:
@@ -750,16 +757,32 @@ class Scheduler:
         self._release(claimed, hold, now_us + LOCAL_FAILURE_RETRY_US)
 
     def _adapt(self, rt: _Queue, attempt: dispatch.Attempt, now_us: int) -> None:
-        changed = (
-            rt.adaptive.on_throttled(now_us) if attempt.throttled else rt.adaptive.on_ok(now_us)
-        )
-        if changed:
+        """A 503 or 429 slows the queue (adaptive back-off); time alone brings it back."""
+        self._recover(rt, now_us)  # the steps due before this answer, first
+        if attempt.throttled and rt.adaptive.on_throttled(now_us):
             rt.limits.reconfigure(rt.enforced_rate(), rt.cfg.bucket_size, now_us)
             logs.event(
-                "queue_throttled" if attempt.throttled else "queue_recovered",
-                logging.WARNING if attempt.throttled else logging.INFO,
+                "queue_throttled",
+                logging.WARNING,
                 queue=rt.name,
                 enforced_rate=f"{float(rt.enforced_rate()):g}",
+            )
+
+    def _recover(self, rt: _Queue, mono_us: int) -> None:
+        """Take the back-off's recovery steps due by ``mono_us``, each at its own instant (the
+        buckets earn at each rate for its own span, however late this looks), and log
+        ``queue_recovered`` once, when the configured rate is back."""
+        back = stepped = False
+        while (at := rt.adaptive.next_step_us()) is not None and at <= mono_us:
+            back = rt.adaptive.step()
+            rt.limits.reconfigure(rt.enforced_rate(), rt.cfg.bucket_size, at)
+            stepped = True
+        if not stepped:
+            return
+        rt.repace(mono_us)  # sends booked at the slower pace book again at the faster one
+        if back:
+            logs.event(
+                "queue_recovered", queue=rt.name, enforced_rate=f"{float(rt.enforced_rate()):g}"
             )
 
     def _decide(

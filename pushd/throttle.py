@@ -220,8 +220,13 @@ class AdaptiveRate:
 
     * each 503/429 halves the queue's enforced rate, at most once per ``cooldown_us`` (a burst
       of concurrent refusals counts once), down to ``1/64`` of the configured rate;
-    * after ``recovery_us`` without a refusal, the enforced rate grows by a quarter, and again
-      after each further ``recovery_us``, until it is back at the configured rate.
+    * ``recovery_us`` after the last refusal, the enforced rate grows by a quarter, and again
+      every further ``recovery_us``, until it is back at the configured rate.
+
+    Recovery goes with time alone, not with deliveries: a queue slowed by refusals and then
+    left idle is back at its configured rate when tasks come again (it used to recover only a
+    step per delivery, and stayed slowed while idle). The steps fall on exact instants
+    (:meth:`next_step_us`), so the scheduler applies each where it falls, however late it looks.
 
     The factor is an exact fraction, so the bucket's arithmetic stays exact.
     """
@@ -237,13 +242,14 @@ class AdaptiveRate:
         self.cooldown_us = cooldown_us
         self.recovery_us = recovery_us
         self._last_decrease_us: int | None = None
-        self._quiet_since_us = 0  # last refusal or recovery step
+        self._quiet_since_us = 0  # the last refusal or recovery step
 
     def enforced(self, configured: Fraction) -> Fraction:
         return configured * self.factor
 
     def on_throttled(self, now_us: int) -> bool:
-        """A 503/429 arrived; returns True if the enforced rate changed."""
+        """A 503/429 arrived; returns True if the enforced rate changed. Steps due before
+        ``now_us`` must have been taken first (:meth:`next_step_us`)."""
         self._quiet_since_us = now_us
         last = self._last_decrease_us
         if last is not None and now_us - last < self.cooldown_us:
@@ -254,10 +260,17 @@ class AdaptiveRate:
         self.factor = new
         return changed
 
-    def on_ok(self, now_us: int) -> bool:
-        """Any other answer arrived; returns True if the enforced rate recovered a step."""
-        if self.factor >= 1 or now_us - self._quiet_since_us < self.recovery_us:
+    def next_step_us(self) -> int | None:
+        """When the enforced rate next grows by a quarter, or None: it is at the configured rate."""
+        if self.factor >= 1:
+            return None
+        return self._quiet_since_us + self.recovery_us
+
+    def step(self) -> bool:
+        """Take the step due at :meth:`next_step_us`; True when it brings the configured rate back."""
+        at = self.next_step_us()
+        if at is None:
             return False
         self.factor = min(Fraction(1), self.factor * self.INCREASE)
-        self._quiet_since_us = now_us
-        return True
+        self._quiet_since_us = at
+        return self.factor >= 1

@@ -219,6 +219,55 @@ async def test_a_503_lowers_the_enforced_rate(fake: clock.FakeClock) -> None:
         sched.stop()
 
 
+async def test_an_idle_queue_recovers_from_a_503_with_time_and_says_so_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 16: recovery used to need deliveries, so a queue slowed by 503s and then left
+    idle stayed slowed (and logged ``queue_recovered`` at every step). Now the steps fall 5 s
+    apart after the refusal, idle or not, the loop wakes for them by itself, and
+    ``queue_recovered`` is logged once, when the configured rate is back."""
+    caplog.set_level("INFO", logger="pushd")
+    store = MemoryStore()
+    await store.add([task("a")], now_us=T0)
+    answers = iter([dispatch.Attempt(503, "HTTP 503"), dispatch.Attempt(200)])
+    c = clock.FakeClock(T0)  # no autojump: we look at what it sleeps on
+    rx = Receiver(c, lambda t: next(answers))
+    sched = scheduler.Scheduler(store=store, clock=c, queues=queues(rate=Fraction(8)), deliver=rx)
+
+    def recovered() -> list[object]:
+        return [
+            getattr(r, "fields", {}).get("enforced_rate")
+            for r in caplog.records
+            if getattr(r, "event", "") == "queue_recovered"
+        ]
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sched.run)
+        await c.settle()
+        c.advance(100 * MS)  # the retry's backoff: answered 200, then nothing to do
+        await c.settle()
+        assert [t for t, *_ in rx.calls] == [0, 100 * MS]
+        assert T0 + 5 * S in c.deadlines  # idle, yet it wakes for the first step
+        for k in range(1, 4):
+            c.set(T0 + k * 5 * S - 1)
+            await c.settle()
+            assert sched.live("q").enforced_rate == 8 * 0.5 * 1.25 ** (k - 1)
+            c.set(T0 + k * 5 * S)
+            await c.settle()
+            assert T0 + (k + 1) * 5 * S in c.deadlines
+        assert recovered() == []
+        c.set(T0 + 20 * S)  # 4 * 125/128 is past 4 * 1: capped, back at the configured rate
+        await c.settle()
+        assert recovered() == ["8"]
+        assert sched.live("q").enforced_rate == 8.0
+        c.advance(3600 * S)
+        await c.settle()
+        assert recovered() == ["8"]
+        sched.stop()
+        await c.settle()
+        c.advance(60 * S)  # the grace period's clock
+
+
 async def test_idle_scheduler_sleeps_until_the_next_eta(fake: clock.FakeClock) -> None:
     store = MemoryStore()
     await store.add([task("later", T0 + 3600 * S)], now_us=T0)

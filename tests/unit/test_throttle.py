@@ -12,6 +12,7 @@ from pushd import throttle
 
 T0 = 1_700_000_000_000_000
 MS = 1_000
+S = 1_000_000
 
 
 def drain(bucket: throttle.TokenBucket, now: int) -> int:
@@ -206,21 +207,39 @@ def test_asking_about_an_earlier_instant_never_gives_an_early_token() -> None:
     assert b.next_token_us(T0) == T0 + 200 * MS
 
 
-def test_adaptive_rate_halves_once_per_cooldown_and_recovers_gradually() -> None:
+def test_adaptive_rate_halves_once_per_cooldown_and_recovers_with_time() -> None:
     a = throttle.AdaptiveRate(cooldown_us=1_000_000, recovery_us=5_000_000)
     assert a.enforced(Fraction(100)) == 100
+    assert a.next_step_us() is None  # nothing to recover
     assert a.on_throttled(T0)
     assert not a.on_throttled(T0 + 500 * MS)  # same burst
     assert a.enforced(Fraction(100)) == 50
     assert a.on_throttled(T0 + 1_500 * MS)
     assert a.enforced(Fraction(100)) == 25
-    assert not a.on_ok(T0 + 6_000 * MS)  # 5 s since the last change not yet over
-    assert a.on_ok(T0 + 6_500 * MS)
-    assert a.enforced(Fraction(100)) == Fraction(125, 4)
-    for k in range(1, 10):
-        a.on_ok(T0 + 6_500 * MS + k * 5_000 * MS)
-    assert a.enforced(Fraction(100)) == 100
-    assert not a.on_ok(T0 + 10**9)
+    # 5 s after the last refusal, then every 5 s: exact instants, whatever happens meanwhile
+    steps = []
+    while (at := a.next_step_us()) is not None:
+        back = a.step()
+        steps.append((at - T0, a.enforced(Fraction(100)), back))
+    assert steps == [
+        (6_500 * MS, Fraction(125, 4), False),
+        (11_500 * MS, Fraction(625, 16), False),
+        (16_500 * MS, Fraction(3125, 64), False),
+        (21_500 * MS, Fraction(15625, 256), False),
+        (26_500 * MS, Fraction(78125, 1024), False),
+        (31_500 * MS, Fraction(390625, 4096), False),
+        (36_500 * MS, Fraction(100), True),  # capped at the configured rate: back, once
+    ]
+    assert not a.step()
+
+
+def test_a_refusal_restarts_the_recovery_clock() -> None:
+    a = throttle.AdaptiveRate(cooldown_us=1_000_000, recovery_us=5_000_000)
+    a.on_throttled(T0)
+    assert a.next_step_us() == T0 + 5 * S
+    assert not a.on_throttled(T0 + 300 * MS)  # within the cooldown: no halving, but not quiet
+    assert a.next_step_us() == T0 + 5_300 * MS
+    assert a.enforced(Fraction(8)) == 4
 
 
 def test_adaptive_rate_never_falls_below_a_64th() -> None:
