@@ -37,7 +37,7 @@ exit status:
        serve/migrate cannot connect to the PostgreSQL --db
   2    usage error: a bad command line or an unreadable input file; serve: a --db that cannot
        be used (a folder, not a database, an unknown scheme, held by another pushd, damaged;
-       the message says what to do)
+       the message says what to do); backup: no such database, or DEST exists
   3    cannot reach the daemon, or it answered a transient error: try again later
   130  interrupted (Ctrl-C)
 
@@ -64,6 +64,30 @@ examples:
   pushdctl check-config path/to/app/queue.yaml && echo valid
 """
 
+
+BACKUP_EPILOG = """\
+Copies the database as it was when the backup started, while pushd keeps adding and
+delivering (SQLite's online backup API under one read transaction; it never takes the daemon's
+lock). The copy is written to DEST.partial, checked (quick_check) and synced, then renamed to
+DEST; an existing DEST is refused. Progress shows on a terminal. For PostgreSQL use pg_dump.
+
+restore: stop pushd, copy the backup over the database, remove its -wal and -shm files, start
+pushd; or start pushd with --db pointing at the copy.
+
+examples:
+  pushdctl backup --db /var/lib/pushd/pushd.sqlite3 /var/backups/pushd-$(date +%F).sqlite3
+  pushdctl backup --db pushd.sqlite3 backups/
+"""
+
+INIT_EPILOG = """\
+Writes DIR/queue.yaml (every key, commented), DIR/pushd.yaml (hardened settings: tokens and a
+signing secret generated here, JSON logs, mode 0640) and DIR/pushd.service (a systemd unit),
+from the examples shipped in the package. Refuses to overwrite any of them (exit 1).
+
+examples:
+  pushdctl init /etc/pushd
+  pushdctl init .
+"""
 
 SERVE_EPILOG = """\
 Runs the delivery daemon: loads queue.yaml, opens the task database (SQLite by default), serves
@@ -632,6 +656,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     migrate_db.set_defaults(handler=_migrate_db)
 
+    backup = commands.add_parser(
+        "backup",
+        help="copy a running SQLite task database, consistently",
+        description="Copy a SQLite task database while pushd runs (SQLite's online backup).",
+        epilog=BACKUP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    backup.add_argument(
+        "--db",
+        metavar="PATH",
+        default="pushd.sqlite3",
+        help="the database (default: pushd.sqlite3)",
+    )
+    backup.add_argument("dest", metavar="DEST", help="the new file (or a folder to write it in)")
+    backup.set_defaults(handler=_backup)
+
+    init = commands.add_parser(
+        "init",
+        help="write queue.yaml, hardened pushd.yaml and a systemd unit to start from",
+        description="Write the files to run pushd in production, from the shipped examples.",
+        epilog=INIT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    init.add_argument("folder", metavar="DIR", nargs="?", default=".", help="default: .")
+    init.set_defaults(handler=_init)
+
     sink = commands.add_parser(
         "sink",
         help="run a local webhook receiver that prints deliveries",
@@ -826,6 +876,50 @@ def _migrate_db(args: argparse.Namespace) -> int:
         f"copied {copied['tasks']:,} tasks, {copied['tombstones']:,} tombstones, "
         f"{copied['dead_tasks']:,} dead letters, {copied['queue_state']:,} queue states"
     )
+    return EXIT_OK
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from pushd import backup
+
+    progress = _backup_progress if sys.stderr.isatty() else None
+    try:
+        done = backup.backup(args.db, args.dest, progress=progress)
+    except backup.BackupRefusedError as exc:
+        print(f"{COMMAND}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except errors.PushdError as exc:
+        print(f"{COMMAND}: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    finally:
+        if progress is not None:
+            print(file=sys.stderr)
+    print(
+        f"backed up {args.db} to {done.dest}: {done.tasks:,} tasks, "
+        f"{done.dead_letters:,} dead letters, {done.bytes / 2**20:.1f} MiB, checked"
+    )
+    return EXIT_OK
+
+
+def _backup_progress(copied: int, total: int) -> None:
+    print(
+        f"\rcopying: {copied * 100 // max(total, 1):3d}% of {total:,} pages",
+        end="",
+        file=sys.stderr,
+    )
+
+
+def _init(args: argparse.Namespace) -> int:
+    from pushd import scaffold
+
+    try:
+        written = scaffold.init(args.folder)
+    except scaffold.InitRefusedError as exc:
+        print(f"{COMMAND}: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    for path in written:
+        print(f"wrote {path}")
+    print("next: edit them, then see README, Running in production (install the unit)")
     return EXIT_OK
 
 
