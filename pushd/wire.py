@@ -21,11 +21,12 @@ import datetime
 import math
 import re
 from collections.abc import Mapping
-from typing import NotRequired, TypedDict, cast
+from fractions import Fraction
+from typing import NotRequired, Protocol, TypedDict, cast
 
 import orjson
 
-from pushd import clock, config, encoding, errors, models, tasks
+from pushd import clock, encoding, errors, models, tasks
 
 #: Largest request body the APIs read: the App Engine stub's ``MAX_REQUEST_SIZE`` (32 MiB).
 MAX_REQUEST_BYTES = 32 << 20
@@ -591,7 +592,30 @@ def encode_add_result(result: models.AddResult) -> AddResultJSON:
     }
 
 
-def encode_queue(cfg: config.QueueConfig, stats: models.QueueStats) -> QueueJSON:
+class QueueSettings(Protocol):
+    """What :func:`encode_queue` reads of a queue's configuration (``queue_yaml``'s
+    ``QueueConfig``). A protocol, so that the codec, and the client that imports it, never
+    load the queue.yaml parser and PyYAML."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def mode(self) -> models.QueueMode: ...
+    @property
+    def rate(self) -> Fraction: ...
+    @property
+    def rate_text(self) -> str: ...
+    @property
+    def bucket_size(self) -> int: ...
+    @property
+    def max_concurrent_requests(self) -> int | None: ...
+    @property
+    def retry(self) -> models.RetryParameters: ...
+    @property
+    def target(self) -> str | None: ...
+
+
+def encode_queue(cfg: QueueSettings, stats: models.QueueStats) -> QueueJSON:
     push = cfg.mode is models.QueueMode.PUSH and not stats.removed
     return {
         "name": cfg.name,
