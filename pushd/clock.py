@@ -27,12 +27,15 @@ meant for tests whose only waits are on the clock, not on threads or sockets.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import heapq
 import itertools
 import time
 from typing import Protocol
 
 US_PER_SECOND = 1_000_000
+#: The epoch of every ``*_us`` time: microseconds count from here (the one copy of it).
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 #: The longest delay pushd schedules (backoffs, Retry-After): a century, far inside SQLite's
 #: 64-bit microseconds.
 MAX_DELAY_S = 100 * 365 * 86400.0
@@ -46,6 +49,17 @@ WALL_RECHECK_US = 1 * US_PER_SECOND
 def seconds_to_us(seconds: float) -> int:
     """Seconds (possibly fractional) to whole microseconds, rounded to nearest (App Engine's rule)."""
     return round(seconds * US_PER_SECOND)
+
+
+def us_to_datetime(us: int) -> datetime.datetime:
+    """µs since :data:`EPOCH` as an aware UTC datetime, exact to the microsecond."""
+    return EPOCH + datetime.timedelta(microseconds=us)
+
+
+def datetime_to_us(when: datetime.datetime) -> int:
+    """An aware datetime as µs since :data:`EPOCH`, exact (a naive one is taken as UTC)."""
+    aware = when if when.utcoffset() is not None else when.replace(tzinfo=datetime.UTC)
+    return (aware - EPOCH) // datetime.timedelta(microseconds=1)
 
 
 def us_to_seconds(us: int) -> float:

@@ -455,6 +455,7 @@ async def python_client_path(
 ) -> Run:
     """``Queue.add`` of ``per`` Task objects per call (a bare Task when 1) from ``threads``."""
     from pushd import taskqueue, wire
+    from pushd.taskqueue import plans
 
     key = f"python-{'single' if per == 1 else 'batch'}"
     label = f"Python client, {'1 Task' if per == 1 else f'{per} Tasks'}/add()"
@@ -478,7 +479,7 @@ async def python_client_path(
     # The ceiling's bodies: what Queue.add sends for tasks like these (named apart); the
     # client's own encoder of a Task, so the shape is exactly the one pushd gets.
     bodies = [
-        wire.dumps({"tasks": [taskqueue._task_json(t, QUEUE) for t in chunk]})
+        wire.dumps({"tasks": [plans.task_json(t, QUEUE) for t in chunk]})
         for chunk in build(f"{key}-ceiling")
     ]
     raw = await ceiling(ctx, key, bodies, JSON, threads, per)

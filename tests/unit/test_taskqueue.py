@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 import pytest
 
 from pushd import client, errors, models, taskqueue, wire
+from pushd.taskqueue import plans
+from pushd.taskqueue import queue as tq_queue
 from tests.unit.test_api import PRODUCER, T0, TOKENS, Env, running
 
 R = TypeVar("R")
@@ -326,7 +328,7 @@ def test_a_push_task_is_sent_with_its_final_values() -> None:
         dispatch_deadline_usec=30 * S,
         retry_options=taskqueue.TaskRetryOptions(task_retry_limit=3),
     )
-    body = taskqueue._task_json(task, "q")
+    body = plans.task_json(task, "q")
     assert body == {
         "method": "POST",
         "eta": task.eta_posix,
@@ -344,13 +346,11 @@ def test_a_push_task_is_sent_with_its_final_values() -> None:
 
 
 def test_a_default_url_query_is_sent_as_params() -> None:
-    body = taskqueue._task_json(
-        taskqueue.Task(method="GET", params={"a": ["1", "2"], "b": "é"}), "q"
-    )
+    body = plans.task_json(taskqueue.Task(method="GET", params={"a": ["1", "2"], "b": "é"}), "q")
     assert body["params"] == {"a": ["1", "2"], "b": ["é"]}
     assert "url" not in body
     assert "payload_base64" not in body
-    raw = taskqueue._task_json(taskqueue.Task(method="GET", params={"a": b"\xff"}), "q")
+    raw = plans.task_json(taskqueue.Task(method="GET", params={"a": b"\xff"}), "q")
     assert raw["url"] == "/_ah/queue/q?a=%FF"  # not text: the URL itself
 
 
@@ -358,7 +358,7 @@ def test_a_pull_task_is_sent_without_headers_or_retry_options() -> None:
     task = pull(
         "p", b"\x00", tag="blue", retry_options=taskqueue.TaskRetryOptions(task_retry_limit=1)
     )
-    assert taskqueue._task_json(task, "q") == {
+    assert plans.task_json(task, "q") == {
         "method": "PULL",
         "eta": task.eta_posix,
         "name": "p",
@@ -366,14 +366,14 @@ def test_a_pull_task_is_sent_without_headers_or_retry_options() -> None:
         "tag": "blue",
     }
     with pytest.raises(taskqueue.InvalidTagError):
-        taskqueue._task_json(pull(tag=b"\xff"), "q")
+        plans.task_json(pull(tag=b"\xff"), "q")
 
 
 def test_etas_travel_exactly() -> None:
-    assert taskqueue._eta_value(T0 + 123_457) == (T0 + 123_457) / S
+    assert plans.eta_value(T0 + 123_457) == (T0 + 123_457) / S
     # A value whose float does not round-trip goes as RFC 3339 text.
     odd = 9_007_199_254_740_993
-    text = taskqueue._eta_value(odd)
+    text = plans.eta_value(odd)
     assert isinstance(text, str)
     assert wire.parse_rfc3339(text) == datetime.datetime(
         1970, 1, 1, tzinfo=datetime.UTC
@@ -381,7 +381,7 @@ def test_etas_travel_exactly() -> None:
 
 
 def test_batch_checks_run_in_app_engine_order() -> None:
-    plan = taskqueue._add_plan
+    plan = plans.add_plan
     with pytest.raises(taskqueue.InvalidTaskError):
         plan("q", [taskqueue.Task()] * 101 + [pull()], False, True)
     with pytest.raises(taskqueue.TooManyTasksError):
@@ -408,7 +408,7 @@ def test_batch_results_fill_in_the_added_tasks() -> None:
     tasks = [taskqueue.Task(), taskqueue.Task(name="b"), taskqueue.Task(name="c")]
     answer = _answer(("gen1", "OK"), ("b", "TASK_ALREADY_EXISTS"), ("c", "OK"))
     with pytest.raises(taskqueue.TaskAlreadyExistsError):
-        taskqueue._apply_add("q", tasks, answer)
+        plans.apply_add("q", tasks, answer)
     assert [t.name for t in tasks] == ["gen1", "b", "c"]
     assert [t.was_enqueued for t in tasks] == [True, False, True]
     assert [t.queue_name for t in tasks] == ["q", None, "q"]
@@ -429,32 +429,32 @@ def test_which_error_a_batch_raises(codes: list[str], error: type | None) -> Non
     tasks = [taskqueue.Task(name=f"t{i}") for i in range(len(codes))]
     answer = _answer(*[(f"t{i}", code) for i, code in enumerate(codes)])
     if error is None:
-        taskqueue._apply_add("q", tasks, answer)
+        plans.apply_add("q", tasks, answer)
     else:
         with pytest.raises(error):
-            taskqueue._apply_add("q", tasks, answer)
+            plans.apply_add("q", tasks, answer)
 
 
 def test_odd_add_answers() -> None:
     tasks = [taskqueue.Task(name="a")]
     with pytest.raises(taskqueue.Error, match="Application error NOT_A_CODE"):
-        taskqueue._apply_add("q", tasks, _answer(("a", "NOT_A_CODE")))
+        plans.apply_add("q", tasks, _answer(("a", "NOT_A_CODE")))
     with pytest.raises(taskqueue.InternalError, match="expected 1 results"):
-        taskqueue._apply_add("q", tasks, {"tasks": []})
+        plans.apply_add("q", tasks, {"tasks": []})
 
 
 def test_delete_checks_and_chunks() -> None:
     with pytest.raises(taskqueue.BadTaskStateError, match="name must be specified"):
-        taskqueue._delete_plan("q", [taskqueue.Task()], False)
+        plans.delete_plan("q", [taskqueue.Task()], False)
     gone = taskqueue.Task(name="g")
     gone._deleted = True
     with pytest.raises(taskqueue.BadTaskStateError, match="already been deleted"):
-        taskqueue._delete_plan("q", [gone], False)
+        plans.delete_plan("q", [gone], False)
     with pytest.raises(taskqueue.DuplicateTaskNameError):
-        taskqueue._delete_plan("q", [taskqueue.Task(name="a"), taskqueue.Task(name="a")], True)
-    assert taskqueue._delete_plan("q", [], True).calls == ()
+        plans.delete_plan("q", [taskqueue.Task(name="a"), taskqueue.Task(name="a")], True)
+    assert plans.delete_plan("q", [], True).calls == ()
     many = [taskqueue.Task(name=f"t{i}") for i in range(1001)]
-    plan = taskqueue._delete_plan("q", many, True)
+    plan = plans.delete_plan("q", many, True)
     assert [len(c.body["names"]) for c in plan.calls] == [1000, 1]  # type: ignore[index]
     answers = [
         {"tasks": [{"name": n, "deleted": True} for n in c.body["names"]]}  # type: ignore[index]
@@ -478,20 +478,20 @@ def test_delete_checks_and_chunks() -> None:
 )
 def test_lease_arguments(args: tuple[Any, Any], error: type) -> None:
     with pytest.raises(error):
-        taskqueue._lease_plan("q", *args)
+        plans.lease_plan("q", *args)
 
 
 def test_lease_requests() -> None:
-    [call] = taskqueue._lease_plan("q", True, True).calls  # App Engine takes bools as ints
+    [call] = plans.lease_plan("q", True, True).calls  # App Engine takes bools as ints
     assert call.body == {"lease_seconds": 1.0, "max_tasks": 1, "group_by_tag": False}
-    [call] = taskqueue._lease_plan("q", 5, 2, group_by_tag=True, tag=b"\xff").calls
+    [call] = plans.lease_plan("q", 5, 2, group_by_tag=True, tag=b"\xff").calls
     assert call.body == {
         "lease_seconds": 5.0,
         "max_tasks": 2,
         "group_by_tag": True,
         "tag_base64": "/w==",
     }
-    [call] = taskqueue._lease_plan("q", 5, 2, group_by_tag=True, tag=b"red").calls
+    [call] = plans.lease_plan("q", 5, 2, group_by_tag=True, tag=b"red").calls
     assert isinstance(call.body, dict)
     assert call.body["tag"] == "red"
 
@@ -517,27 +517,27 @@ def test_leased_tasks_look_like_app_engines() -> None:
     with pytest.raises(ValueError, match="bad query field"):
         task.extract_params()
     with pytest.raises(taskqueue.BadTaskStateError):  # added already
-        taskqueue._add_plan("q", [task], False, False)
+        plans.add_plan("q", [task], False, False)
 
 
 def test_modify_lease_needs_a_named_task() -> None:
     with pytest.raises(TypeError):
-        taskqueue._modify_lease_plan("q", pull(), 10)
+        plans.modify_lease_plan("q", pull(), 10)
     with pytest.raises(taskqueue.InvalidLeaseTimeError):
-        taskqueue._modify_lease_plan("q", pull("a"), -1)
+        plans.modify_lease_plan("q", pull("a"), -1)
 
 
 def test_statistics_targets() -> None:
-    queues, multiple = taskqueue._stats_targets("a")
+    queues, multiple = tq_queue.stats_targets("a")
     assert ([q.name for q in queues], multiple) == (["a"], False)
-    queues, multiple = taskqueue._stats_targets((taskqueue.Queue("a"), taskqueue.Queue("b")))
+    queues, multiple = tq_queue.stats_targets((taskqueue.Queue("a"), taskqueue.Queue("b")))
     assert ([q.name for q in queues], multiple) == (["a", "b"], True)
     with pytest.raises(TypeError, match="not both"):
-        taskqueue._stats_targets(["a", taskqueue.Queue("b")])
+        tq_queue.stats_targets(["a", taskqueue.Queue("b")])
     with pytest.raises(TypeError):
-        taskqueue._stats_targets(5)
+        tq_queue.stats_targets(5)
     with pytest.raises(TypeError):
-        taskqueue._stats_targets([5])
+        tq_queue.stats_targets([5])
     assert taskqueue.QueueStatistics.fetch([]) == []
     with pytest.raises(taskqueue.InvalidDeadlineError):
         taskqueue.QueueStatistics.fetch("a", deadline=0)
