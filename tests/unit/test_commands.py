@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from pushd import api, cli, clock, commands, config, errors, models, settings, wire
+from pushd import api, cli, clock, config, errors, models, settings, wire
 from pushd.api import server
+from pushd.cli import context, exit_codes, render, runner, task_commands
 from pushd.store import base, memory
 
 T0 = 1_700_000_000_000_000  # 2023-11-14T22:13:20Z
@@ -39,9 +40,9 @@ PRODUCER = "producer-token-0123456789"
 
 
 def test_iso_is_utc_to_the_second() -> None:
-    assert commands.iso(T0) == "2023-11-14T22:13:20Z"
-    assert commands.iso(T0 + 999_999) == "2023-11-14T22:13:20Z"
-    assert commands.iso(None) == "-"
+    assert render.iso(T0) == "2023-11-14T22:13:20Z"
+    assert render.iso(T0 + 999_999) == "2023-11-14T22:13:20Z"
+    assert render.iso(None) == "-"
 
 
 @pytest.mark.parametrize(
@@ -58,21 +59,21 @@ def test_iso_is_utc_to_the_second() -> None:
     ],
 )
 def test_span(seconds: int, text: str) -> None:
-    assert commands.span(seconds) == text
+    assert render.span(seconds) == text
 
 
 def test_relative_and_table_times() -> None:
-    assert commands.relative(T0 + 5 * S, T0) == "in 5s"
-    assert commands.relative(T0 - 3 * 60 * S, T0) == "3m ago"
-    assert commands.relative(T0 + S // 2, T0) == "now"
-    assert commands.when(T0 + 90 * S, T0) == "in 1m30s"
-    assert commands.when(T0 + 2 * 86_400 * S, T0) == "2023-11-16T22:13:20Z"  # far: ISO
-    assert commands.when(None, T0) == "-"
-    assert commands.when_long(T0 + 5 * S, T0) == "2023-11-14T22:13:25Z (in 5s)"
+    assert render.relative(T0 + 5 * S, T0) == "in 5s"
+    assert render.relative(T0 - 3 * 60 * S, T0) == "3m ago"
+    assert render.relative(T0 + S // 2, T0) == "now"
+    assert render.when(T0 + 90 * S, T0) == "in 1m30s"
+    assert render.when(T0 + 2 * 86_400 * S, T0) == "2023-11-16T22:13:20Z"  # far: ISO
+    assert render.when(None, T0) == "-"
+    assert render.when_long(T0 + 5 * S, T0) == "2023-11-14T22:13:25Z (in 5s)"
 
 
 def test_table_aligns_columns_without_trailing_spaces() -> None:
-    lines = commands.table(
+    lines = render.table(
         ["NAME", "TASKS", "NOTE"], [["a", "1", "x"], ["long-name", "1234", ""]], right=(1,)
     )
     assert lines == [
@@ -83,7 +84,7 @@ def test_table_aligns_columns_without_trailing_spaces() -> None:
 
 
 def test_details_align_values_and_continue_without_a_key() -> None:
-    assert commands.details([("task", "t1"), ("headers", "A: 1"), ("", "B: 2")]) == [
+    assert render.details([("task", "t1"), ("headers", "A: 1"), ("", "B: 2")]) == [
         "task:     t1",
         "headers:  A: 1",
         "          B: 2",
@@ -91,20 +92,20 @@ def test_details_align_values_and_continue_without_a_key() -> None:
 
 
 def test_payloads_show_as_one_line_of_text_or_base64() -> None:
-    assert commands.show_payload(wire.b64encode(b"hi there")) == "hi there"
-    assert commands.show_payload(wire.b64encode(b"a\nb\tc\x00")) == "a\\nb\\tc\\x00"
-    assert commands.show_payload(wire.b64encode("é✓".encode())) == "é✓"
-    assert commands.show_payload(wire.b64encode(b"\xff\xfe")) == "base64://4="
-    assert commands.show_payload(wire.b64encode(b"")) == "(empty)"
-    assert commands.show_payload(None) == "-"
-    assert commands.clip("x" * 100, 10) == "x" * 9 + "…"
+    assert render.show_payload(wire.b64encode(b"hi there")) == "hi there"
+    assert render.show_payload(wire.b64encode(b"a\nb\tc\x00")) == "a\\nb\\tc\\x00"
+    assert render.show_payload(wire.b64encode("é✓".encode())) == "é✓"
+    assert render.show_payload(wire.b64encode(b"\xff\xfe")) == "base64://4="
+    assert render.show_payload(wire.b64encode(b"")) == "(empty)"
+    assert render.show_payload(None) == "-"
+    assert render.clip("x" * 100, 10) == "x" * 9 + "…"
 
 
 def test_retry_text_names_only_what_is_set() -> None:
-    assert commands.retry_text({"task_retry_limit": 4, "task_age_limit": 172_800}) == (
+    assert render.retry_text({"task_retry_limit": 4, "task_age_limit": 172_800}) == (
         "retry_limit=4 age_limit=2d"
     )
-    assert commands.retry_text(dict.fromkeys(wire.RETRY_FIELDS)) == "App Engine's defaults"
+    assert render.retry_text(dict.fromkeys(wire.RETRY_FIELDS)) == "App Engine's defaults"
 
 
 # ------------------------------------------------------------------ argument parsing
@@ -144,7 +145,7 @@ def test_add_options_become_one_task_object() -> None:
         "t",
     )
     assert args.client_command == "add"
-    assert commands.build_task(args) == {
+    assert task_commands.build_task(args) == {
         "name": "t1",
         "url": "/hook",
         "eta": "2024-05-01T12:00:00Z",
@@ -160,9 +161,12 @@ def test_numbers_stay_numbers_and_files_go_as_base64(tmp_path: Any) -> None:
     path = tmp_path / "body.bin"
     path.write_bytes(b"\x00\x01")
     args = parse("add", "q", "--eta", "1700000000.5", "--payload-file", str(path))
-    assert commands.build_task(args) == {"eta": 1700000000.5, "payload_base64": "AAE="}
+    assert task_commands.build_task(args) == {"eta": 1700000000.5, "payload_base64": "AAE="}
     args = parse("add", "q", "--countdown", "30", "--age-limit", "90")
-    assert commands.build_task(args) == {"countdown": 30.0, "retry_options": {"task_age_limit": 90}}
+    assert task_commands.build_task(args) == {
+        "countdown": 30.0,
+        "retry_options": {"task_age_limit": 90},
+    }
 
 
 @pytest.mark.parametrize(
@@ -188,7 +192,7 @@ def test_bad_command_lines_exit_2(
 ) -> None:
     with pytest.raises(SystemExit) as exited:
         cli.main(argv)
-    assert exited.value.code == commands.EXIT_USAGE
+    assert exited.value.code == exit_codes.EXIT_USAGE
     assert complaint in capsys.readouterr().err
 
 
@@ -280,7 +284,7 @@ class Daemon:
         """``pushd ARGV --server URL``, the command in a thread while the loop serves it."""
         args = parse(*argv, "--server", server or self.url)
         out, err = io.StringIO(), io.StringIO()
-        code = await asyncio.to_thread(commands.run, args, out=out, err=err, now_us=now_us)
+        code = await asyncio.to_thread(runner.run, args, out=out, err=err, now_us=now_us)
         return Ran(code, out.getvalue(), err.getvalue())
 
     async def kill(self, queue: str, name: str) -> None:
@@ -357,7 +361,7 @@ async def test_add_list_show_delete(daemon: Daemon) -> None:
     assert wire.b64decode(as_json["payload_base64"], "payload") == b"a\nb"
 
     deleted = await daemon.run("delete", "fast", "t1", "nope", "t2")
-    assert deleted.code == commands.EXIT_REFUSED
+    assert deleted.code == exit_codes.EXIT_REFUSED
     assert deleted.out.splitlines() == ["deleted task t1", "deleted task t2"]
     assert deleted.err == (
         "pushdctl: queue 'fast' has no task 'nope' (deleted already, or never added)\n"
@@ -369,7 +373,7 @@ async def test_add_list_show_delete(daemon: Daemon) -> None:
 async def test_add_reports_names_in_use_and_exits_1(daemon: Daemon) -> None:
     assert (await daemon.run("add", "fast", "--name", "dup")).code == 0
     ran = await daemon.run("add", "fast", "--name", "dup")
-    assert ran.code == commands.EXIT_REFUSED
+    assert ran.code == exit_codes.EXIT_REFUSED
     assert "dup   fast   -    TASK_ALREADY_EXISTS" in ran.out
     assert ran.err == (
         "pushdctl: task 'dup' was not added to queue 'fast': TASK_ALREADY_EXISTS "
@@ -377,7 +381,7 @@ async def test_add_reports_names_in_use_and_exits_1(daemon: Daemon) -> None:
     )
     assert (await daemon.run("delete", "fast", "dup")).code == 0
     tombstoned = await daemon.run("add", "fast", "--name", "dup", "--json")
-    assert tombstoned.code == commands.EXIT_REFUSED
+    assert tombstoned.code == exit_codes.EXIT_REFUSED
     assert tombstoned.json()["tasks"][0]["result"] == "TOMBSTONED_TASK"
 
 
@@ -389,7 +393,7 @@ async def test_add_count_batches_by_100_and_json_lists_every_task(daemon: Daemon
     assert {t["result"] for t in added} == {"OK"}
     assert (await daemon.store.counts("fast")).tasks == 150
     refused = await daemon.run("add", "fast", "--count", "2", "--name", "x")
-    assert refused.code == commands.EXIT_USAGE
+    assert refused.code == exit_codes.EXIT_USAGE
     assert "leave out --name" in refused.err
 
 
@@ -479,7 +483,7 @@ async def test_pause_resume_purge(daemon: Daemon) -> None:
     resumed = await daemon.run("resume", "fast", "--json")
     assert resumed.json()["stats"]["paused"] is False
     refused = await daemon.run("purge", "fast")  # stdin is no terminal here
-    assert refused.code == commands.EXIT_USAGE
+    assert refused.code == exit_codes.EXIT_USAGE
     assert "add --yes to confirm" in refused.err
     purged = await daemon.run("purge", "fast", "--yes")
     assert (purged.code, purged.out) == (0, "purged 1 task from queue fast\n")
@@ -533,7 +537,7 @@ async def test_dead_letters_list_show_redrive_delete(daemon: Daemon) -> None:
     assert (await daemon.run("dead", "fast", "d1", "--json")).json()["attempts"] == 5
 
     redriven = await daemon.run("redrive", "fast", "d1", "nope")
-    assert redriven.code == commands.EXIT_REFUSED
+    assert redriven.code == exit_codes.EXIT_REFUSED
     assert redriven.out.splitlines() == ["REDRIVEN  ETA", "d1        now"]
     assert redriven.err == "pushdctl: queue 'fast' has no dead letter 'nope'\n"
     assert (await daemon.store.get("fast", "d1")) is not None
@@ -545,7 +549,7 @@ async def test_dead_letters_list_show_redrive_delete(daemon: Daemon) -> None:
     assert (await daemon.run("dead", "fast")).out == "no dead letters in queue fast\n"
     neither = await daemon.run("redrive", "fast")
     assert (neither.code, neither.err) == (
-        commands.EXIT_USAGE,
+        exit_codes.EXIT_USAGE,
         "pushdctl: give the names of the dead letters to redrive, or --all\n",
     )
 
@@ -571,17 +575,17 @@ async def test_refusals_exit_1_with_the_daemons_message(daemon: Daemon) -> None:
         ["dead", "nope", "x"],
     ):
         ran = await daemon.run(*argv)
-        assert (ran.code, ran.out) == (commands.EXIT_REFUSED, ""), argv
+        assert (ran.code, ran.out) == (exit_codes.EXIT_REFUSED, ""), argv
         assert ran.err == (
             "pushdctl: queue 'nope' is not configured (the queues are: default, fast, work)\n"
         )
     missing = await daemon.run("tasks", "fast", "nope")
     assert missing.err == "pushdctl: queue 'fast' has no task 'nope'\n"
     push_lease = await daemon.run("lease", "fast", "--seconds", "1")
-    assert push_lease.code == commands.EXIT_REFUSED
+    assert push_lease.code == exit_codes.EXIT_REFUSED
     assert push_lease.err.startswith("pushdctl: ")
     bad = await daemon.run("add", "fast", "--url", "no-slash")
-    assert bad.code == commands.EXIT_REFUSED
+    assert bad.code == exit_codes.EXIT_REFUSED
 
 
 async def test_tokens() -> None:
@@ -593,10 +597,10 @@ async def test_tokens() -> None:
     )
     try:
         anonymous = await d.run("queues")
-        assert anonymous.code == commands.EXIT_REFUSED
+        assert anonymous.code == exit_codes.EXIT_REFUSED
         assert anonymous.err.endswith("(give a token with --token or PUSHD_TOKEN)\n")
         producer = await d.run("purge", "fast", "--yes", "--token", PRODUCER)
-        assert producer.code == commands.EXIT_REFUSED
+        assert producer.code == exit_codes.EXIT_REFUSED
         assert "'web' has role 'producer', which may not administer queues" in producer.err
         assert "--token" not in producer.err
         assert (await d.run("queues", "--token", ADMIN)).code == 0
@@ -611,7 +615,7 @@ async def test_environment_gives_server_and_token(
     monkeypatch.setenv("PUSHD_TOKEN", "unused-token")
     args = parse("queues", "--json")
     out, err = io.StringIO(), io.StringIO()
-    code = await asyncio.to_thread(commands.run, args, out=out, err=err, now_us=T0)
+    code = await asyncio.to_thread(runner.run, args, out=out, err=err, now_us=T0)
     assert code == 0
     assert "queues" in json.loads(out.getvalue())
 
@@ -626,17 +630,17 @@ def closed_port() -> int:
 async def test_unreachable_daemon_exits_3_and_bad_url_exits_2(daemon: Daemon) -> None:
     url = f"http://127.0.0.1:{closed_port()}"
     ran = await daemon.run("queues", server=url)
-    assert (ran.code, ran.out) == (commands.EXIT_UNREACHABLE, "")
+    assert (ran.code, ran.out) == (exit_codes.EXIT_UNREACHABLE, "")
     assert ran.err.startswith(f"pushdctl: cannot reach pushd at {url}: ")
     assert ran.err.count("\n") == 1
     bad = await daemon.run("queues", server="ftp://example.com")
-    assert bad.code == commands.EXIT_USAGE
+    assert bad.code == exit_codes.EXIT_USAGE
     assert "is not an http:// or https:// URL" in bad.err
 
 
 async def test_unreadable_payload_file_is_a_usage_error(daemon: Daemon, tmp_path: Any) -> None:
     ran = await daemon.run("add", "fast", "--payload-file", str(tmp_path / "missing"))
-    assert ran.code == commands.EXIT_USAGE
+    assert ran.code == exit_codes.EXIT_USAGE
     assert ran.err.startswith("pushdctl: cannot read the payload file ")
     assert (await daemon.store.counts("fast")).tasks == 0
 
@@ -660,9 +664,9 @@ async def test_a_failure_midway_shows_what_was_done(daemon: Daemon) -> None:
             }
 
     out, err = io.StringIO(), io.StringIO()
-    ctx = commands.Context(api=FailingApi(), out=out, err=err, now_us=T0)
-    code = commands.execute(commands.add, ctx, parse("add", "q", "--count", "150"))
-    assert code == commands.EXIT_UNREACHABLE
+    ctx = context.Context(api=FailingApi(), out=out, err=err, now_us=T0)
+    code = runner.execute(task_commands.add, ctx, parse("add", "q", "--count", "150"))
+    assert code == exit_codes.EXIT_UNREACHABLE
     assert len(out.getvalue().splitlines()) == 101
     assert err.getvalue() == "pushdctl: cannot reach pushd at http://x: reset\n"
 
@@ -672,17 +676,17 @@ async def test_a_failure_midway_shows_what_was_done(daemon: Daemon) -> None:
 
 def test_tables_fit_the_width_by_cutting_the_flexible_columns() -> None:
     rows = [["t1", "/" + "x" * 70, "tag-" + "y" * 30], ["t2", "/short", "-"]]
-    wide = commands.table(["TASK", "URL", "TAG"], rows)
+    wide = render.table(["TASK", "URL", "TAG"], rows)
     assert len(wide[1]) == 4 + 2 + 71 + 2 + 34
-    fitted = commands.table(["TASK", "URL", "TAG"], rows, width=60, flexible=(1, 2))
+    fitted = render.table(["TASK", "URL", "TAG"], rows, width=60, flexible=(1, 2))
     assert max(len(line) for line in fitted) == 60
     assert fitted[1].split()[1] == "/" + "x" * 16 + "…"  # the URL gave up what was needed
     assert fitted[1].split()[2] == "tag-" + "y" * 30  # so the tag stayed whole
     assert fitted[2].split() == ["t2", "/short", "-"]
     # Narrower than the flexible columns can go: each keeps MIN_COLUMN_WIDTH characters.
-    tight = commands.table(["TASK", "URL", "TAG"], rows, width=10, flexible=(1, 2))
+    tight = render.table(["TASK", "URL", "TAG"], rows, width=10, flexible=(1, 2))
     assert tight[1].split()[1:] == ["/xxxxxx…", "tag-yyy…"]
-    assert commands.table(["A"], [["b"]], width=1, flexible=(0,)) == ["A", "b"]
+    assert render.table(["A"], [["b"]], width=1, flexible=(0,)) == ["A", "b"]
 
 
 async def test_tasks_fit_the_terminal(daemon: Daemon, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -703,7 +707,7 @@ async def test_tasks_fit_the_terminal(daemon: Daemon, monkeypatch: pytest.Monkey
 
 async def test_an_unknown_queue_suggests_the_closest_name(daemon: Daemon) -> None:
     ran = await daemon.run("stats", "fsat")
-    assert (ran.code, ran.out) == (commands.EXIT_REFUSED, "")
+    assert (ran.code, ran.out) == (exit_codes.EXIT_REFUSED, "")
     assert ran.err == "pushdctl: queue 'fsat' is not configured; did you mean 'fast'?\n"
     upper = await daemon.run("pause", "WORK")
     assert upper.err == "pushdctl: queue 'WORK' is not configured; did you mean 'work'?\n"
@@ -740,7 +744,7 @@ async def test_a_server_that_is_not_pushd_is_named_so(
     daemon: Daemon, not_pushd: str, argv: list[str], what: str
 ) -> None:
     ran = await daemon.run(*argv, server=not_pushd)
-    assert (ran.code, ran.out) == (commands.EXIT_REFUSED, "")
+    assert (ran.code, ran.out) == (exit_codes.EXIT_REFUSED, "")
     assert ran.err.count("\n") == 1
     assert what in ran.err
     assert "as pushd does" in ran.err
