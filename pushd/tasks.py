@@ -45,8 +45,6 @@ NAMESPACE_PATTERN = r"[0-9A-Za-z._-]{0,100}"  # App Engine's namespace_manager r
 _TASK_NAME_RE = re.compile(TASK_NAME_PATTERN)
 _QUEUE_NAME_RE = re.compile(QUEUE_NAME_PATTERN)
 _NAMESPACE_RE = re.compile(NAMESPACE_PATTERN)
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
-_US = datetime.timedelta(microseconds=1)
 _BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE"})
 #: Floats this large are whole numbers, and times 1e6 they could overflow to infinity.
 _WHOLE_FLOAT_S = 2.0**53
@@ -69,10 +67,11 @@ def new_task_name() -> str:
 class TaskRequest:
     """What a producer submits: the arguments of App Engine's ``taskqueue.Task(...)``.
 
-    ``countdown`` (seconds from now) and ``eta`` (a ``datetime``, naive meaning UTC, or POSIX
-    seconds) exclude each other. ``headers`` is a case-insensitive mapping whose values may be
+    ``countdown`` (seconds from now), ``eta`` (a ``datetime``, naive meaning UTC, or POSIX
+    seconds) and ``eta_us`` (µs since the epoch: what the APIs and the client hold) exclude each
+    other. ``headers`` is a case-insensitive mapping whose values may be
     lists (repeated headers) or a sequence of (name, value) pairs. ``params`` values may be str,
-    bytes, numbers or lists of them. ``dispatch_deadline`` is in seconds. ``namespace`` is the
+    bytes, numbers or lists of them. ``dispatch_deadline`` is in seconds, ``dispatch_deadline_us`` in µs (one of them). ``namespace`` is the
     namespace the task is added from; it becomes ``X-AppEngine-Current-Namespace`` unless the
     headers carry that header already, as App Engine's client does.
     """
@@ -85,10 +84,12 @@ class TaskRequest:
     params: encoding.ParamsInput | None = None
     countdown: float | None = None
     eta: datetime.datetime | float | None = None
+    eta_us: int | None = None
     retry_options: models.RetryParameters | None = None
     target: str | None = None
     tag: bytes | str | None = None
     dispatch_deadline: float | None = None
+    dispatch_deadline_us: int | None = None
     namespace: str = ""
 
 
@@ -216,108 +217,29 @@ def _build(
     request: TaskRequest, *, queue: str, now_us: int, name_factory: NameFactory
 ) -> models.Task:
     """App Engine's client-side checks, in the order of its ``Task.__init__``."""
-    retry_options = _retry_options(request.retry_options)
+    retry_options = check_retry_options(request.retry_options)
     name = check_task_name(request.name) if request.name else None
-    url: object = request.url
-    if url is None or url == "":
-        on_queue_url, path, query = True, "", ""
-    elif isinstance(url, str):
-        on_queue_url = False
-        path, query = encoding.split_url(url, max_path_length=models.MAX_URL_LENGTH)
-    else:
-        raise errors.InvalidUrlError(f"url must be a string; got {encoding.show(url)}")
+    on_queue_url, path, query = _split_url(request.url)
     user_headers = encoding.normalize_headers(request.headers)
     headers = list(user_headers)
-    namespace: object = request.namespace
-    if not isinstance(namespace, str) or not _NAMESPACE_RE.fullmatch(namespace):
-        raise errors.InvalidTaskError(
-            f"namespace {encoding.show(namespace)} must match {NAMESPACE_PATTERN}"
-        )
-    encoding.set_default_header(headers, encoding.NAMESPACE_HEADER, namespace)
+    encoding.set_default_header(headers, encoding.NAMESPACE_HEADER, _namespace(request.namespace))
     method_in: object = request.method
     method = method_in.upper() if isinstance(method_in, str) else encoding.show(method_in)
-    params: object = request.params
-    payload_in: object = request.payload
-    target: object = request.target
-    tag: object = request.tag
-
-    if query and params:
-        raise errors.InvalidTaskError(
-            "url has a query string and params are given; only one of them may be supplied"
-        )
-    if method != "PULL" and tag is not None:
-        raise errors.InvalidTaskError("tag can only be specified for pull tasks")
-
-    payload = b""
-    if method == "PULL":
-        if not on_queue_url:
-            raise errors.InvalidTaskError("url must not be specified for pull tasks")
-        if user_headers:
-            raise errors.InvalidTaskError("headers must not be specified for pull tasks")
-        if target:
-            raise errors.InvalidTaskError("target must not be specified for pull tasks")
-        if params:
-            if payload_in:
-                raise errors.InvalidTaskError(
-                    "payload and params are both given for a pull task; supply only one"
-                )
-            payload_in = encoding.encode_params(params)
-        if payload_in is None:
-            raise errors.InvalidTaskError("payload (or params) must be specified for pull tasks")
-        payload = _convert_payload(payload_in, headers)
-    elif method == "POST":
-        if payload_in and params:
-            raise errors.InvalidTaskError(
-                "payload and params are both given for a POST task; supply only one"
-            )
-        if query:
-            raise errors.InvalidTaskError(
-                "url of a POST task cannot have a query string; use params instead"
-            )
-        if params:
-            payload = encoding.encode_params(params).encode("ascii")
-            encoding.set_default_header(headers, encoding.CONTENT_TYPE, encoding.FORM_CONTENT_TYPE)
-        elif payload_in is not None:
-            payload = _convert_payload(payload_in, headers)
-    elif method in ("PUT", *_BODYLESS_METHODS):
-        if payload_in and method in _BODYLESS_METHODS:
-            raise errors.InvalidTaskError(
-                f"payload can only be specified for POST, PUT and PULL tasks, not {method}"
-            )
-        if payload_in is not None:
-            payload = _convert_payload(payload_in, headers)
-        if params:
-            query = encoding.encode_params(params)
-    else:
+    _check_query_and_tag(request, method=method, query=query)
+    body_rule = _BODY_RULES.get(method)
+    if body_rule is None:
         raise errors.InvalidTaskError(
             f"Invalid method: {method} (method must be one of "
             f"{', '.join(m.value for m in models.Method)})"
         )
+    given = _Given(request, method, on_queue_url=on_queue_url, user_headers=bool(user_headers))
+    payload, query = body_rule(given, headers, query)
     relative_url = f"{path}?{query}" if query else path
-
-    if target is not None and not isinstance(target, str):
-        raise errors.InvalidTaskError(f"target must be a string; got {encoding.show(target)}")
-    if target and encoding.has_header(headers, "Host"):
-        raise errors.InvalidTaskError("a Host header cannot be set when a target is specified")
-
-    eta_us = _eta_us(request.eta, request.countdown, now_us)
-    if eta_us - now_us > models.MAX_ETA_AHEAD_US:
-        raise errors.InvalidEtaError(
-            f"ETA must be at most 30 days ahead; found {_format_us(eta_us - now_us)} s ahead"
-        )
-
-    # The client's size check counts every header it holds, including those that production
-    # drops (X-AppEngine-*) and, for pull tasks, the namespace and content-type headers that are
-    # never sent; counting them keeps pushd's limit exactly where App Engine's is.
-    limit = models.MAX_PULL_TASK_SIZE_BYTES if method == "PULL" else models.MAX_PUSH_TASK_SIZE_BYTES
-    size = encoding.task_size(
-        method=method, payload=payload, relative_url=relative_url, headers=headers
-    )
-    if size > limit:
-        raise errors.TaskTooLargeError(f"task size must be at most {limit} bytes; found {size}")
-
-    tag_bytes = _tag(tag)
-    deadline_us = _dispatch_deadline_us(request.dispatch_deadline, pull=method == "PULL")
+    target = _target(request.target, headers)
+    eta_us = _eta_us(request, now_us)
+    size = _check_size(method, payload, relative_url, headers)
+    tag_bytes = _tag(request.tag)
+    deadline_us = _dispatch_deadline_us(request, pull=method == "PULL")
 
     task_name = name if name is not None else check_generated_name(name_factory())
     return models.Task(
@@ -337,6 +259,131 @@ def _build(
         dispatch_deadline_us=deadline_us,
         size=size,
     )
+
+
+def _split_url(url: object) -> tuple[bool, str, str]:
+    """(on the queue's default URL, path, query) of ``url``; none or empty means the default."""
+    if url is None or url == "":
+        return True, "", ""
+    if not isinstance(url, str):
+        raise errors.InvalidUrlError(f"url must be a string; got {encoding.show(url)}")
+    path, query = encoding.split_url(url, max_path_length=models.MAX_URL_LENGTH)
+    return False, path, query
+
+
+def _namespace(namespace: object) -> str:
+    if not isinstance(namespace, str) or not _NAMESPACE_RE.fullmatch(namespace):
+        raise errors.InvalidTaskError(
+            f"namespace {encoding.show(namespace)} must match {NAMESPACE_PATTERN}"
+        )
+    return namespace
+
+
+def _check_query_and_tag(request: TaskRequest, *, method: str, query: str) -> None:
+    if query and request.params:
+        raise errors.InvalidTaskError(
+            "url has a query string and params are given; only one of them may be supplied"
+        )
+    if method != "PULL" and request.tag is not None:
+        raise errors.InvalidTaskError("tag can only be specified for pull tasks")
+
+
+@dataclass(frozen=True, slots=True)
+class _Given:
+    """What a method's body rule reads of the request."""
+
+    request: TaskRequest
+    method: str  # upper case
+    on_queue_url: bool
+    user_headers: bool
+
+
+#: A method's body rule: (the request, the headers to add a content type to, the URL's query)
+#: -> (the payload, the query), raising for what the method does not allow.
+_BodyRule = Callable[[_Given, encoding.Headers, str], tuple[bytes, str]]
+
+
+def _pull_body(given: _Given, headers: encoding.Headers, query: str) -> tuple[bytes, str]:
+    request = given.request
+    if not given.on_queue_url:
+        raise errors.InvalidTaskError("url must not be specified for pull tasks")
+    if given.user_headers:
+        raise errors.InvalidTaskError("headers must not be specified for pull tasks")
+    if request.target:
+        raise errors.InvalidTaskError("target must not be specified for pull tasks")
+    payload_in: object = request.payload
+    if request.params:
+        if payload_in:
+            raise errors.InvalidTaskError(
+                "payload and params are both given for a pull task; supply only one"
+            )
+        payload_in = encoding.encode_params(request.params)
+    if payload_in is None:
+        raise errors.InvalidTaskError("payload (or params) must be specified for pull tasks")
+    return _convert_payload(payload_in, headers), query
+
+
+def _post_body(given: _Given, headers: encoding.Headers, query: str) -> tuple[bytes, str]:
+    request = given.request
+    if request.payload and request.params:
+        raise errors.InvalidTaskError(
+            "payload and params are both given for a POST task; supply only one"
+        )
+    if query:
+        raise errors.InvalidTaskError(
+            "url of a POST task cannot have a query string; use params instead"
+        )
+    if request.params:
+        encoding.set_default_header(headers, encoding.CONTENT_TYPE, encoding.FORM_CONTENT_TYPE)
+        return encoding.encode_params(request.params).encode("ascii"), query
+    if request.payload is not None:
+        return _convert_payload(request.payload, headers), query
+    return b"", query
+
+
+def _other_body(given: _Given, headers: encoding.Headers, query: str) -> tuple[bytes, str]:
+    """PUT, and the bodyless GET, HEAD and DELETE: params go to the query string."""
+    request = given.request
+    if request.payload and given.method in _BODYLESS_METHODS:
+        raise errors.InvalidTaskError(
+            f"payload can only be specified for POST, PUT and PULL tasks, not {given.method}"
+        )
+    payload = b"" if request.payload is None else _convert_payload(request.payload, headers)
+    if request.params:
+        query = encoding.encode_params(request.params)
+    return payload, query
+
+
+_BODY_RULES: dict[str, _BodyRule] = {
+    "PULL": _pull_body,
+    "POST": _post_body,
+    "PUT": _other_body,
+    **dict.fromkeys(_BODYLESS_METHODS, _other_body),
+}
+
+
+def _target(target: object, headers: encoding.Headers) -> str | None:
+    if target is not None and not isinstance(target, str):
+        raise errors.InvalidTaskError(f"target must be a string; got {encoding.show(target)}")
+    if target and encoding.has_header(headers, "Host"):
+        raise errors.InvalidTaskError("a Host header cannot be set when a target is specified")
+    return target
+
+
+def _check_size(method: str, payload: bytes, relative_url: str, headers: encoding.Headers) -> int:
+    """The task's size, which must be within its limit (SPEC 1.11).
+
+    The client's size check counts every header it holds, including those that production
+    drops (X-AppEngine-*) and, for pull tasks, the namespace and content-type headers that are
+    never sent; counting them keeps pushd's limit exactly where App Engine's is.
+    """
+    limit = models.MAX_PULL_TASK_SIZE_BYTES if method == "PULL" else models.MAX_PUSH_TASK_SIZE_BYTES
+    size = encoding.task_size(
+        method=method, payload=payload, relative_url=relative_url, headers=headers
+    )
+    if size > limit:
+        raise errors.TaskTooLargeError(f"task size must be at most {limit} bytes; found {size}")
+    return size
 
 
 def check_generated_name(name: object) -> str:
@@ -383,46 +430,68 @@ def _seconds_to_us(seconds: int | float) -> int:
     return clock.seconds_to_us(seconds)
 
 
-def _eta_us(eta: object, countdown: object, now_us: int) -> int:
-    """SPEC 1.8: the ETA in µs from ``eta`` or ``countdown`` (neither: now)."""
-    if eta is not None and countdown is not None:
+def _eta_us(request: TaskRequest, now_us: int) -> int:
+    """SPEC 1.8: the ETA in µs from ``eta_us``, ``eta`` or ``countdown`` (none: now), at most
+    30 days ahead."""
+    given = [f for f in ("eta_us", "eta", "countdown") if getattr(request, f) is not None]
+    if len(given) > 1:
         raise errors.InvalidTaskError("Cannot use a countdown and ETA together")
-    if eta is not None:
-        if isinstance(eta, datetime.datetime):
-            # Naive means UTC: a deliberate difference, App Engine uses the process's local time.
-            aware = eta if eta.utcoffset() is not None else eta.replace(tzinfo=datetime.UTC)
-            return (aware - _EPOCH) // _US
-        number = _number(eta)
-        if number is None:
-            raise errors.InvalidTaskError(
-                f"ETA must be a datetime.datetime or POSIX seconds; got {encoding.show(eta)}"
-            )
-        seconds: int | float = number
-    elif countdown is not None:
-        if isinstance(countdown, str):
-            # App Engine calls float(countdown), so numeric strings are accepted.
-            try:
-                seconds = float(countdown)
-            except ValueError:
-                raise errors.InvalidTaskError(
-                    f"Countdown must be a number; got {encoding.show(countdown)}"
-                ) from None
-        else:
-            number = _number(countdown)
-            if number is None:
-                raise errors.InvalidTaskError(
-                    f"Countdown must be a number; got {encoding.show(countdown)}"
-                )
-            seconds = number
+    if request.eta_us is not None:
+        eta_us = _whole_us(request.eta_us, "eta_us", errors.InvalidEtaError)
+    elif request.eta is not None:
+        eta_us = _eta_to_us(request.eta)
+    elif request.countdown is not None:
+        eta_us = now_us + _seconds_to_us(_finite_seconds(_countdown_seconds(request.countdown)))
     else:
         return now_us
+    if eta_us - now_us > models.MAX_ETA_AHEAD_US:
+        raise errors.InvalidEtaError(
+            f"ETA must be at most 30 days ahead; found {_format_us(eta_us - now_us)} s ahead"
+        )
+    return eta_us
+
+
+def _whole_us(value: object, field: str, error: type[errors.Error]) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise error(f"{field} must be whole microseconds; got {encoding.show(value)}")
+    return value
+
+
+def _eta_to_us(eta: object) -> int:
+    """A ``datetime`` (naive meaning UTC: a deliberate difference, App Engine uses the process's
+    local time) or POSIX seconds."""
+    if isinstance(eta, datetime.datetime):
+        return clock.datetime_to_us(eta)
+    number = _number(eta)
+    if number is None:
+        raise errors.InvalidTaskError(
+            f"ETA must be a datetime.datetime or POSIX seconds; got {encoding.show(eta)}"
+        )
+    return _seconds_to_us(_finite_seconds(number))
+
+
+def _countdown_seconds(countdown: object) -> int | float:
+    if isinstance(countdown, str):
+        # App Engine calls float(countdown), so numeric strings are accepted.
+        try:
+            return float(countdown)
+        except ValueError:
+            pass
+    number = None if isinstance(countdown, str) else _number(countdown)
+    if number is None:
+        raise errors.InvalidTaskError(f"Countdown must be a number; got {encoding.show(countdown)}")
+    return number
+
+
+def _finite_seconds(seconds: int | float) -> int | float:
+    """``seconds`` unless NaN (:class:`errors.InvalidTaskError`) or infinite (out of range)."""
     if isinstance(seconds, float) and math.isnan(seconds):
         raise errors.InvalidTaskError("countdown or ETA must be a number, not NaN")
     if isinstance(seconds, float) and math.isinf(seconds):
         if seconds > 0:
             raise errors.InvalidEtaError("ETA must be at most 30 days ahead; found infinity")
         raise errors.InvalidEtaError("ETA must not be before the epoch; found -infinity")
-    return _seconds_to_us(seconds) if eta is not None else now_us + _seconds_to_us(seconds)
+    return seconds
 
 
 def _tag(tag: object) -> bytes | None:
@@ -440,27 +509,41 @@ def _tag(tag: object) -> bytes | None:
     return raw or None  # App Engine's client sends no tag for an empty one
 
 
-def _dispatch_deadline_us(deadline: object, *, pull: bool) -> int | None:
-    """SPEC 1.10: seconds in [15 s, 24 h] inclusive, push tasks only."""
-    if deadline is None:
+def _dispatch_deadline_us(request: TaskRequest, *, pull: bool) -> int | None:
+    """SPEC 1.10: ``dispatch_deadline_us`` or ``dispatch_deadline`` (seconds) in [15 s, 24 h]
+    inclusive, push tasks only."""
+    deadline, deadline_us = request.dispatch_deadline, request.dispatch_deadline_us
+    if deadline is None and deadline_us is None:
         return None
     if pull:
         raise errors.InvalidTaskError("dispatch_deadline can only be specified for push tasks")
-    seconds = _number(deadline)
-    if seconds is None or not _finite(seconds):
-        raise errors.InvalidDispatchDeadlineError(
-            f"dispatch_deadline must be a number of seconds; got {encoding.show(deadline)}"
+    if deadline is not None and deadline_us is not None:
+        raise errors.InvalidTaskError("give dispatch_deadline or dispatch_deadline_us, not both")
+    if deadline_us is not None:
+        found_us = _whole_us(
+            deadline_us, "dispatch_deadline_us", errors.InvalidDispatchDeadlineError
         )
-    deadline_us = _seconds_to_us(seconds)
-    if not models.MIN_DISPATCH_DEADLINE_US <= deadline_us <= models.MAX_DISPATCH_DEADLINE_US:
+        shown = _format_us(found_us)
+    else:
+        seconds = _number(deadline)
+        if seconds is None or not _finite(seconds):
+            raise errors.InvalidDispatchDeadlineError(
+                f"dispatch_deadline must be a number of seconds; got {encoding.show(deadline)}"
+            )
+        found_us, shown = _seconds_to_us(seconds), str(deadline)
+    if not models.MIN_DISPATCH_DEADLINE_US <= found_us <= models.MAX_DISPATCH_DEADLINE_US:
         raise errors.InvalidDispatchDeadlineError(
-            f"dispatch_deadline must be between 15 s and 24 h (86400 s); found {deadline} s"
+            f"dispatch_deadline must be between 15 s and 24 h (86400 s); found {shown} s"
         )
-    return deadline_us
+    return found_us
 
 
-def _retry_options(options: object) -> models.RetryParameters | None:
-    """SPEC 1.12, in App Engine's ``TaskRetryOptions`` order; ``task_age_limit_s`` rounded up."""
+def check_retry_options(options: object) -> models.RetryParameters | None:
+    """SPEC 1.12, in App Engine's ``TaskRetryOptions`` order; ``task_age_limit_s`` rounded up.
+
+    The one check of a task's retry options: the client's ``TaskRetryOptions`` and every API
+    use it. None (or options that set nothing) means "the queue's".
+    """
     if options is None:
         return None
     if not isinstance(options, models.RetryParameters):

@@ -240,11 +240,17 @@ def decode_task(obj: object, *, default_method: str, where: str = "task") -> tas
         params=_params(fields.get("params"), where),
         countdown=_number_field(fields.get("countdown"), f"{where}.countdown"),
         eta=_eta(fields.get("eta"), where),
+        eta_us=_whole_us(fields.get("eta_us"), f"{where}.eta_us", errors.InvalidEtaError),
         retry_options=_retry_options(fields.get("retry_options"), where),
         target=_text(fields, "target", where),
         tag=_text(fields, "tag", where),
         dispatch_deadline=_number_field(
             fields.get("dispatch_deadline"), f"{where}.dispatch_deadline"
+        ),
+        dispatch_deadline_us=_whole_us(
+            fields.get("dispatch_deadline_us"),
+            f"{where}.dispatch_deadline_us",
+            errors.InvalidDispatchDeadlineError,
         ),
         namespace=_text(fields, "namespace", where) or "",
     )
@@ -370,6 +376,15 @@ def _number_field(
     if number is None:
         raise error(f"{field} must be a number of seconds")
     return number
+
+
+def _whole_us(value: object, field: str, error: type[errors.Error]) -> int | None:
+    """Whole microseconds (an ``int64``), or None when absent; ranges are :mod:`pushd.tasks`'s."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or abs(value) > _INT64_MAX:
+        raise error(f"{field} must be whole microseconds (an integer); got {_kind(value)}")
+    return value
 
 
 def _headers(value: object, where: str) -> encoding.HeadersInput | None:

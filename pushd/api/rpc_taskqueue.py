@@ -19,10 +19,9 @@ same); QueryTasks lists by name (``start_eta_usec`` and ``start_tag`` are ignore
 
 from __future__ import annotations
 
-import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from pushd import clock, config, errors, models, tasks, wire
+from pushd import config, errors, models, tasks, wire
 from pushd.api import auth, native, pull
 from pushd.api.rpc import Call, Method, text
 from pushd.proto import taskqueue_service_pb2 as pb
@@ -33,7 +32,6 @@ if TYPE_CHECKING:
 _Code = pb.TaskQueueServiceError
 _METHODS = {1: "GET", 2: "POST", 3: "HEAD", 4: "PUT", 5: "DELETE"}
 _METHOD_NUMBERS = {name: number for number, name in _METHODS.items()}
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 _INT32_MAX = 2**31 - 1
 _SAMPLING_S = 60.0  # the window of executed_last_minute
 
@@ -58,12 +56,12 @@ def _retry(params: pb.TaskQueueRetryParameters) -> models.RetryParameters:
     )
 
 
-def _eta(eta_us: int, now_us: int) -> datetime.datetime:
+def _eta_us(eta_us: int, now_us: int) -> int:
     if eta_us < 0:
         raise errors.InvalidEtaError(f"eta_usec must not be before the epoch; found {eta_us}")
     if eta_us - now_us > models.MAX_ETA_AHEAD_US:
         raise errors.InvalidEtaError(f"eta_usec must be at most 30 days ahead; found {eta_us}")
-    return _EPOCH + datetime.timedelta(microseconds=eta_us)
+    return eta_us
 
 
 def _task_request(add: pb.TaskQueueAddRequest, now_us: int) -> tasks.TaskRequest:
@@ -76,13 +74,11 @@ def _task_request(add: pb.TaskQueueAddRequest, now_us: int) -> tasks.TaskRequest
         url=text(add.url, "url", errors.InvalidUrlError) if add.HasField("url") else None,
         headers=headers or None,
         payload=add.body if add.HasField("body") or pull_task else None,
-        eta=_eta(add.eta_usec, now_us),
+        eta_us=_eta_us(add.eta_usec, now_us),
         retry_options=_retry(add.retry_parameters) if add.HasField("retry_parameters") else None,
         tag=add.tag if add.HasField("tag") else None,
-        dispatch_deadline=(
-            add.dispatch_deadline_usec / clock.US_PER_SECOND
-            if add.HasField("dispatch_deadline_usec")
-            else None
+        dispatch_deadline_us=(
+            add.dispatch_deadline_usec if add.HasField("dispatch_deadline_usec") else None
         ),
     )
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from pushd import client as http
-from pushd import clock, encoding, errors, models, tasks, wire
+from pushd import encoding, errors, models, tasks, wire
 from pushd.taskqueue import exceptions
 from pushd.taskqueue.task import Task, one_or_all
 
@@ -38,15 +38,6 @@ def queue_path(queue_name: str, *rest: str) -> str:
     return "/".join(("/api/v1/queues", http.quote(queue_name), *rest))
 
 
-def eta_value(eta_us: int) -> float | str:
-    """The ETA as the add request carries it: POSIX seconds when they round-trip exactly
-    (every present-day time does), else RFC 3339 text, which is exact to the microsecond."""
-    seconds = clock.us_to_seconds(eta_us)
-    if eta_us < 0 or clock.seconds_to_us(seconds) == eta_us:
-        return seconds
-    return clock.us_to_datetime(eta_us).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def query_params(query: str) -> dict[str, list[str]] | None:
     """The params that encode back to exactly ``query``, or None if none do."""
     found: dict[str, list[str]] = {}
@@ -60,9 +51,10 @@ def query_params(query: str) -> dict[str, list[str]] | None:
 
 
 def task_json(task: Task, queue_name: str) -> dict[str, object]:
-    """The add request's object for a built task: its final values, for the daemon to store."""
+    """The add request's object for a built task: its final values, for the daemon to store;
+    times in exact µs, as the task holds them."""
     built = task._built
-    out: dict[str, object] = {"method": built.method.value, "eta": eta_value(built.eta_us)}
+    out: dict[str, object] = {"method": built.method.value, "eta_us": built.eta_us}
     if task._name:
         out["name"] = task._name
     if built.payload or built.is_pull:
@@ -92,7 +84,7 @@ def task_json(task: Task, queue_name: str) -> dict[str, object]:
         if built.target:
             out["target"] = built.target
         if built.dispatch_deadline_us is not None:
-            out["dispatch_deadline"] = clock.us_to_seconds(built.dispatch_deadline_us)
+            out["dispatch_deadline_us"] = built.dispatch_deadline_us
         if built.retry_options is not None:
             out["retry_options"] = wire.encode_retry(built.retry_options)
     # A pull task's retry_options are not sent, as App Engine's client never sends them: its

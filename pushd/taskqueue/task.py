@@ -40,7 +40,6 @@ models.DEFAULT_QUEUE_NAME = models.DEFAULT_QUEUE_NAME
 # Tasks are built before their queue is known; the default URL's prefix is cut off again.
 _BUILD_PREFIX = f"{models.DEFAULT_QUEUE_PATH}/{models.DEFAULT_QUEUE_NAME}"
 _UNNAMED = "unnamed"  # the name build_task gives an unnamed task; never shown or sent
-_HUGE_US = 10**15
 
 
 class TaskRetryOptions:
@@ -62,7 +61,7 @@ class TaskRetryOptions:
             max_backoff_s=max_backoff_seconds,
             max_doublings=max_doublings,
         )
-        self._params = _checked_retry(given) or models.RetryParameters()
+        self._params = tasks.check_retry_options(given) or models.RetryParameters()
 
     @property
     def min_backoff_seconds(self) -> float | None:
@@ -99,20 +98,6 @@ class TaskRetryOptions:
             "task_retry_limit",
         )
         return "TaskRetryOptions({})".format(", ".join(f"{n}={getattr(self, n)!r}" for n in names))
-
-
-def _checked_retry(params: models.RetryParameters) -> models.RetryParameters | None:
-    """``params`` checked and normalized by :func:`tasks.build_task`, which checks retry
-    options first of all (so a trivial pull task carrying them fails only on them)."""
-    probe = tasks.TaskRequest(method="PULL", payload=b"", retry_options=params)
-    built = tasks.build_task(
-        probe,
-        queue=models.DEFAULT_QUEUE_NAME,
-        mode=models.QueueMode.PULL,
-        now_us=0,
-        name_factory=_unnamed,
-    )
-    return built.retry_options
 
 
 def _unnamed() -> str:
@@ -160,11 +145,7 @@ class Task:
             retry_options=_retry_parameters(retry_options),
             target=None if target is DEFAULT_APP_VERSION else target,
             tag=tag,
-            dispatch_deadline=(
-                _clamp(dispatch_deadline_usec) / clock.US_PER_SECOND
-                if deadline_ok and dispatch_deadline_usec is not None
-                else None
-            ),
+            dispatch_deadline_us=dispatch_deadline_usec if deadline_ok else None,
         )
         pull = isinstance(method, str) and method.upper() == models.Method.PULL
         built = tasks.build_task(
@@ -343,12 +324,6 @@ class Task:
         attrs += ["tag"] if self.method == "PULL" else ["headers", "url", "target"]
         shown = ", ".join(f"{a}={getattr(self, a)!r}" for a in sorted(attrs))
         return f"Task<{shown}>"
-
-
-def _clamp(usec: int) -> int:
-    """Whole µs kept within ±10**15 (still far out of range), so that dividing a huge int
-    cannot overflow a float: pushd.tasks then refuses it like any other bad deadline."""
-    return max(-_HUGE_US, min(usec, _HUGE_US))
 
 
 def _headers_of(built: models.Task, payload: object, params: object) -> CaselessHeaders:

@@ -331,7 +331,7 @@ def test_a_push_task_is_sent_with_its_final_values() -> None:
     body = plans.task_json(task, "q")
     assert body == {
         "method": "POST",
-        "eta": task.eta_posix,
+        "eta_us": task._eta_usec,
         "name": "n1",
         "payload_base64": base64.b64encode(b"hi").decode(),
         "headers": [
@@ -340,7 +340,7 @@ def test_a_push_task_is_sent_with_its_final_values() -> None:
         ],
         "url": "/hook",
         "target": "w",
-        "dispatch_deadline": 30.0,
+        "dispatch_deadline_us": 30 * S,
         "retry_options": wire.encode_retry(models.RetryParameters(task_retry_limit=3)),
     }
 
@@ -360,7 +360,7 @@ def test_a_pull_task_is_sent_without_headers_or_retry_options() -> None:
     )
     assert plans.task_json(task, "q") == {
         "method": "PULL",
-        "eta": task.eta_posix,
+        "eta_us": task._eta_usec,
         "name": "p",
         "payload_base64": "AA==",
         "tag": "blue",
@@ -370,14 +370,13 @@ def test_a_pull_task_is_sent_without_headers_or_retry_options() -> None:
 
 
 def test_etas_travel_exactly() -> None:
-    assert plans.eta_value(T0 + 123_457) == (T0 + 123_457) / S
-    # A value whose float does not round-trip goes as RFC 3339 text.
-    odd = 9_007_199_254_740_993
-    text = plans.eta_value(odd)
-    assert isinstance(text, str)
-    assert wire.parse_rfc3339(text) == datetime.datetime(
-        1970, 1, 1, tzinfo=datetime.UTC
-    ) + datetime.timedelta(microseconds=odd)
+    eta_us = T0 + 123_457
+    eta = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(
+        microseconds=eta_us
+    )
+    body = plans.task_json(taskqueue.Task(eta=eta), "q")
+    assert body["eta_us"] == eta_us  # whole µs: no float seconds, no text
+    assert wire.decode_task(body, default_method="POST").eta_us == eta_us
 
 
 def test_batch_checks_run_in_app_engine_order() -> None:

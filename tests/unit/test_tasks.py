@@ -846,3 +846,57 @@ def test_checks_run_in_app_engines_order() -> None:
     rejects(errors.TaskTooLargeError, payload=b"x" * 200_000, dispatch_deadline=1)
     rejects(errors.TaskTooLargeError, method="PULL", payload=b"x" * 2_000_000, tag="t" * 501)
     rejects(errors.InvalidTagError, method="PULL", payload="x", tag="t" * 501, dispatch_deadline=1)
+
+
+# ------------------------------------------------------------------ times in µs (eta_us, dispatch_deadline_us)
+
+
+def test_an_eta_in_us_is_taken_exactly() -> None:
+    assert build(eta_us=NOW_US + 1).eta_us == NOW_US + 1
+    assert build(eta_us=NOW_US + models.MAX_ETA_AHEAD_US).eta_us == NOW_US + models.MAX_ETA_AHEAD_US
+
+
+@pytest.mark.parametrize(
+    ("kw", "error", "match"),
+    [
+        ({"eta_us": NOW_US, "countdown": 5}, errors.InvalidTaskError, "countdown and ETA"),
+        ({"eta_us": NOW_US, "eta": NOW_DT}, errors.InvalidTaskError, "countdown and ETA"),
+        ({"eta_us": NOW_US + models.MAX_ETA_AHEAD_US + 1}, errors.InvalidEtaError, "30 days"),
+        ({"eta_us": -1}, errors.InvalidEtaError, "before the epoch"),
+        ({"eta_us": 1.5}, errors.InvalidEtaError, "eta_us must be whole microseconds"),
+        ({"eta_us": True}, errors.InvalidEtaError, "eta_us must be whole microseconds"),
+    ],
+)
+def test_a_bad_eta_in_us_is_rejected(
+    kw: dict[str, Any], error: type[errors.Error], match: str
+) -> None:
+    rejects(error, match, **kw)
+
+
+def test_a_dispatch_deadline_in_us_is_taken_exactly() -> None:
+    us = models.MIN_DISPATCH_DEADLINE_US + 1
+    assert build(dispatch_deadline_us=us).dispatch_deadline_us == us
+
+
+@pytest.mark.parametrize(
+    ("kw", "error", "match"),
+    [
+        ({"dispatch_deadline_us": 15_000_000 - 1}, errors.InvalidDispatchDeadlineError, "between"),
+        ({"dispatch_deadline_us": 86_400_000_001}, errors.InvalidDispatchDeadlineError, "between"),
+        ({"dispatch_deadline_us": 20.0}, errors.InvalidDispatchDeadlineError, "whole micro"),
+        (
+            {"dispatch_deadline_us": 20 * 10**6, "dispatch_deadline": 20},
+            errors.InvalidTaskError,
+            "not both",
+        ),
+        (
+            {"dispatch_deadline_us": 20 * 10**6, "method": "PULL", "payload": b""},
+            errors.InvalidTaskError,
+            "push tasks",
+        ),
+    ],
+)
+def test_a_bad_dispatch_deadline_in_us_is_rejected(
+    kw: dict[str, Any], error: type[errors.Error], match: str
+) -> None:
+    rejects(error, match, **kw)

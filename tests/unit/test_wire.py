@@ -105,6 +105,7 @@ def test_task_fields_are_the_ones_decode_task_reads() -> None:
     assert set(wire.TASK_FIELDS) == {
         *("name", "method", "url", "headers", "payload", "payload_base64", "params"),
         *("countdown", "eta", "retry_options", "dispatch_deadline", "target", "tag", "namespace"),
+        *("eta_us", "dispatch_deadline_us"),
     }
 
 
@@ -532,3 +533,14 @@ def test_a_task_survives_decode_build_encode() -> None:
 def test_queue_config_of_the_default_queue_encodes() -> None:
     default = config.QueueConfig(name="default")
     assert wire.encode_queue(default, models.QueueStats(queue="default"))["rate"] == "5/s"
+
+
+def test_times_in_us_are_decoded_as_whole_numbers() -> None:
+    found = decode({"eta_us": 1_700_000_000_000_001, "dispatch_deadline_us": 20_000_000}, "POST")
+    assert (found.eta_us, found.dispatch_deadline_us) == (1_700_000_000_000_001, 20_000_000)
+    with pytest.raises(errors.InvalidEtaError, match=r"task\.eta_us must be whole"):
+        decode({"eta_us": 1.5}, "POST")
+    with pytest.raises(errors.InvalidDispatchDeadlineError, match="dispatch_deadline_us"):
+        decode({"dispatch_deadline_us": "20"}, "POST")
+    with pytest.raises(errors.InvalidEtaError):
+        decode({"eta_us": 2**63}, "POST")
