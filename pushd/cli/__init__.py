@@ -14,10 +14,27 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from pushd.cli.exit_codes import EXIT_USAGE
+from pushd.cli.exit_codes import (
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+)
 from pushd.cli.parser import build_parser, version_text
 
-__all__ = ["build_parser", "main", "version_text"]
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "EXIT_INVALID",
+    "EXIT_OK",
+    "EXIT_REFUSED",
+    "EXIT_UNREACHABLE",
+    "EXIT_USAGE",
+    "build_parser",
+    "main",
+    "version_text",
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
