@@ -53,6 +53,7 @@ from pushd import (
     metrics,
     models,
     scheduler,
+    service,
     settings,
     tickets,
 )
@@ -276,15 +277,14 @@ class Daemon:
                         daemon=me,
                         initial=ownership,
                     )
-                app = api.create_app(
+                domain = service.Service(
                     store=store,
                     clock=self.clock,
                     queues=self.current_queues,
                     engine=sched,
-                    settings=s,
-                    api_tickets=api_tickets,
                     metrics_=counters,
                 )
+                app = api.create_app(service=domain, settings=s, api_tickets=api_tickets)
                 self.versions = await server_versions(store)  # for the `listening` line
                 await self._serve(sched, store, app, peers)
             finally:

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 
 from aiohttp import hdrs, web
 
-from pushd import clock, config, errors, models, settings
+from pushd import clock, config, errors, models, service, settings
 from pushd.api import errors as api_errors
-from pushd.api.keys import CLOCK, QUEUES, SESSIONS, TOKEN, TOKENS
+from pushd.api.keys import SERVICE, SESSIONS, TOKEN, TOKENS
 
 Handler = api_errors.Handler
 
@@ -117,7 +117,7 @@ def token_for(tokens: Sequence[settings.ApiToken], presented: bytes) -> settings
 def session_token(request: web.Request) -> settings.ApiToken | None:
     """The token of the console session the request's cookie names, if it is live."""
     sessions = request.app[SESSIONS]
-    return sessions.find(request.cookies.get(CONSOLE_COOKIE), request.app[CLOCK].now_us())
+    return sessions.find(request.cookies.get(CONSOLE_COOKIE), request.app[SERVICE].now_us())
 
 
 def session_lifetime_us(value: settings.Settings) -> int:
@@ -167,7 +167,7 @@ def check_acl(request: web.Request, token: settings.ApiToken, action: Action) ->
     if queue is None:
         return
     try:
-        cfg = request.app[QUEUES]().queue(queue)
+        cfg = request.app[SERVICE].queues.queue(queue)
     except errors.UnknownQueueError:
         return  # the handler answers 404
     if (refusal := acl_refusal(cfg, token, action)) is not None:
@@ -178,6 +178,16 @@ def visible(request: web.Request, cfg: config.QueueConfig) -> bool:
     """Whether a listing shows ``cfg`` to the request's token (its acl may hide it)."""
     token = request_token(request)
     return token is None or acl_refusal(cfg, token, Action.READ_QUEUES) is None
+
+
+def visible_queues(
+    request: web.Request, *, limit: int, after: str | None
+) -> service.Page[config.QueueConfig]:
+    """A page of the queues the request's token may see (their acls may hide some), in name
+    order: every listing of queues (API, console) shows this."""
+    return request.app[SERVICE].queues.page(
+        limit=limit, after=after, visible=lambda cfg: visible(request, cfg)
+    )
 
 
 def _loopback_host(value: str) -> bool:

@@ -2,8 +2,8 @@
 
 Pages are plain server-rendered HTML (:mod:`pushd.api.console_view`); every action is a form
 POST answered with a redirect back to a page, so the console needs no script. The data comes
-from the same store, engine and functions as the native API (:mod:`pushd.api.native`): a purge
-here is ``native.purge``, a redrive ``native.redrive``, and so on.
+from the same service as every API (:class:`pushd.service.Service`): a purge here is
+``service.queues.purge``, a redrive ``service.dead.redrive``, and so on.
 
 Access is the API's: without ``auth_tokens`` only loopback clients reach the daemon at all
 (:func:`auth.loopback_guard`); with tokens, ``/console/login`` takes a token and sets an
@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import hdrs, web
 
 from pushd import clock, config, errors, models, tasks
-from pushd.api import auth, native
+from pushd.api import auth
 from pushd.api import console_view as view
 from pushd.api import errors as api_errors
+from pushd.api.keys import SESSIONS, TOKENS, service_of
 
 if TYPE_CHECKING:
     from pushd.store import base
@@ -57,13 +58,13 @@ NOTICES = {
 
 def _queue(request: web.Request) -> config.QueueConfig:
     """The queue of queue.yaml the request names (pausing, running, redriving)."""
-    return request.app[native.QUEUES]().queue(request.match_info["queue"])
+    return service_of(request).queues.queue(request.match_info["queue"])
 
 
 def _held(request: web.Request) -> config.QueueConfig:
     """The queue the request names, also one removed from queue.yaml (its page, its tasks and
     dead letters, deleting and purging them), as on the API."""
-    return request.app[native.QUEUES]().held(request.match_info["queue"])
+    return service_of(request).queues.held(request.match_info["queue"])
 
 
 def _name(request: web.Request) -> str:
@@ -166,51 +167,51 @@ def _page(request: web.Request, name: str, **context: Any) -> web.Response:
 
 async def queues_page(request: web.Request) -> web.Response:
     """A page of ``QUEUES_PAGE_SIZE`` queues in name order (``?after=`` the last one shown)."""
-    app = request.app
+    svc = service_of(request)
     after = request.query.get("after") or None
-    queues, cursor = native.visible_queues(request, limit=QUEUES_PAGE_SIZE, after=after)
-    paused = await app[native.STORE].paused_queues()
-    rows = []
-    for cfg in queues:
-        stats = await native.queue_stats(app, cfg, paused)
-        rows.append(view.queue_row(cfg, stats, app[native.METRICS].history(cfg.name)))
-    now_us = app[native.CLOCK].now_us()
-    next_queues = f"/?{urllib.parse.urlencode({'after': cursor})}" if cursor else None
+    page = auth.visible_queues(request, limit=QUEUES_PAGE_SIZE, after=after)
+    found = await svc.queues.stats_of(page.items)
+    rows = [
+        view.queue_row(cfg, stats, svc.queues.history(cfg.name))
+        for cfg, stats in zip(page.items, found, strict=True)
+    ]
+    next_queues = f"/?{urllib.parse.urlencode({'after': page.next})}" if page.next else None
     return _page(
         request,
         "queues.html",
         title="Queues",
         rows=rows,
-        now_us=now_us,
+        now_us=svc.now_us(),
         refresh_s=REFRESH_S,
         next_queues=next_queues,
         paged=after is not None,
     )
 
 
+async def _dead_page(
+    request: web.Request, cfg: config.QueueConfig
+) -> tuple[list[base.DeadTask] | None, str | None]:
+    """A page of the queue's dead letters, for the admin only (as on the API)."""
+    if not auth.allows(request, auth.Action.ADMIN):
+        return None, None
+    after = _name_query(request, "dead_after")
+    page = await service_of(request).dead.page(cfg.name, limit=PAGE_SIZE, after=after or None)
+    next_dead = queue_url(cfg.name, dead_after=page.next) + "#dead" if page.next else None
+    return page.items, next_dead
+
+
 async def queue_page(request: web.Request) -> web.Response:
-    app, cfg = request.app, _held(request)
+    svc, cfg = service_of(request), _held(request)
     prefix, after = _name_query(request, "prefix"), _name_query(request, "after")
     tag = _tag_query(request)
-    paused = await app[native.STORE].paused_queues()
-    stats = await native.queue_stats(app, cfg, paused)
-    found = await app[native.STORE].list_tasks(
-        cfg.name, limit=PAGE_SIZE + 1, after_name=after or None, prefix=prefix, tag=tag
+    [stats] = await svc.queues.stats_of([cfg])
+    page = await svc.tasks.page(
+        cfg.name, limit=PAGE_SIZE, after=after or None, prefix=prefix, tag=tag
     )
     search = {k: v for k, v in (("prefix", prefix), ("tag", request.query.get("tag", ""))) if v}
-    more = len(found) > PAGE_SIZE
-    task_page = found[:PAGE_SIZE]
-    next_tasks = queue_url(cfg.name, **search, after=task_page[-1].name) if more else None
-    dead, next_dead = None, None
-    if auth.allows(request, auth.Action.ADMIN):  # dead letters are the admin's, as on the API
-        dead_after = _name_query(request, "dead_after")
-        dead = await app[native.STORE].list_dead(
-            cfg.name, limit=PAGE_SIZE + 1, after_name=dead_after or None
-        )
-        if len(dead) > PAGE_SIZE:
-            dead = dead[:PAGE_SIZE]
-            next_dead = queue_url(cfg.name, dead_after=dead[-1].task.name) + "#dead"
-    row = view.queue_row(cfg, stats, app[native.METRICS].history(cfg.name))
+    next_tasks = queue_url(cfg.name, **search, after=page.next) if page.next else None
+    dead, next_dead = await _dead_page(request, cfg)
+    row = view.queue_row(cfg, stats, svc.queues.history(cfg.name))
     return _page(
         request,
         "queue.html",
@@ -221,23 +222,23 @@ async def queue_page(request: web.Request) -> web.Response:
         prefix=prefix,
         tag=request.query.get("tag", ""),
         filtered=bool(search or after),
-        tasks=task_page,
+        tasks=page.items,
         next_tasks=next_tasks,
         dead=dead,
         next_dead=next_dead,
-        now_us=app[native.CLOCK].now_us(),
+        now_us=svc.now_us(),
     )
 
 
 async def task_page(request: web.Request) -> web.Response:
     cfg, name = _held(request), _name(request)
-    task = await native.stored_task(request.app, cfg.name, name)
+    task = await service_of(request).tasks.get(cfg.name, name)
     return _task_view(request, task, dead=None)
 
 
 async def dead_page(request: web.Request) -> web.Response:
     cfg, name = _held(request), _name(request)
-    dead = await native.dead_letter(request.app, cfg.name, name)
+    dead = await service_of(request).dead.get(cfg.name, name)
     return _task_view(request, dead.task, dead=dead)
 
 
@@ -252,61 +253,65 @@ def _task_view(
         task=task,
         dead=dead,
         payload=view.preview(task.payload),
-        now_us=request.app[native.CLOCK].now_us(),
+        now_us=service_of(request).now_us(),
     )
 
 
 # ------------------------------------------------------------------ actions
 
 
+def _done(queue: str, notice: str, anchor: str = "") -> web.Response:
+    """Back to the queue's page, showing what was done."""
+    return view.redirect(queue_url(queue, done=notice) + anchor)
+
+
 async def pause(request: web.Request) -> web.Response:
     cfg = _queue(request)
     await _confirmed(request, "pause the queue")
-    await request.app[native.ENGINE].pause(cfg.name)
-    return view.redirect(queue_url(cfg.name, done="paused"))
+    await service_of(request).queues.pause(cfg.name)
+    return _done(cfg.name, "paused")
 
 
 async def resume(request: web.Request) -> web.Response:
     cfg = _queue(request)
     await _confirmed(request, "resume the queue")
-    await request.app[native.ENGINE].resume(cfg.name)
-    return view.redirect(queue_url(cfg.name, done="resumed"))
+    await service_of(request).queues.resume(cfg.name)
+    return _done(cfg.name, "resumed")
 
 
 async def purge(request: web.Request) -> web.Response:
     cfg = _held(request)
     await _confirmed(request, "delete every task of the queue")
-    await native.purge(request.app, cfg.name, now_us=request.app[native.CLOCK].now_us())
-    return view.redirect(queue_url(cfg.name, done="purged"))
+    await service_of(request).queues.purge(cfg.name)
+    return _done(cfg.name, "purged")
 
 
 async def run_task(request: web.Request) -> web.Response:
     cfg, name = _queue(request), _name(request)
     await _form(request)
-    await native.run_now(request.app, cfg.name, name, now_us=request.app[native.CLOCK].now_us())
-    return view.redirect(queue_url(cfg.name, done="ran"))
+    await service_of(request).tasks.run_now(cfg.name, name)
+    return _done(cfg.name, "ran")
 
 
 async def delete_task(request: web.Request) -> web.Response:
     cfg, name = _held(request), _name(request)
     await _confirmed(request, "delete the task")
-    now_us = request.app[native.CLOCK].now_us()
-    await native.delete_task_named(request.app, cfg.name, name, now_us=now_us)
-    return view.redirect(queue_url(cfg.name, done="deleted"))
+    await service_of(request).tasks.delete_one(cfg.name, name)
+    return _done(cfg.name, "deleted")
 
 
 async def redrive(request: web.Request) -> web.Response:
     cfg, name = _queue(request), _name(request)
     await _form(request)
-    await native.redrive(request.app, cfg.name, name, now_us=request.app[native.CLOCK].now_us())
-    return view.redirect(queue_url(cfg.name, done="redriven"))
+    await service_of(request).dead.redrive(cfg.name, name)
+    return _done(cfg.name, "redriven")
 
 
 async def delete_dead(request: web.Request) -> web.Response:
     cfg, name = _held(request), _name(request)
     await _confirmed(request, "delete the dead letter")
-    await native.forget_dead(request.app, cfg.name, name)
-    return view.redirect(queue_url(cfg.name, done="dead_deleted") + "#dead")
+    await service_of(request).dead.forget(cfg.name, name)
+    return _done(cfg.name, "dead_deleted", "#dead")
 
 
 # ------------------------------------------------------------------ login
@@ -323,7 +328,7 @@ def _next(value: str | None) -> str:
 
 
 async def login_page(request: web.Request) -> web.Response:
-    tokens = request.app[native.TOKENS]
+    tokens = request.app[TOKENS]
     who = auth.session_token(request)
     return view.html(
         "login.html",
@@ -337,7 +342,7 @@ async def login_page(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.Response:
     form = await _form(request)
-    tokens, target = request.app[native.TOKENS], _next(form.get("next"))
+    tokens, target = request.app[TOKENS], _next(form.get("next"))
     if not tokens:
         return view.redirect(target)
     token = auth.token_for(tokens, form.get("token", "").strip().encode("utf-8", "replace"))
@@ -346,11 +351,11 @@ async def login(request: web.Request) -> web.Response:
         return view.html(
             "login.html", status=401, title="Log in", tokens=True, next=target, error=error
         )
-    sessions = request.app[native.SESSIONS]
+    sessions = request.app[SESSIONS]
     response = view.redirect(target)
     response.set_cookie(
         auth.CONSOLE_COOKIE,
-        sessions.open(token, request.app[native.CLOCK].now_us()),
+        sessions.open(token, service_of(request).now_us()),
         path="/",
         max_age=sessions.lifetime_us // clock.US_PER_SECOND,
         httponly=True,
@@ -363,7 +368,7 @@ async def login(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     """End the session server-side, so its cookie opens nothing even if it was copied."""
     await _form(request)
-    request.app[native.SESSIONS].close(request.cookies.get(auth.CONSOLE_COOKIE))
+    request.app[SESSIONS].close(request.cookies.get(auth.CONSOLE_COOKIE))
     response = view.redirect(auth.CONSOLE_LOGIN)
     response.del_cookie(auth.CONSOLE_COOKIE, path="/", httponly=True, samesite="Strict")
     return response

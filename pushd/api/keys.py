@@ -1,22 +1,20 @@
-"""The application's keys: the parts every API module reads from ``request.app``."""
+"""The application's keys: the service every API adapter calls, and what authentication needs."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from aiohttp import web
 
-from pushd import clock, config, metrics, settings
-from pushd.api import engine, pull, sessions
-from pushd.store import base
+from pushd import service, settings
+from pushd.api import sessions
 
-STORE = web.AppKey[base.Store]("store")
-CLOCK = web.AppKey[clock.Clock]("clock")
-QUEUES = web.AppKey[Callable[[], config.QueuesConfig]]("queues")
-ENGINE = web.AppKey[engine.Engine]("engine")
-LEASES = web.AppKey[pull.LeaseMeter]("leases")
+#: The domain operations (:class:`pushd.service.Service`); adapters hold nothing else of the domain.
+SERVICE = web.AppKey[service.Service]("service")
 TOKENS = web.AppKey[tuple[settings.ApiToken, ...]]("tokens")
-METRICS = web.AppKey[metrics.Metrics]("metrics")
 SESSIONS = web.AppKey[sessions.Sessions]("console_sessions")
 #: The token a request was authenticated with (see :func:`pushd.api.auth.request_token`).
 TOKEN = web.RequestKey[settings.ApiToken]("token")
+
+
+def service_of(request: web.Request) -> service.Service:
+    """The service behind the request's application."""
+    return request.app[SERVICE]

@@ -27,9 +27,10 @@ from typing import Any
 from aiohttp import web
 from google.protobuf import message as pb_message
 
-from pushd import config, errors, settings, tickets
-from pushd.api import auth, native
+from pushd import config, errors, service, settings, tickets
+from pushd.api import auth
 from pushd.api import errors as api_errors
+from pushd.api.keys import SERVICE, TOKENS
 from pushd.proto import remote_api_pb2 as remote
 
 PATH = "/rpc_http"
@@ -46,7 +47,7 @@ _RpcCode = remote.RpcError.ErrorCode
 class Call:
     """One API call being served: who makes it, what it may do, and when."""
 
-    app: web.Application
+    service: service.Service
     action: auth.Action
     #: The token the ticket stands for; None when no tokens are configured (all is allowed).
     token: settings.ApiToken | None
@@ -59,7 +60,7 @@ class Call:
 
     def queue(self, raw: bytes) -> config.QueueConfig:
         """The configured queue named ``raw``, if the caller may act on it."""
-        cfg = self.app[native.QUEUES]().queue(text(raw, "queue_name", errors.UnknownQueueError))
+        cfg = self.service.queues.queue(text(raw, "queue_name", errors.UnknownQueueError))
         if (refusal := self._refusal(cfg)) is not None:
             raise errors.PermissionDeniedError(refusal)
         return cfg
@@ -107,7 +108,7 @@ def application_error(code: int, detail: str) -> web.Response:
 
 def _holder(request: web.Request, ticket: object, now_us: int) -> settings.ApiToken | None:
     """Whom ``ticket`` stands for; raises PermissionDeniedError if it stands for nobody."""
-    tokens = request.app[native.TOKENS]
+    tokens = request.app[TOKENS]
     if not tokens:
         return None
     if not isinstance(ticket, str):  # protobuf hands a proto2 string that is not UTF-8 as bytes
@@ -149,7 +150,8 @@ async def serve(request: web.Request) -> web.Response:
             _RpcCode.CALL_NOT_FOUND,
             f"pushd does not serve {service}.{name}(); the services it serves: {known}",
         )
-    now_us = request.app[native.CLOCK].now_us()
+    svc = request.app[SERVICE]
+    now_us = svc.now_us()
     token = _holder(request, envelope.request_id, now_us)
     if token is not None and method.action not in auth.ROLE_ACTIONS.get(token.role, set()):
         raise errors.PermissionDeniedError(
@@ -170,7 +172,7 @@ async def serve(request: web.Request) -> web.Response:
                 _RpcCode.PARSE_ERROR,
                 f"the request of {service}.{name}() is not a {method.request.__name__}: {missing}",
             )
-    answer = await method.handler(Call(request.app, method.action, token, now_us), call_request)
+    answer = await method.handler(Call(svc, method.action, token, now_us), call_request)
     return _answer(remote.Response(response=answer.SerializeToString()))
 
 

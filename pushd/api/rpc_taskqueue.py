@@ -1,8 +1,8 @@
 """The ``taskqueue`` service of ``/rpc_http``: App Engine's task queue RPCs on pushd's store.
 
-Each method decodes its request (:mod:`pushd.proto.taskqueue_service_pb2`), applies the same
-rules as the native and REST APIs (:mod:`pushd.tasks`, :mod:`pushd.api.pull`) and answers the
-response App Engine's service would, so the SDK's client raises the same exceptions.
+Each method decodes its request (:mod:`pushd.proto.taskqueue_service_pb2`), calls the service
+every API calls (:class:`pushd.service.Service`) and answers the response App Engine's service
+would, so the SDK's client raises the same exceptions.
 
 BulkAdd follows SPEC 1.15: every task is checked first; if any fails, nothing is stored, the
 failing tasks carry their error code and the others ``SKIPPED``. Otherwise each task is
@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from pushd import config, errors, models, tasks, wire
-from pushd.api import auth, native, pull
+from pushd import config, errors, models, service, tasks, wire
+from pushd.api import auth
 from pushd.api.rpc import Call, Method, text
 from pushd.proto import taskqueue_service_pb2 as pb
 
@@ -141,7 +141,7 @@ async def bulk_add(call: Call, request: pb.TaskQueueBulkAddRequest) -> pb_messag
         for code in codes:
             response.taskresult.add(result=code)
         return response
-    results = await native.store_batch(call.app, built, now_us=call.now_us)
+    results = await call.service.tasks.store(built, now_us=call.now_us)
     for add, result in zip(adds, results, strict=True):
         entry = response.taskresult.add(result=_Code.OK)
         if result.error is not None:
@@ -170,7 +170,7 @@ async def delete(call: Call, request: pb.TaskQueueDeleteRequest) -> pb_message.M
     cfg = call.queue(request.queue_name)
     names = [text(name, "task_name", errors.InvalidTaskNameError) for name in request.task_name]
     wire.check_delete_names(names)
-    deleted = await native.delete_names(call.app, cfg.name, names, now_us=call.now_us)
+    deleted = await call.service.tasks.delete(cfg.name, names)
     return pb.TaskQueueDeleteResponse(
         result=[_Code.OK if gone else _Code.UNKNOWN_TASK for gone in deleted]
     )
@@ -180,13 +180,9 @@ async def force_run(call: Call, request: pb.TaskQueueForceRunRequest) -> pb_mess
     try:
         cfg = call.queue(request.queue_name)
         name = text(request.task_name, "task_name", errors.InvalidTaskNameError)
-        task = await call.app[native.STORE].run_now(cfg.name, name, now_us=call.now_us)
+        await call.service.tasks.run_now(cfg.name, name)
     except errors.Error as exc:
         return pb.TaskQueueForceRunResponse(result=_code(exc.code))
-    if task is None:
-        return pb.TaskQueueForceRunResponse(result=_Code.UNKNOWN_TASK)
-    if not task.is_pull:
-        call.app[native.ENGINE].notify(task.queue, task.eta_us)
     return pb.TaskQueueForceRunResponse(result=_Code.OK)
 
 
@@ -229,13 +225,14 @@ def _fill_retry(entry: pb.TaskQueueRetryParameters, params: models.RetryParamete
 
 async def query_tasks(call: Call, request: pb.TaskQueueQueryTasksRequest) -> pb_message.Message:
     cfg = call.queue(request.queue_name)
-    store = call.app[native.STORE]
-    limit = max(1, min(request.max_rows, native.MAX_PAGE_SIZE))
+    listed = call.service.tasks
+    limit = max(1, min(request.max_rows, service.MAX_PAGE_SIZE))
     start = text(request.start_task_name, "start_task_name")
     found: list[models.Task] = []
-    if start and (first := await store.get(cfg.name, start)) is not None:
+    if start and (first := await listed.find(cfg.name, start)) is not None:
         found.append(first)
-    found += await store.list_tasks(cfg.name, limit=limit - len(found), after_name=start or None)
+    page = await listed.page(cfg.name, limit=limit - len(found), after=start or None)
+    found += page.items
     response = pb.TaskQueueQueryTasksResponse()
     for task in found[:limit]:
         _fill_task(response.task.add(), task)
@@ -245,9 +242,7 @@ async def query_tasks(call: Call, request: pb.TaskQueueQueryTasksRequest) -> pb_
 async def fetch_task(call: Call, request: pb.TaskQueueFetchTaskRequest) -> pb_message.Message:
     cfg = call.queue(request.queue_name)
     name = text(request.task_name, "task_name", errors.InvalidTaskNameError)
-    task = await call.app[native.STORE].get(cfg.name, name)
-    if task is None:
-        raise errors.UnknownTaskError(f"queue {cfg.name!r} has no task {name!r}")
+    task = await call.service.tasks.get(cfg.name, name)
     response = pb.TaskQueueFetchTaskResponse()
     _fill_task(response.task.task.add(), task)
     return response
@@ -261,14 +256,13 @@ async def query_and_own_tasks(
 ) -> pb_message.Message:
     cfg = call.queue(request.queue_name)
     tag = request.tag if request.HasField("tag") else None
-    lease = wire.LeaseRequest(
+    leased = await call.service.pull.lease(
+        cfg,
         lease_us=tasks.check_lease_seconds(request.lease_seconds),
         max_tasks=tasks.check_max_tasks(request.max_tasks),
         group_by_tag=request.group_by_tag,
         tag=tasks.check_lease_tag(tag, group_by_tag=request.group_by_tag),
     )
-    app = call.app
-    leased = await pull.lease(app[native.STORE], app[native.LEASES], cfg, lease, now_us=call.now_us)
     response = pb.TaskQueueQueryAndOwnTasksResponse()
     for task in leased:
         entry = response.task.add(
@@ -286,13 +280,11 @@ async def modify_task_lease(
     call: Call, request: pb.TaskQueueModifyTaskLeaseRequest
 ) -> pb_message.Message:
     cfg = call.queue(request.queue_name)
-    task = await pull.modify_lease(
-        call.app[native.STORE],
+    task = await call.service.pull.renew(
         cfg,
         text(request.task_name, "task_name", errors.InvalidTaskNameError),
         current_eta_us=request.eta_usec,
         lease_us=tasks.check_lease_seconds(request.lease_seconds),
-        now_us=call.now_us,
     )
     return pb.TaskQueueModifyTaskLeaseResponse(updated_eta_usec=task.eta_us)
 
@@ -305,14 +297,13 @@ async def fetch_queue_stats(
 ) -> pb_message.Message:
     # each distinct queue once, however often it is named
     queues = {name: call.queue(name) for name in dict.fromkeys(request.queue_name)}
-    paused = await call.app[native.STORE].paused_queues()
-    found = {name: await native.queue_stats(call.app, cfg, paused) for name, cfg in queues.items()}
+    found = dict(zip(queues, await call.service.queues.stats_of(queues.values()), strict=True))
     response = pb.TaskQueueFetchQueueStatsResponse()
     for name in request.queue_name:
         cfg, stats = queues[name], found[name]
         last_hour = stats.executed_last_minute  # pushd keeps a minute of push history
         if cfg.mode is models.QueueMode.PULL:
-            last_hour = call.app[native.LEASES].last_hour(cfg.name, call.now_us)
+            last_hour = call.service.pull.leased(cfg.name).last_hour
         entry = response.queuestats.add(
             num_tasks=min(stats.tasks, _INT32_MAX),
             oldest_eta_usec=-1 if stats.oldest_eta_us is None else stats.oldest_eta_us,
@@ -326,9 +317,9 @@ async def fetch_queue_stats(
 
 
 async def fetch_queues(call: Call, request: pb.TaskQueueFetchQueuesRequest) -> pb_message.Message:
-    paused = await call.app[native.STORE].paused_queues()
+    paused = await call.service.queues.paused()
     response = pb.TaskQueueFetchQueuesResponse()
-    configured = call.app[native.QUEUES]().queues
+    configured = call.service.queues.current().queues
     visible = [cfg for _, cfg in sorted(configured.items()) if call.may_see(cfg)]
     for cfg in visible[: max(0, request.max_rows)]:
         entry = response.queue.add(
@@ -355,14 +346,14 @@ async def fetch_queues(call: Call, request: pb.TaskQueueFetchQueuesRequest) -> p
 
 async def purge_queue(call: Call, request: pb.TaskQueuePurgeQueueRequest) -> pb_message.Message:
     cfg = call.queue(request.queue_name)
-    await native.purge(call.app, cfg.name, now_us=call.now_us)
+    await call.service.queues.purge(cfg.name)
     return pb.TaskQueuePurgeQueueResponse()
 
 
 async def pause_queue(call: Call, request: pb.TaskQueuePauseQueueRequest) -> pb_message.Message:
     cfg = call.queue(request.queue_name)
-    engine = call.app[native.ENGINE]
-    await (engine.pause(cfg.name) if request.pause else engine.resume(cfg.name))
+    queues = call.service.queues
+    await (queues.pause(cfg.name) if request.pause else queues.resume(cfg.name))
     return pb.TaskQueuePauseQueueResponse()
 
 

@@ -56,7 +56,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis import checks as st_checks
 from schemathesis.specs.openapi import checks as oas_checks
 
-from pushd import api
+from pushd import api, service
 from pushd import settings as pushd_settings
 from pushd.api import openapi
 from pushd.errors import ErrorCode
@@ -268,13 +268,13 @@ def _document() -> dict[str, Any]:
 
     The handlers' dependencies are never called: only the routes are read.
     """
-    app = api.create_app(
+    domain = service.Service(
         store=None,  # type: ignore[arg-type]
         clock=None,  # type: ignore[arg-type]
         queues=None,  # type: ignore[arg-type]
         engine=None,  # type: ignore[arg-type]
-        settings=pushd_settings.Settings(),
     )
+    app = api.create_app(service=domain, settings=pushd_settings.Settings())
     return openapi.document(app)
 
 

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from pushd import api, clock, config, errors, models, settings, wire
+from pushd import api, clock, config, errors, models, service, settings, wire
 from pushd.store import base, memory
 
 T0 = 1_700_000_000_000_000
@@ -105,13 +105,10 @@ async def running(
     fake_clock = clock.FakeClock(T0)
     engine = FakeEngine(store)
     env_queues = config.load_text(queue_yaml)
-    app = api.create_app(
-        store=store,
-        clock=fake_clock,
-        queues=lambda: env.queues,
-        engine=engine,
-        settings=settings.Settings(auth_tokens=tokens),
+    domain = service.Service(
+        store=store, clock=fake_clock, queues=lambda: env.queues, engine=engine
     )
+    app = api.create_app(service=domain, settings=settings.Settings(auth_tokens=tokens))
     async with test_utils.TestClient(test_utils.TestServer(app, host="127.0.0.1")) as client:
         env = Env(client, store, fake_clock, engine, env_queues)
         yield env

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from pushd import settings
-from pushd.api import native, pull
+from pushd.api import keys
+from pushd.service import leases
 from tests.unit.test_api import T0, Env, S, assert_error, running
 
 QUEUE_YAML = """
@@ -256,7 +257,7 @@ async def test_pull_queue_stats_count_leases_in_the_last_minute(env: Env) -> Non
 
 
 def test_lease_meter_windows_and_bounded_memory() -> None:
-    meter = pull.LeaseMeter()
+    meter = leases.LeaseMeter()
     for second in range(7200):
         meter.record("q", 2, T0 + second * S)
     now = T0 + 7199 * S
@@ -338,7 +339,7 @@ async def test_metrics_hide_pull_queues_whose_acl_excludes_the_token() -> None:
     async with secured() as env:
         status, _ = await env.add("guarded", {"name": "t", "payload": "x"}, token=ADMIN)
         assert status == 200
-        env.client.app[native.METRICS].record_leased("guarded", 1)
+        env.client.app[keys.SERVICE].metrics.record_leased("guarded", 1)
         seen = {}
         for token in (ADMIN, WORKER, STRANGER):
             async with env.client.get(

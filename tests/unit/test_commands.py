@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pushd import api, cli, clock, config, errors, models, settings, wire
+from pushd import api, cli, clock, config, errors, models, service, settings, wire
 from pushd.api import server
 from pushd.cli import context, exit_codes, render, runner, task_commands
 from pushd.store import base, memory
@@ -307,13 +307,10 @@ async def start(tokens: Sequence[settings.ApiToken] = ()) -> tuple[Daemon, serve
     store = memory.MemoryStore()
     fake_clock = clock.FakeClock(T0)
     queues = config.load_text(QUEUE_YAML)
-    app = api.create_app(
-        store=store,
-        clock=fake_clock,
-        queues=lambda: queues,
-        engine=FakeEngine(store),
-        settings=settings.Settings(auth_tokens=tuple(tokens)),
+    domain = service.Service(
+        store=store, clock=fake_clock, queues=lambda: queues, engine=FakeEngine(store)
     )
+    app = api.create_app(service=domain, settings=settings.Settings(auth_tokens=tuple(tokens)))
     srv = await server.Server.start(app, "127.0.0.1", 0)
     return Daemon(srv.url, store, fake_clock), srv
 

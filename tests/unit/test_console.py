@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pushd import models, settings
-from pushd.api import auth, console, console_view, native, sessions
+from pushd.api import auth, console, console_view, keys, sessions
 from pushd.store import memory
 from tests.unit.test_api import (
     ADMIN,
@@ -99,7 +99,7 @@ async def test_the_queues_page_shows_every_queue_its_stats_and_a_chart(env: Env)
     await env.add("fast", {"name": "a", "countdown": 60})
     await env.add("fast", {"name": "d"})
     await kill(env, "fast", "d")
-    recorder = env.client.app[native.METRICS]
+    recorder = env.client.app[keys.SERVICE].metrics
     for ok in (True, True, False):
         recorder.record_attempt(
             "fast", status=200 if ok else 503, ok=ok, latency_s=0.1, lateness_s=0
@@ -625,7 +625,7 @@ async def test_a_session_expires_after_console_session_s(secured: Env) -> None:
     secured.clock.advance(1)
     page = await get(secured, "/", cookie=value)
     assert (page.status, page.location.partition("?")[0]) == (303, "/console/login")
-    assert len(secured.client.app[native.SESSIONS]) == 1  # the first login, not yet swept
+    assert len(secured.client.app[keys.SESSIONS]) == 1  # the first login, not yet swept
 
 
 async def test_the_old_hmac_cookie_no_longer_opens_the_console(secured: Env) -> None:

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import test_utils
 from google.protobuf import message as pb_message
 
-from pushd import api, clock, config, dispatch, models, settings, tickets, wire
+from pushd import api, clock, config, dispatch, models, service, settings, tickets, wire
 from pushd.proto import remote_api_pb2 as remote
 from pushd.proto import taskqueue_service_pb2 as pb
 from pushd.store import memory
@@ -88,13 +88,9 @@ async def running(
     fake_clock = clock.FakeClock(T0)
     engine = FakeEngine(store)
     queues = config.load_text(QUEUE_YAML)
+    domain = service.Service(store=store, clock=fake_clock, queues=lambda: queues, engine=engine)
     app = api.create_app(
-        store=store,
-        clock=fake_clock,
-        queues=lambda: queues,
-        engine=engine,
-        settings=settings.Settings(auth_tokens=tokens),
-        api_tickets=api_tickets,
+        service=domain, settings=settings.Settings(auth_tokens=tokens), api_tickets=api_tickets
     )
     async with test_utils.TestClient(test_utils.TestServer(app, host="127.0.0.1")) as client:
         yield Env(client, store, fake_clock, engine)

@@ -1,7 +1,7 @@
-"""What the HTTP APIs need from the thing that delivers push tasks.
+"""What the service needs from the thing that delivers push tasks.
 
-The API never imports :mod:`pushd.scheduler` (STYLE.md 2.3): the daemon passes its
-``Scheduler``, which satisfies :class:`Engine`, and tests pass a recording fake.
+The service (and the APIs above it) never import :mod:`pushd.scheduler` (STYLE.md 2.3): the
+daemon passes its ``Scheduler``, which satisfies :class:`Engine`, and tests pass a recording fake.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 class Engine(Protocol):
-    """The scheduler's control surface as the API sees it."""
+    """The scheduler's control surface as the service sees it."""
 
     def notify(self, queue: str, eta_us: int) -> None:
         """A task of ``queue`` became due at ``eta_us`` (added, run now, redriven)."""

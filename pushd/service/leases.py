@@ -1,9 +1,5 @@
-"""Pull-queue operations shared by the native API and TaskQueue REST v1beta2 (SPEC 6).
-
-Both APIs decode their own request shapes, then call :func:`lease` and :func:`modify_lease`
-here, so the rules (queue mode, paused queues, retry limit as a lease limit, lease statistics)
-live in one place.
-"""
+"""How many tasks each pull queue leased recently: App Engine's statistics of a pull queue
+count leases where a push queue counts deliveries (SPEC 6)."""
 
 from __future__ import annotations
 
@@ -12,7 +8,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pushd import clock, config, errors, logs, metrics, models, wire
+from pushd import clock, logs, metrics
 
 if TYPE_CHECKING:
     from pushd.store import base
@@ -83,67 +79,3 @@ class LeaseMeter:
         oldest = (now_us - _HOUR_US) // _BUCKET_US
         while buckets and buckets[0][0] <= oldest:
             buckets.popleft()
-
-
-def require_pull(cfg: config.QueueConfig, operation: str) -> None:
-    """Pull operations on a push queue fail with :class:`errors.InvalidQueueModeError`."""
-    if cfg.mode is not models.QueueMode.PULL:
-        raise errors.InvalidQueueModeError(
-            f"cannot {operation} on queue {cfg.name!r}: it is a push queue; "
-            "only pull queues (mode: pull in queue.yaml) hold leasable tasks"
-        )
-
-
-async def require_running(store: base.Store, cfg: config.QueueConfig) -> None:
-    if cfg.name in await store.paused_queues():
-        raise errors.QueuePausedError(
-            f"queue {cfg.name!r} is paused; resume it (pushdctl resume {cfg.name}) to lease its tasks"
-        )
-
-
-async def lease(
-    store: base.Store,
-    meter: LeaseMeter,
-    cfg: config.QueueConfig,
-    request: wire.LeaseRequest,
-    *,
-    now_us: int,
-) -> list[models.Task]:
-    """Lease up to ``request.max_tasks`` available tasks of a pull queue (SPEC 6).
-
-    Tasks over their lease limit met on the way become dead letters (App Engine deleted them
-    silently: to its API they are gone either way)."""
-    require_pull(cfg, "lease tasks")
-    await require_running(store, cfg)
-    dead: list[base.DeadTask] = []
-    leased = await store.lease(
-        cfg.name,
-        now_us=now_us,
-        lease_us=request.lease_us,
-        max_tasks=request.max_tasks,
-        group_by_tag=request.group_by_tag,
-        tag=request.tag,
-        queue_retry_limit=cfg.retry.task_retry_limit,
-        dead_lettered=dead,
-    )
-    for d in dead:
-        meter.record_dead(d)
-    meter.record(cfg.name, len(leased), now_us)
-    return leased
-
-
-async def modify_lease(
-    store: base.Store,
-    cfg: config.QueueConfig,
-    name: str,
-    *,
-    current_eta_us: int,
-    lease_us: int,
-    now_us: int,
-) -> models.Task:
-    """Renew (or with 0 s, release) the lease a worker holds on ``name`` (SPEC 6)."""
-    require_pull(cfg, "modify a task lease")
-    await require_running(store, cfg)
-    return await store.modify_lease(
-        cfg.name, name, current_eta_us=current_eta_us, lease_us=lease_us, now_us=now_us
-    )
