@@ -200,27 +200,38 @@ def _fill_task(entry: Any, task: models.Task) -> None:
         entry.method = _METHOD_NUMBERS[task.method.value]
         for key, value in task.headers:
             entry.header.add(key=key.encode(), value=value.encode())
-    if task.first_try_us is not None:
-        entry.first_try_usec = task.first_try_us
-    if task.tag is not None:
-        entry.tag = task.tag
-    if task.dispatch_deadline_us is not None:
-        entry.dispatch_deadline_usec = task.dispatch_deadline_us
+    _copy_set(task, entry, _TASK_OPTIONAL)
     if task.retry_options is not None:
         _fill_retry(entry.retry_parameters, task.retry_options)
 
 
+#: (attribute of a stored task, field of a QueryTasks task) set only when the task has a value.
+_TASK_OPTIONAL = (
+    ("first_try_us", "first_try_usec"),
+    ("tag", "tag"),
+    ("dispatch_deadline_us", "dispatch_deadline_usec"),
+)
+#: (attribute of models.RetryParameters, field of TaskQueueRetryParameters).
+_RETRY_FIELDS = (
+    ("task_retry_limit", "retry_limit"),
+    ("task_age_limit_s", "age_limit_sec"),
+    ("min_backoff_s", "min_backoff_sec"),
+    ("max_backoff_s", "max_backoff_sec"),
+    ("max_doublings", "max_doublings"),
+)
+
+
+def _copy_set(source: object, entry: Any, fields: tuple[tuple[str, str], ...]) -> None:
+    """Copy the attributes of ``source`` that are not None into the proto2 message ``entry``
+    (a field left unset reads as absent, which None means)."""
+    for attribute, name in fields:
+        value = getattr(source, attribute)
+        if value is not None:
+            setattr(entry, name, value)
+
+
 def _fill_retry(entry: pb.TaskQueueRetryParameters, params: models.RetryParameters) -> None:
-    if params.task_retry_limit is not None:
-        entry.retry_limit = params.task_retry_limit
-    if params.task_age_limit_s is not None:
-        entry.age_limit_sec = params.task_age_limit_s
-    if params.min_backoff_s is not None:
-        entry.min_backoff_sec = params.min_backoff_s
-    if params.max_backoff_s is not None:
-        entry.max_backoff_sec = params.max_backoff_s
-    if params.max_doublings is not None:
-        entry.max_doublings = params.max_doublings
+    _copy_set(params, entry, _RETRY_FIELDS)
 
 
 async def query_tasks(call: Call, request: pb.TaskQueueQueryTasksRequest) -> pb_message.Message:
