@@ -22,7 +22,7 @@ help:
 	@echo "make bench   every benchmark scenario with the peers, ~15 min (BENCH_ARGS='delivery --quick')"
 	@echo "make chaos   the full reliability campaigns (crashes, faults, fuzzing, soak; long)"
 	@echo "make fmt     format the code with ruff"
-	@echo "make proto   regenerate pushd/proto/*_pb2.py(i) from pushd/proto/*.proto"
+	@echo "make proto   regenerate pushd/proto/*_pb2.py(i) and pushd/cloudtasks/cloudtasks.fds"
 
 # The runtime alone, for `make serve`; the development install below holds it too, so either
 # order of `make serve` and `make test` works without installing anything twice.
@@ -71,11 +71,19 @@ bench: $(STAMP)
 chaos: $(STAMP)
 	PUSHD_CHAOS=full $(BIN)/pytest tests/reliability --timeout 7200 $(PYTEST_ARGS)
 
+# The Cloud Tasks API (pushd/cloudtasks): googleapis' protos (third_party/googleapis, Apache-2.0)
+# compiled with their imports into one FileDescriptorSet, loaded into a private descriptor pool
+# at run time; tests/unit/test_cloudtasks_descriptors.py checks it is fresh.
+CLOUDTASKS_PROTOS := google/cloud/tasks/v2/cloudtasks.proto \
+	google/cloud/tasks/v2beta3/cloudtasks.proto google/cloud/location/locations.proto
+
 # The /rpc_http messages: pushd's own .proto files, compiled with the protobuf toolchain
 # (grpcio-tools' protoc, a dev dependency); the generated modules are committed, so the
 # runtime needs the protobuf package alone. tests/unit/test_proto.py checks they are fresh.
 proto: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. pushd/proto/*.proto
+	$(BIN)/python -m grpc_tools.protoc -I third_party/googleapis --include_imports \
+		--descriptor_set_out=pushd/cloudtasks/cloudtasks.fds $(CLOUDTASKS_PROTOS)
 
 fmt: $(STAMP)
 	$(BIN)/ruff format pushd tests benchmarks

@@ -58,6 +58,9 @@ from pushd import (
     tickets,
 )
 from pushd.api import server
+from pushd.cloudtasks import backend as cloudtasks_backend
+from pushd.cloudtasks import grpc_server
+from pushd.cloudtasks import rest as cloudtasks_rest
 from pushd.store import base, describe_url, open_store, server_versions
 
 #: Queues the start-up report of stranded tasks counts per store read.
@@ -285,6 +288,7 @@ class Daemon:
                     metrics_=counters,
                 )
                 app = api.create_app(service=domain, settings=s, api_tickets=api_tickets)
+                cloudtasks_rest.add_routes(app)  # the Cloud Tasks API under /v2/, /v2beta3/
                 self.versions = await server_versions(store)  # for the `listening` line
                 await self._serve(sched, store, app, peers)
             finally:
@@ -330,12 +334,25 @@ class Daemon:
             )
             srv = await server.Server.start(app, s.host, s.port, limits=limits)  # type: ignore[arg-type]
             try:
-                await self._serve_with(srv, sched, store, peers)
+                grpc_srv = await self._start_grpc(app)
+                try:
+                    await self._serve_with(srv, sched, store, peers, grpc_srv)
+                finally:
+                    if grpc_srv is not None:
+                        await grpc_srv.stop()
             finally:
                 await srv.stop()
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
+
+    async def _start_grpc(self, app: object) -> grpc_server.GrpcServer | None:
+        """The Cloud Tasks gRPC listener, when ``cloud_tasks.grpc_port`` is set."""
+        port = self.settings.cloud_tasks.grpc_port
+        if port is None:
+            return None
+        ops = cloudtasks_backend.Backend(app)  # type: ignore[arg-type]
+        return await grpc_server.GrpcServer.start(ops, self.settings.host, port)
 
     async def _serve_with(
         self,
@@ -343,11 +360,14 @@ class Daemon:
         sched: scheduler.Scheduler,
         store: base.Store,
         peers: cluster.Cluster | None,
+        grpc_srv: grpc_server.GrpcServer | None = None,
     ) -> None:
+        extra: dict[str, Any] = {} if grpc_srv is None else {"grpc": grpc_srv.address}
         logs.event(
             "listening",
             always=True,  # with --port 0 this line is the only way to learn the port
             url=srv.url,
+            **extra,
             queues=len(self.queues.queues),
             db=describe_url(self.settings.database),
             version=__version__,

@@ -28,6 +28,7 @@ from pushd import errors
 
 DEFAULT_PORT = 8460
 ENV_PREFIX = "PUSHD_"
+GRPC_PORT_ENV = "PUSHD_GRPC_PORT"  # cloud_tasks.grpc_port
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([smhd]?)\s*$")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 # App Engine target forms: service, version.service, instance.version.service (SPEC 8.2)
@@ -47,6 +48,15 @@ class ApiToken:
     #: Who presents the token (an email, as in queue.yaml ``acl``); pull queues with an ``acl``
     #: admit a producer or consumer token only if its identity is listed there.
     identity: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CloudTasks:
+    """The Cloud Tasks API (``cloud_tasks:``): REST is always served under ``/v2/`` and
+    ``/v2beta3/`` on the API port; ``grpc_port`` (also ``--grpc-port``, ``PUSHD_GRPC_PORT``)
+    turns the gRPC listener on at the daemon's host (0 picks a free port)."""
+
+    grpc_port: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,6 +102,7 @@ class Settings:
     signing_secret: str | None = None
     log_level: str = "info"
     log_format: str = "text"  # text | json
+    cloud_tasks: CloudTasks = field(default_factory=CloudTasks)
 
     def target_url(self, target: str | None) -> str:
         """Base URL for an App Engine target name, or the default target."""
@@ -213,6 +224,8 @@ def _build(raw: Mapping[str, Any], issues: _Issues) -> dict[str, Any]:
             clean[name] = _targets(value, issues)
         elif name == "auth_tokens":
             clean[name] = _tokens(value, issues)
+        elif name == "cloud_tasks":
+            clean[name] = _cloud_tasks(value, issues)
         else:
             clean[name] = _coerce(name, value, issues)
     return {k: v for k, v in clean.items() if v is not None or k == "signing_secret"}
@@ -276,6 +289,36 @@ def _tokens(value: Any, issues: _Issues) -> tuple[ApiToken, ...]:
     return tuple(out)
 
 
+def _port(value: object) -> int | None:
+    """A TCP port given as a whole number or its digits; None if it is not one."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    if not str(value).strip().isdigit() or not 0 <= int(value) <= 65535:
+        return None
+    return int(value)
+
+
+def _cloud_tasks(value: Any, issues: _Issues) -> dict[str, Any]:
+    """The ``cloud_tasks`` keys given (applied over the current values by :func:`from_mapping`)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        issues.add("cloud_tasks", "must be a mapping such as {grpc_port: 8461}")
+        return {}
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        path = f"cloud_tasks.{key}"
+        if key != "grpc_port":
+            issues.add(path, f"unknown setting {key!r}; known: grpc_port")
+        elif item is None:
+            out[key] = None
+        elif _port(item) is None:
+            issues.add(path, f"{item!r} is not a TCP port (0-65535)")
+        else:
+            out[key] = _port(item)
+    return out
+
+
 def _validate(settings: Settings, issues: _Issues) -> None:
     if not 0 <= settings.port <= 65535:
         issues.add("port", f"{settings.port} is not a TCP port (0-65535)")
@@ -286,6 +329,9 @@ def _validate(settings: Settings, issues: _Issues) -> None:
             "who reaches it could add, read and delete tasks; add auth_tokens (see "
             "config/pushd.yaml.example) or listen on 127.0.0.1",
         )
+    grpc_port = settings.cloud_tasks.grpc_port
+    if grpc_port is not None and grpc_port != 0 and grpc_port == settings.port:
+        issues.add("cloud_tasks.grpc_port", f"{grpc_port} is the API's port too; choose another")
     if problem := _check_url(settings.default_target):
         issues.add("default_target", problem)
     # Tasks' own deadlines follow App Engine (15 s to 24 h); the daemon's default may be
@@ -328,7 +374,10 @@ def from_mapping(
     clean = _build(raw, issues)
     if issues.found:
         raise errors.ConfigError(issues.found)
-    settings = replace(base or Settings(), **clean)
+    start = base or Settings()
+    if "cloud_tasks" in clean:
+        clean["cloud_tasks"] = replace(start.cloud_tasks, **clean["cloud_tasks"])
+    settings = replace(start, **clean)
     _validate(settings, issues)
     if issues.found:
         raise errors.ConfigError(issues.found)
@@ -365,11 +414,13 @@ def load_file(path: str | Path, base: Settings | None = None) -> Settings:
 
 def from_env(environ: Mapping[str, str], base: Settings | None = None) -> Settings:
     """Apply ``PUSHD_<KEY>`` variables for the scalar settings (``PUSHD_PORT``...)."""
-    raw = {
+    raw: dict[str, Any] = {
         name: environ[ENV_PREFIX + name.upper()]
         for name in _SCALARS
         if ENV_PREFIX + name.upper() in environ
     }
+    if GRPC_PORT_ENV in environ:
+        raw["cloud_tasks"] = {"grpc_port": environ[GRPC_PORT_ENV]}
     return from_mapping(raw, file="environment", base=base) if raw else (base or Settings())
 
 

@@ -34,6 +34,7 @@ SCENARIOS: dict[str, str] = {
     "slow": "200 ms receiver, max_concurrent_requests 500: throughput vs concurrency/latency",
     "pull": "8 workers leasing and deleting: cycles/s and tasks/s",
     "scaleout": "4 queues on SQLite, PostgreSQL, 2 daemons on one PostgreSQL: deliveries/s, adds/s",
+    "cloudtasks": "Cloud Tasks API, official client: create_task/s over gRPC and REST, deliveries",
 }
 
 

@@ -83,6 +83,7 @@ def _serve_settings(args: argparse.Namespace) -> settings.Settings | int:
         "queue_yaml": args.config,
         "log_format": args.log_format,
         "log_level": args.log_level,
+        "cloud_tasks": None if args.grpc_port is None else {"grpc_port": args.grpc_port},
     }
     try:
         return settings.load(args.settings, overrides=overrides)

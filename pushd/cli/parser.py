@@ -274,6 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--default-target", metavar="URL", help="base URL for tasks without a known target"
     )
     serve.add_argument(
+        "--grpc-port",
+        type=int,
+        metavar="PORT",
+        help="serve the Cloud Tasks API over gRPC on this port too (0 picks one; REST is "
+        "always under /v2/ on --port)",
+    )
+    serve.add_argument(
         "--log-format",
         choices=("text", "json"),
         help="one line per event as key=value text (default) or as a JSON object",

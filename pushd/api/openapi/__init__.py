@@ -9,15 +9,26 @@ The operations are listed by API: :mod:`.native`, :mod:`.appengine`, :mod:`.cons
 
 from __future__ import annotations
 
-import typing
+from collections.abc import Mapping
+
+from aiohttp import web
 
 from pushd import __version__
 from pushd.api import auth
 from pushd.api import errors as api_errors
 from pushd.api.openapi import appengine, console, native, schema
 
-if typing.TYPE_CHECKING:
-    from aiohttp import web
+Operation = schema.Operation
+#: Operations of routes another package serves on the app (the Cloud Tasks API).
+_ADDED = web.AppKey[dict[tuple[str, str], schema.Operation]]("openapi_added_operations")
+
+
+def add_operations(
+    app: web.Application, operations: Mapping[tuple[str, str], schema.Operation]
+) -> None:
+    """Describe routes served on ``app`` by another package, keyed by (method, canonical path)."""
+    current: dict[tuple[str, str], schema.Operation] = app.get(_ADDED, {})
+    app[_ADDED] = {**current, **operations}
 
 
 def _served(app: web.Application) -> list[tuple[str, str]]:
@@ -33,11 +44,13 @@ def document(app: web.Application) -> schema.Schema:
     """The OpenAPI document of ``app``; KeyError names a served route without an Operation."""
     s = schema.SchemaSet()
     native.components(s)
+    added: dict[tuple[str, str], schema.Operation] = app.get(_ADDED, {})
     known = {
         **native.operations(),
         **appengine.v1beta2_operations(),
         **appengine.rpc_operations(s),
         **console.operations(s),
+        **added,
     }
     paths: dict[str, schema.Schema] = {}
     for method, path in _served(app):

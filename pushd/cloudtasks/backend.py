@@ -1,0 +1,137 @@
+"""pushd's queues and tasks as the Cloud Tasks handlers use them: the one seam between the Cloud
+Tasks API and the rest of pushd.
+
+Every call into pushd's domain operations (:class:`pushd.service.Service`: adding through the
+same path as every API, purging, pausing, running now, deleting, queue.yaml's queues, the clock)
+and into the API's wiring (routes with their token checks, error envelopes, /openapi.json) is
+here, so a change of how pushd organises those changes this file alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from pushd import config, errors, models, service, settings, tasks
+from pushd.api import auth, keys, openapi
+from pushd.api import errors as api_errors
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+#: What a call does, as far as tokens and roles are concerned (pushd's API actions).
+Action = auth.Action
+Route = auth.Route
+Handler = api_errors.Handler
+#: A failed REST request before an envelope is chosen (router, token checks).
+Failure = api_errors.Failure
+#: What /openapi.json says of a route.
+Operation = openapi.Operation
+
+
+def add_routes(
+    app: web.Application,
+    routes: Sequence[Route],
+    prefixes: Sequence[str],
+    render: Callable[[Failure], web.Response],
+    operations: Mapping[tuple[str, str], Operation],
+) -> None:
+    """Serve ``routes`` on the API application with pushd's token checks and ``operations``
+    in its /openapi.json; failures of any request under ``prefixes`` are rendered by
+    ``render``."""
+    auth.add_routes(app, routes)
+    openapi.add_operations(app, operations)
+    for prefix in prefixes:
+        api_errors.add_renderer(app, prefix, render)
+
+
+def request_token(request: web.Request) -> settings.ApiToken | None:
+    """The token the API authenticated ``request`` with (None without tokens)."""
+    return auth.request_token(request)
+
+
+class Backend:
+    """The operations of the API application ``app`` (:func:`pushd.api.create_app`)."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    @property
+    def tokens(self) -> tuple[settings.ApiToken, ...]:
+        return self._app[keys.TOKENS]
+
+    def authenticate(self, authorization: str | None) -> settings.ApiToken | None:
+        """The token an ``Authorization: Bearer ...`` value presents, if it is a known one."""
+        return auth.find_token(self.tokens, authorization)
+
+    def allows(self, token: settings.ApiToken | None, action: auth.Action) -> bool:
+        """Whether ``token``'s role may do ``action`` (anyone may, without tokens)."""
+        if not self.tokens:
+            return True
+        return token is not None and action in auth.ROLE_ACTIONS.get(token.role, frozenset())
+
+    @property
+    def _service(self) -> service.Service:
+        return self._app[keys.SERVICE]
+
+    def now_us(self) -> int:
+        return self._service.now_us()
+
+    # -------------------------------------------------------------- queues
+
+    def push_queues(self) -> list[config.QueueConfig]:
+        """queue.yaml's push queues and those removed from it that still hold tasks, in name
+        order (Cloud Tasks v2 has no pull queues)."""
+        queues = self._service.queues.current()
+        found = {**queues.removed, **queues.queues}
+        return [found[name] for name in sorted(found) if found[name].mode is models.QueueMode.PUSH]
+
+    def queue(self, name: str) -> config.QueueConfig | None:
+        """A queue of queue.yaml, or one removed from it that still holds tasks."""
+        queues = self._service.queues.current()
+        return queues.queues.get(name) or queues.removed.get(name)
+
+    def removed(self, name: str) -> bool:
+        """Whether ``name`` was removed from queue.yaml (its tasks wait, nothing runs them)."""
+        queues = self._service.queues.current()
+        return name not in queues.queues and name in queues.removed
+
+    async def paused(self) -> set[str]:
+        """The queues paused through an API (persisted in the store)."""
+        return await self._service.queues.paused()
+
+    async def pause(self, queue: str) -> None:
+        await self._service.queues.pause(queue)
+
+    async def resume(self, queue: str) -> None:
+        await self._service.queues.resume(queue)
+
+    async def purge(self, queue: str) -> int:
+        return await self._service.queues.purge(queue)
+
+    # -------------------------------------------------------------- tasks
+
+    async def add(self, request: tasks.TaskRequest, cfg: config.QueueConfig) -> models.AddResult:
+        """Validate and store one task as every API does (pushd's errors propagate)."""
+        [result] = await self._service.tasks.add(cfg, [request])
+        return result
+
+    async def get(self, queue: str, name: str) -> models.Task | None:
+        return await self._service.tasks.find(queue, name)
+
+    async def list(self, queue: str, *, limit: int, after: str | None) -> list[models.Task]:
+        """Up to ``limit`` live tasks of ``queue`` named after ``after``, in name order."""
+        page = await self._service.tasks.page(queue, limit=limit, after=after)
+        return list(page.items)
+
+    async def delete(self, queue: str, name: str) -> bool:
+        """Delete one live task; False if there is none."""
+        [deleted] = await self._service.tasks.delete(queue, [name])
+        return deleted
+
+    async def run(self, queue: str, name: str) -> models.Task | None:
+        """Make a live task due now; None if there is none."""
+        try:
+            return await self._service.tasks.run_now(queue, name)
+        except errors.UnknownTaskError:
+            return None
