@@ -208,10 +208,7 @@ def decode_add(body: object, *, default_method: str) -> list[tasks.TaskRequest]:
             raise errors.InvalidTaskError("'tasks' must be a list of task objects")
         if not items:
             raise errors.InvalidTaskError("'tasks' must hold at least one task")
-        if len(items) > models.MAX_TASKS_PER_ADD:
-            raise errors.TooManyTasksError(
-                f"a batch may hold at most {models.MAX_TASKS_PER_ADD} tasks; found {len(items)}"
-            )
+        tasks.check_batch_size(len(items))
         return [
             decode_task(item, default_method=default_method, where=f"tasks[{i}]")
             for i, item in enumerate(items)

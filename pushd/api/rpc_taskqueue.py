@@ -87,10 +87,7 @@ def _check_batch(adds: list[pb.TaskQueueAddRequest]) -> None:
     """What fails a whole BulkAdd rather than one of its tasks."""
     if not adds:
         raise errors.Error("a BulkAdd needs at least one add_request")
-    if len(adds) > models.MAX_TASKS_PER_ADD:
-        raise errors.TooManyTasksError(
-            f"a BulkAdd may hold at most {models.MAX_TASKS_PER_ADD} tasks; found {len(adds)}"
-        )
+    tasks.check_batch_size(len(adds), what="a BulkAdd")
     if not adds[0].queue_name:
         raise errors.UnknownQueueError("queue_name is empty")
     if any(add.queue_name != adds[0].queue_name for add in adds):

@@ -99,10 +99,7 @@ def add_plan(queue_name: str, items: list[Task], transactional: bool, multiple: 
     pull = [task.method == models.Method.PULL for task in items]
     if any(pull) and not all(pull):
         raise errors.InvalidTaskError("You cannot add both push and pull tasks in a single call.")
-    if len(items) > models.MAX_TASKS_PER_ADD:
-        raise errors.TooManyTasksError(
-            f"No more than {models.MAX_TASKS_PER_ADD} tasks can be added in a single call"
-        )
+    tasks.check_batch_size(len(items), app_engine=True)
     names: set[str] = set()
     for task in items:
         if task.name:
