@@ -1,0 +1,204 @@
+"""Add requests in: JSON task objects checked field by field into :class:`tasks.TaskRequest`."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+import re
+from collections.abc import Mapping
+from typing import cast
+
+from pushd import encoding, errors, models, tasks
+from pushd.wire.values import (
+    INT32_MAX,
+    INT64_MAX,
+    as_number,
+    b64decode,
+    check_fields,
+    kind,
+    parse_rfc3339,
+)
+
+#: Fields of a task object in an add request.
+TASK_FIELDS = (*(f.name for f in dataclasses.fields(tasks.TaskRequest)), "payload_base64")
+#: Fields of ``retry_options`` (App Engine's ``TaskRetryOptions`` keyword arguments).
+RETRY_FIELDS = (
+    "task_retry_limit",
+    "task_age_limit",
+    "min_backoff_seconds",
+    "max_backoff_seconds",
+    "max_doublings",
+)
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([smhd])")
+_DURATION_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def decode_add(body: object, *, default_method: str) -> list[tasks.TaskRequest]:
+    """The tasks of an add request: one task object, or ``{"tasks": [...]}`` with 1 to 100.
+
+    ``default_method`` is the method of a task that names none (``PULL`` for a pull queue).
+    """
+    if isinstance(body, dict) and "tasks" in body:
+        check_fields(body, ("tasks",), "a batch", errors.InvalidTaskError)
+        items = body["tasks"]
+        if not isinstance(items, list):
+            raise errors.InvalidTaskError("'tasks' must be a list of task objects")
+        if not items:
+            raise errors.InvalidTaskError("'tasks' must hold at least one task")
+        tasks.check_batch_size(len(items))
+        return [
+            decode_task(item, default_method=default_method, where=f"tasks[{i}]")
+            for i, item in enumerate(items)
+        ]
+    return [decode_task(body, default_method=default_method)]
+
+
+def decode_task(obj: object, *, default_method: str, where: str = "task") -> tasks.TaskRequest:
+    """One task object as a :class:`tasks.TaskRequest`; null fields count as absent."""
+    if not isinstance(obj, dict):
+        raise errors.InvalidTaskError(f"{where} must be a JSON object; got {kind(obj)}")
+    check_fields(obj, TASK_FIELDS, where, errors.InvalidTaskError)
+    fields: dict[str, object] = {k: v for k, v in obj.items() if v is not None}
+    if "payload" in fields and "payload_base64" in fields:
+        raise errors.InvalidTaskError(f"{where}: give payload or payload_base64, not both")
+    payload: bytes | str | None = _text(fields, "payload", where)
+    if (encoded := _text(fields, "payload_base64", where)) is not None:
+        payload = b64decode(encoded, f"{where}.payload_base64")
+    method = _text(fields, "method", where)
+    return tasks.TaskRequest(
+        name=_text(fields, "name", where),
+        method=default_method if method is None else method,
+        url=_text(fields, "url", where),
+        headers=_headers(fields.get("headers"), where),
+        payload=payload,
+        params=_params(fields.get("params"), where),
+        countdown=_number_field(fields.get("countdown"), f"{where}.countdown"),
+        eta=_eta(fields.get("eta"), where),
+        eta_us=_whole_us(fields.get("eta_us"), f"{where}.eta_us", errors.InvalidEtaError),
+        retry_options=_retry_options(fields.get("retry_options"), where),
+        target=_text(fields, "target", where),
+        tag=_text(fields, "tag", where),
+        dispatch_deadline=_number_field(
+            fields.get("dispatch_deadline"), f"{where}.dispatch_deadline"
+        ),
+        dispatch_deadline_us=_whole_us(
+            fields.get("dispatch_deadline_us"),
+            f"{where}.dispatch_deadline_us",
+            errors.InvalidDispatchDeadlineError,
+        ),
+        namespace=_text(fields, "namespace", where) or "",
+    )
+
+
+def _text(fields: Mapping[str, object], key: str, where: str) -> str | None:
+    value = fields.get(key)
+    if value is not None and not isinstance(value, str):
+        raise errors.InvalidTaskError(f"{where}.{key} must be a string; got {kind(value)}")
+    return value
+
+
+def _number_field(
+    value: object, field: str, error: type[errors.Error] = errors.InvalidTaskError
+) -> float | None:
+    """A number of seconds, or None when absent."""
+    if value is None:
+        return None
+    number = as_number(value)
+    if number is None:
+        raise error(f"{field} must be a number of seconds")
+    return number
+
+
+def _whole_us(value: object, field: str, error: type[errors.Error]) -> int | None:
+    """Whole microseconds (an ``int64``), or None when absent; ranges are :mod:`pushd.tasks`'s."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or abs(value) > INT64_MAX:
+        raise error(f"{field} must be whole microseconds (an integer); got {kind(value)}")
+    return value
+
+
+def _headers(value: object, where: str) -> encoding.HeadersInput | None:
+    """An object of name -> string or list of strings, or a list of [name, value] pairs.
+
+    Only the outer shape is checked here: :func:`encoding.normalize_headers` checks each name
+    and value when the task is built, raising :mod:`pushd.errors` classes only.
+    """
+    if value is None or isinstance(value, dict | list):
+        return cast("encoding.HeadersInput | None", value)
+    raise errors.InvalidTaskError(
+        f"{where}.headers must be an object or a list of [name, value] pairs; got {kind(value)}"
+    )
+
+
+def _params(value: object, where: str) -> encoding.ParamsInput | None:
+    """An object of name -> string, number or a list of them (repeated keys).
+
+    As for headers, :func:`encoding.encode_params` checks each value when the task is built
+    (booleans become ``True``/``False``, as App Engine's ``str()`` makes them).
+    """
+    if value is None or isinstance(value, dict):
+        return cast("encoding.ParamsInput | None", value)
+    raise errors.InvalidTaskError(f"{where}.params must be an object; got {kind(value)}")
+
+
+def _eta(value: object, where: str) -> datetime.datetime | float | None:
+    """Epoch seconds, or RFC 3339 text (no offset means UTC)."""
+    if value is None:
+        return None
+    number = as_number(value)
+    if number is not None:
+        return number
+    if not isinstance(value, str):
+        raise errors.InvalidTaskError(
+            f"{where}.eta must be epoch seconds or RFC 3339 text; got {kind(value)}"
+        )
+    return parse_rfc3339(value, f"{where}.eta")
+
+
+def parse_age_limit_s(value: object, field: str) -> int | None:
+    """Seconds, or text such as ``90s``, ``15m``, ``1.5h``, ``2d``; rounded up, as App Engine does."""
+    if value is None:
+        return None
+    number = as_number(value)
+    match = _DURATION.fullmatch(value) if isinstance(value, str) else None
+    if match is not None:
+        number = float(match.group(1)) * _DURATION_UNIT_S[match.group(2)]
+    if number is None or not 0 <= number <= INT64_MAX:  # also refuses NaN
+        raise errors.InvalidTaskRetryOptionsError(
+            f"{field} must be seconds (>= 0) or a duration such as 90s, 15m, 1.5h or 2d"
+        )
+    return math.ceil(number)
+
+
+def _retry_options(value: object, where: str) -> models.RetryParameters | None:
+    """``retry_options``; the ranges App Engine checks are checked by :mod:`pushd.tasks`."""
+    if value is None:
+        return None
+    field, bad = f"{where}.retry_options", errors.InvalidTaskRetryOptionsError
+    if not isinstance(value, dict):
+        raise bad(f"{field} must be an object")
+    check_fields(value, RETRY_FIELDS, field, bad)
+    return models.RetryParameters(
+        task_retry_limit=_whole(value.get("task_retry_limit"), f"{field}.task_retry_limit"),
+        task_age_limit_s=parse_age_limit_s(value.get("task_age_limit"), f"{field}.task_age_limit"),
+        min_backoff_s=_number_field(
+            value.get("min_backoff_seconds"), f"{field}.min_backoff_seconds", bad
+        ),
+        max_backoff_s=_number_field(
+            value.get("max_backoff_seconds"), f"{field}.max_backoff_seconds", bad
+        ),
+        max_doublings=_whole(value.get("max_doublings"), f"{field}.max_doublings"),
+    )
+
+
+def _whole(value: object, field: str) -> int | None:
+    """An integer that fits App Engine's int32 field (negatives are left to pushd.tasks)."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise errors.InvalidTaskRetryOptionsError(f"{field} must be an integer")
+    if value > INT32_MAX:
+        raise errors.InvalidTaskRetryOptionsError(f"{field} must be at most {INT32_MAX}")
+    return value
