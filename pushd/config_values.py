@@ -14,13 +14,12 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import TypeAlias
 
-from pushd import config_yaml, errors, models
+from pushd import config_yaml, durations, errors, models
 
 DEFAULT_MIN_BACKOFF_S = 0.1  # TaskQueueRetryParameters proto defaults (SPEC 4.1)
 DEFAULT_MAX_BACKOFF_S = 3600.0
 _INT32_MAX = 2**31 - 1  # retry_limit and max_doublings are int32 fields of the proto
 _INT64_MAX = 2**63 - 1  # age_limit_sec is int64
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _STORAGE_SUFFIXES = "BKMGT"
 
 
@@ -46,7 +45,6 @@ _PLAIN_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
 _QUOTED_INT = re.compile(r"[ \t]*[-+]?[0-9]+[ \t]*")
 _PLAIN_FLOAT = re.compile(r"[-+]?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 _QUOTED_FLOAT = re.compile(r"[ \t]*[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?[ \t]*")
-_AGE = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[smhd]")
 _RETRY_KEYS = (
     "task_retry_limit",
     "task_age_limit",
@@ -90,7 +88,7 @@ def _ae_age(value: object) -> int | None:
         return None
     try:
         number = float(value[:-1])
-        return None if number < 0 else int(number * _UNIT_SECONDS[value[-1]])
+        return None if number < 0 else int(number * durations.UNIT_S[value[-1]])
     except (ValueError, OverflowError):
         return None
 
@@ -234,7 +232,7 @@ class Checker:
             self.error(node, path, f"{node.text!r} is {seconds} whole seconds; the least is 1s")
         elif seconds > _INT64_MAX:
             self.error(node, path, f"{node.text!r} is too long")
-        elif not (isinstance(node.value, str) and _AGE.fullmatch(node.value)):
+        elif not (isinstance(node.value, str) and durations.seconds(node.value) is not None):
             message = (
                 f"{node.text!r} is not written as digits and a unit (App Engine reads {seconds}s)"
             )
@@ -283,7 +281,7 @@ class Checker:
             return None, ""
         if text == "0":
             return Fraction(0), text
-        return Fraction(match["number"]) / _UNIT_SECONDS[match["unit"]], text
+        return Fraction(match["number"]) / durations.UNIT_S[match["unit"]], text
 
     def count(self, node: config_yaml.Node | None, path: str) -> int | None:
         """bucket_size, max_concurrent_requests: App Engine takes any int; pushd wants >= 1."""

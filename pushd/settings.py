@@ -24,13 +24,11 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from pushd import errors
+from pushd import durations, errors
 
 DEFAULT_PORT = 8460
 ENV_PREFIX = "PUSHD_"
 GRPC_PORT_ENV = "PUSHD_GRPC_PORT"  # cloud_tasks.grpc_port
-_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([smhd]?)\s*$")
-_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 # App Engine target forms: service, version.service, instance.version.service (SPEC 8.2)
 _TARGET_NAME = re.compile(r"^(?:(?!-)[a-z\d\-]{1,100}\.){0,2}(?!-)[a-z\d\-]{1,63}$")
 ROLES = ("admin", "producer", "consumer")
@@ -142,10 +140,10 @@ def parse_duration_s(value: object) -> float:
     if isinstance(value, int | float):
         seconds = float(value)
     else:
-        match = _DURATION.match(str(value))
-        if not match:
+        found = durations.seconds(str(value), loose=True)
+        if found is None:
             raise ValueError(f"{value!r} is not a duration such as 30, 90s, 15m, 12h or 9d")
-        seconds = float(match.group(1)) * _UNIT_S[match.group(2)]
+        seconds = found
     if seconds < 0:
         raise ValueError(f"{value!r} is negative")
     return seconds

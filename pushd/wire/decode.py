@@ -5,11 +5,10 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import math
-import re
 from collections.abc import Mapping
 from typing import cast
 
-from pushd import encoding, errors, models, tasks
+from pushd import durations, encoding, errors, models, tasks
 from pushd.wire.values import (
     INT32_MAX,
     INT64_MAX,
@@ -30,8 +29,6 @@ RETRY_FIELDS = (
     "max_backoff_seconds",
     "max_doublings",
 )
-_DURATION = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([smhd])")
-_DURATION_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def decode_add(body: object, *, default_method: str) -> list[tasks.TaskRequest]:
@@ -162,9 +159,8 @@ def parse_age_limit_s(value: object, field: str) -> int | None:
     if value is None:
         return None
     number = as_number(value)
-    match = _DURATION.fullmatch(value) if isinstance(value, str) else None
-    if match is not None:
-        number = float(match.group(1)) * _DURATION_UNIT_S[match.group(2)]
+    if isinstance(value, str):
+        number = durations.seconds(value)
     if number is None or not 0 <= number <= INT64_MAX:  # also refuses NaN
         raise errors.InvalidTaskRetryOptionsError(
             f"{field} must be seconds (>= 0) or a duration such as 90s, 15m, 1.5h or 2d"
