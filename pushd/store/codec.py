@@ -28,7 +28,11 @@ def dump_headers(headers: tuple[tuple[str, str], ...]) -> bytes:
 
 
 def load_headers(blob: bytes | str) -> tuple[tuple[str, str], ...]:
-    return tuple((str(k), str(v)) for k, v in orjson.loads(blob))
+    return _headers(orjson.loads(blob))
+
+
+def _headers(pairs: list[list[str]]) -> tuple[tuple[str, str], ...]:
+    return tuple((str(k), str(v)) for k, v in pairs)
 
 
 def dump_retry(options: models.RetryParameters | None) -> bytes | None:
@@ -38,9 +42,12 @@ def dump_retry(options: models.RetryParameters | None) -> bytes | None:
 
 
 def load_retry(blob: bytes | str | None) -> models.RetryParameters | None:
-    if blob is None:
+    return None if blob is None else _retry(orjson.loads(blob))
+
+
+def _retry(data: dict[str, Any] | None) -> models.RetryParameters | None:
+    if data is None:
         return None
-    data = orjson.loads(blob)
     return models.RetryParameters(**{f: data.get(f) for f in _RETRY_FIELDS})
 
 
@@ -61,9 +68,12 @@ def dump_attempt(attempt: models.LastAttempt | None) -> bytes | None:
 
 
 def load_attempt(blob: bytes | str | None) -> models.LastAttempt | None:
-    if blob is None:
+    return None if blob is None else _attempt(orjson.loads(blob))
+
+
+def _attempt(data: dict[str, Any] | None) -> models.LastAttempt | None:
+    if data is None:
         return None
-    data = orjson.loads(blob)
     return models.LastAttempt(
         time_us=data["time_us"],
         status=data.get("status"),
@@ -130,18 +140,39 @@ class Row(Protocol):
 
 def task_from_row(row: Row) -> models.Task:
     tag = row["tag"]
+    return _task(
+        row,
+        headers=load_headers(row["headers"]),
+        payload=bytes(row["payload"]),
+        tag=None if tag is None else bytes(tag),
+        retry_options=load_retry(row["retry_options"]),
+        last_attempt=load_attempt(row["last_attempt"]),
+    )
+
+
+def _task(
+    row: Row,
+    *,
+    headers: tuple[tuple[str, str], ...],
+    payload: bytes,
+    tag: bytes | None,
+    retry_options: models.RetryParameters | None,
+    last_attempt: models.LastAttempt | None,
+) -> models.Task:
+    """A task from its plain columns and its decoded ones (a row's blobs, a dead letter's
+    JSON values)."""
     return models.Task(
         queue=row["queue"],
         name=row["name"],
         method=models.Method(row["method"]),
         url=row["url"],
         on_queue_url=bool(row["on_queue_url"]),
-        headers=load_headers(row["headers"]),
-        payload=bytes(row["payload"]),
+        headers=headers,
+        payload=payload,
         eta_us=row["eta_us"],
         created_us=row["created_us"],
-        tag=None if tag is None else bytes(tag),
-        retry_options=load_retry(row["retry_options"]),
+        tag=tag,
+        retry_options=retry_options,
         target=row["target"],
         dispatch_deadline_us=row["dispatch_deadline_us"],
         size=row["size"],
@@ -149,7 +180,7 @@ def task_from_row(row: Row) -> models.Task:
         execution_count=row["execution_count"],
         first_try_us=row["first_try_us"],
         last_status=row["last_status"],
-        last_attempt=load_attempt(row["last_attempt"]),
+        last_attempt=last_attempt,
     )
 
 
@@ -174,13 +205,15 @@ def dead_from_row(row: Row) -> base.DeadTask:
 
 
 def load_task(blob: bytes | str) -> models.Task:
+    """A task from :func:`dump_task`'s blob: its JSON values decoded once, never re-encoded."""
     data = orjson.loads(blob)
-    data["headers"] = orjson.dumps(data["headers"])
-    data["retry_options"] = (
-        None if data["retry_options"] is None else orjson.dumps(data["retry_options"])
+    tag = data["tag"]
+    return _task(
+        data,
+        headers=_headers(data["headers"]),
+        payload=bytes.fromhex(data["payload"]),
+        tag=None if tag is None else bytes.fromhex(tag),
+        retry_options=_retry(data["retry_options"]),
+        # absent from dead letters kept before schema 4
+        last_attempt=_attempt(data.get("last_attempt")),
     )
-    data["payload"] = bytes.fromhex(data["payload"])
-    data["tag"] = None if data["tag"] is None else bytes.fromhex(data["tag"])
-    attempt = data.get("last_attempt")  # absent from dead letters kept before schema 4
-    data["last_attempt"] = None if attempt is None else orjson.dumps(attempt)
-    return task_from_row(data)

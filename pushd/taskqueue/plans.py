@@ -4,13 +4,12 @@ result; only the transport differs between front ends."""
 
 from __future__ import annotations
 
-import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from pushd import client as http
-from pushd import encoding, errors, models, tasks, wire
+from pushd import errors, models, tasks, wire
 from pushd.taskqueue import exceptions
 from pushd.taskqueue.task import Task, one_or_all
 
@@ -38,58 +37,9 @@ def queue_path(queue_name: str, *rest: str) -> str:
     return "/".join(("/api/v1/queues", http.quote(queue_name), *rest))
 
 
-def query_params(query: str) -> dict[str, list[str]] | None:
-    """The params that encode back to exactly ``query``, or None if none do."""
-    found: dict[str, list[str]] = {}
-    try:
-        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True, errors="strict")
-    except (ValueError, UnicodeDecodeError):
-        return None
-    for key, value in pairs:
-        found.setdefault(key, []).append(value)
-    return found if encoding.encode_params(found) == query else None
-
-
-def task_json(task: Task, queue_name: str) -> dict[str, object]:
-    """The add request's object for a built task: its final values, for the daemon to store;
-    times in exact µs, as the task holds them."""
-    built = task._built
-    out: dict[str, object] = {"method": built.method.value, "eta_us": built.eta_us}
-    if task._name:
-        out["name"] = task._name
-    if built.payload or built.is_pull:
-        out["payload_base64"] = wire.b64encode(built.payload)
-    if built.is_pull:
-        if built.tag is not None:
-            try:
-                out["tag"] = built.tag.decode("utf-8")
-            except UnicodeDecodeError:
-                raise errors.InvalidTagError(
-                    "pushd carries tags as text; this tag is not UTF-8"
-                ) from None
-    else:
-        out["headers"] = [[k, v] for k, v in built.headers]
-        _, _, query = built.url.partition("?")
-        if not built.on_queue_url:
-            out["url"] = built.url
-        elif query:
-            # A default-URL task with a query string (params of a GET, PUT, ...): send the
-            # params so that the daemon builds the same URL under its queue's prefix; params
-            # that are not text cannot travel in JSON, so then send that URL itself.
-            params = query_params(query)
-            if params is None:
-                out["url"] = f"{models.DEFAULT_QUEUE_PATH}/{queue_name}?{query}"
-            else:
-                out["params"] = params
-        if built.target:
-            out["target"] = built.target
-        if built.dispatch_deadline_us is not None:
-            out["dispatch_deadline_us"] = built.dispatch_deadline_us
-        if built.retry_options is not None:
-            out["retry_options"] = wire.encode_retry(built.retry_options)
-    # A pull task's retry_options are not sent, as App Engine's client never sends them: its
-    # queue's task_retry_limit limits its leases, as it did on App Engine.
-    return out
+def task_json(task: Task, queue_name: str) -> wire.TaskRequestJSON:
+    """The add request's object for a built task (see :func:`wire.encode_request`)."""
+    return wire.encode_request(task._built, name=task._name, queue=queue_name)
 
 
 def add_plan(queue_name: str, items: list[Task], transactional: bool, multiple: bool) -> Plan[Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from pushd import clock, encoding, models, tasks, wire
@@ -173,39 +173,21 @@ class Task:
         self._deleted = False
 
     @classmethod
-    def _leased(cls, queue_name: str, found: Mapping[str, Any]) -> Task:
+    def _leased(cls, queue_name: str, found: object) -> Task:
         """A task a lease answered (App Engine's ``_FromQueryAndOwnResponseTask``)."""
-        payload = wire.b64decode(str(found.get("payload_base64") or ""), "payload_base64")
-        tag: bytes | str | None = found.get("tag")
-        if tag is None and found.get("tag_base64") is not None:
-            tag = wire.b64decode(str(found["tag_base64"]), "tag_base64")
-        ns_header = [(encoding.NAMESPACE_HEADER, "")]
         self = cls.__new__(cls)
-        self._built = models.Task(
-            queue=queue_name,
-            name=str(found["name"]),
-            method=models.Method.PULL,
-            url=f"{models.DEFAULT_QUEUE_PATH}/{queue_name}",
-            on_queue_url=True,
-            payload=payload,
-            eta_us=int(found["eta_us"]),
-            tag=tag.encode("utf-8") if isinstance(tag, str) else tag,
-            retry_count=int(found["retry_count"]),
-            size=encoding.task_size(
-                method=models.Method.PULL, payload=payload, relative_url="", headers=ns_header
-            ),
-        )
+        self._built = wire.decode_leased(found, queue_name)
         self._name = self._built.name
         self._queue_name = queue_name
         self._eta_us = self._built.eta_us
         self._retry_count = self._built.retry_count
         self._retry_options = None
         self._target = None
-        self._tag = tag
+        self._tag = _shown_tag(self._built.tag)
         self._dispatch_deadline_usec = None
         self._relative_url = ""
-        self._headers = CaselessHeaders(ns_header)
-        self._payload = payload
+        self._headers = CaselessHeaders([(encoding.NAMESPACE_HEADER, "")])
+        self._payload = self._built.payload
         self._enqueued = True
         self._deleted = False
         return self
@@ -347,6 +329,14 @@ def _payload_of(built: models.Task, payload: object, params: object) -> bytes | 
             return built.payload.decode("ascii")
         return None if payload is None else built.payload
     return built.payload if payload else None
+
+
+def _shown_tag(tag: bytes | None) -> bytes | str | None:
+    """A leased task's tag as App Engine's client shows it: text when it is UTF-8."""
+    try:
+        return None if tag is None else tag.decode("utf-8")
+    except UnicodeDecodeError:
+        return tag
 
 
 def listify(task: Task | Iterable[Task]) -> tuple[list[Task], bool]:

@@ -41,6 +41,7 @@ from pushd.wire.pull import (
     decode_lease,
     decode_modify_lease,
 )
+from pushd.wire.requests import TaskRequestJSON, decode_leased, encode_request, query_params
 from pushd.wire.shapes import (
     AddResultJSON,
     DeadTaskJSON,
@@ -72,12 +73,14 @@ __all__ = [
     "QueueStatsJSON",
     "RetryOptionsJSON",
     "TaskJSON",
+    "TaskRequestJSON",
     "b64decode",
     "b64encode",
     "check_delete_names",
     "decode_add",
     "decode_delete",
     "decode_lease",
+    "decode_leased",
     "decode_modify_lease",
     "decode_task",
     "dumps",
@@ -86,10 +89,12 @@ __all__ = [
     "encode_error",
     "encode_last_attempt",
     "encode_queue",
+    "encode_request",
     "encode_retry",
     "encode_task",
     "loads",
     "parse_age_limit_s",
     "parse_rfc3339",
+    "query_params",
     "result_name",
 ]
