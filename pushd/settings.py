@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -317,7 +318,30 @@ def _cloud_tasks(value: Any, issues: _Issues) -> dict[str, Any]:
     return out
 
 
+#: Settings with a range: (name, least, most, the issue outside it). Tasks' own deadlines
+#: follow App Engine (15 s to 24 h); the daemon's default may be shorter, since it is also how
+#: soon a task claimed by a crashed daemon runs again.
+_RANGES: tuple[tuple[str, float, float, str], ...] = (
+    ("default_dispatch_deadline_s", 1, 86400, "must be between 1s and 24h"),
+    ("console_session_s", 60, 30 * 86400, "must be between 1m and 30d"),
+    ("shutdown_report_s", 0.1, 3600, "must be between 0.1s and 1h"),
+    ("max_connections", 1, math.inf, "must be at least 1"),
+    ("max_api_connections", 1, math.inf, "must be at least 1"),
+    ("api_read_timeout_s", 0.1, 3600, "must be between 0.1s and 1h"),
+)
+
+
 def _validate(settings: Settings, issues: _Issues) -> None:
+    """The checks of the settings as a whole, each issue in the order of the keys."""
+    _validate_listening(settings, issues)
+    for name, least, most, issue in _RANGES:
+        if not least <= getattr(settings, name) <= most:
+            issues.add(name, issue)
+    _validate_choices(settings, issues)
+
+
+def _validate_listening(settings: Settings, issues: _Issues) -> None:
+    """Where the daemon listens and delivers: the port, an open host, the default target."""
     if not 0 <= settings.port <= 65535:
         issues.add("port", f"{settings.port} is not a TCP port (0-65535)")
     if not settings.auth_tokens and not is_loopback(settings.host):
@@ -332,20 +356,10 @@ def _validate(settings: Settings, issues: _Issues) -> None:
         issues.add("cloud_tasks.grpc_port", f"{grpc_port} is the API's port too; choose another")
     if problem := _check_url(settings.default_target):
         issues.add("default_target", problem)
-    # Tasks' own deadlines follow App Engine (15 s to 24 h); the daemon's default may be
-    # shorter, since it is also how soon a task claimed by a crashed daemon runs again.
-    if not 1 <= settings.default_dispatch_deadline_s <= 86400:
-        issues.add("default_dispatch_deadline_s", "must be between 1s and 24h")
-    if not 60 <= settings.console_session_s <= 30 * 86400:
-        issues.add("console_session_s", "must be between 1m and 30d")
-    if not 0.1 <= settings.shutdown_report_s <= 3600:
-        issues.add("shutdown_report_s", "must be between 0.1s and 1h")
-    if settings.max_connections < 1:
-        issues.add("max_connections", "must be at least 1")
-    if settings.max_api_connections < 1:
-        issues.add("max_api_connections", "must be at least 1")
-    if not 0.1 <= settings.api_read_timeout_s <= 3600:
-        issues.add("api_read_timeout_s", "must be between 0.1s and 1h")
+
+
+def _validate_choices(settings: Settings, issues: _Issues) -> None:
+    """The settings that name one of a few choices, and the signing secret's length."""
     if settings.durability not in DURABILITY:
         issues.add("durability", f"{settings.durability!r} is not one of {', '.join(DURABILITY)}")
     if settings.event_loop not in EVENT_LOOPS:
