@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from fractions import Fraction
 from typing import TypeAlias
 
@@ -355,32 +355,10 @@ class Checker:
                 self.error(node, path, f"expected a mapping of retry settings, found {found}")
             return None
         fields = self.keys(node, path, _RETRY_KEYS)
-        checks: dict[str, Check] = {}
-        for key, value in fields.items():
-            where = f"{path}.{key}"
-            if key == "task_age_limit":
-                checks[key] = self.age(value, where)
-            else:
-                checks[key] = self.number(value, where, whole=not key.endswith("_seconds"))
+        checks = {key: self._retry_value(value, f"{path}.{key}") for key, value in fields.items()}
         got = {key: value for key, (value, _, _) in checks.items() if value is not None}
         before = len(self.issues)
-        for key in ("task_retry_limit", "max_doublings"):
-            if key in got and not -_INT32_MAX - 1 <= got[key] <= _INT32_MAX:
-                self.error(fields[key], f"{path}.{key}", f"{got[key]} is out of range")
-            elif key in got and got[key] < 0:
-                self.error(fields[key], f"{path}.{key}", "must not be negative")
-        for key in ("min_backoff_seconds", "max_backoff_seconds"):
-            if key in got and got[key] < 0:
-                self.error(fields[key], f"{path}.{key}", "must not be negative")
-        low, high = got.get("min_backoff_seconds"), got.get("max_backoff_seconds")
-        if low is not None and high is not None and low > high:
-            message = f"{low} is greater than max_backoff_seconds ({high})"
-            self.error(fields["min_backoff_seconds"], f"{path}.min_backoff_seconds", message)
-        # Only one bound given and beyond the other's default: App Engine moves that one along.
-        if low is not None and high is None and low > DEFAULT_MAX_BACKOFF_S:
-            high = low
-        elif high is not None and low is None and high < DEFAULT_MIN_BACKOFF_S:
-            low = high
+        self._retry_ranges(fields, got, path)
         if len(self.issues) > before or not all(ok for _, _, ok in checks.values()):
             return None
         if mode is models.QueueMode.PULL:
@@ -388,13 +366,62 @@ class Checker:
                 self.warn(
                     fields[key], f"{path}.{key}", "ignored: pull queues only use task_retry_limit"
                 )
-        limit, age, doublings = (
-            got.get(k) for k in ("task_retry_limit", "task_age_limit", "max_doublings")
-        )
-        return models.RetryParameters(
-            task_retry_limit=None if limit is None else int(limit),
-            task_age_limit_s=None if age is None else int(age),
-            min_backoff_s=low,
-            max_backoff_s=high,
-            max_doublings=None if doublings is None else int(doublings),
-        )
+        return _retry_parameters(got)
+
+    def _retry_value(self, node: config_yaml.Node, path: str) -> Check:
+        """One retry setting: a duration for task_age_limit, else a number (whole for counts)."""
+        if path.endswith(".task_age_limit"):
+            return self.age(node, path)
+        return self.number(node, path, whole=not path.endswith("_seconds"))
+
+    def _retry_ranges(
+        self, fields: Mapping[str, config_yaml.Node], got: Mapping[str, float], path: str
+    ) -> None:
+        """The ranges of ``TranslateRetryParameters``: each value's, then the backoffs' order."""
+        for key, rule in _RETRY_RANGES:
+            if key in got and (issue := rule(got[key])) is not None:
+                self.error(fields[key], f"{path}.{key}", issue)
+        low, high = got.get("min_backoff_seconds"), got.get("max_backoff_seconds")
+        if low is not None and high is not None and low > high:
+            message = f"{low} is greater than max_backoff_seconds ({high})"
+            self.error(fields["min_backoff_seconds"], f"{path}.min_backoff_seconds", message)
+
+
+def _int32_issue(value: float) -> str | None:
+    """task_retry_limit and max_doublings: an ``int32`` of App Engine's, never negative."""
+    if not -_INT32_MAX - 1 <= value <= _INT32_MAX:
+        return f"{value} is out of range"
+    return "must not be negative" if value < 0 else None
+
+
+def _non_negative_issue(value: float) -> str | None:
+    return "must not be negative" if value < 0 else None
+
+
+#: The range rule of each retry setting, in the order App Engine checks them.
+_RETRY_RANGES: tuple[tuple[str, Callable[[float], str | None]], ...] = (
+    ("task_retry_limit", _int32_issue),
+    ("max_doublings", _int32_issue),
+    ("min_backoff_seconds", _non_negative_issue),
+    ("max_backoff_seconds", _non_negative_issue),
+)
+
+
+def _retry_parameters(got: Mapping[str, float]) -> models.RetryParameters:
+    """The checked retry settings, with App Engine's fix-up: when only one backoff bound is
+    given and it lies beyond the other's default, the other moves along with it."""
+    low, high = got.get("min_backoff_seconds"), got.get("max_backoff_seconds")
+    if low is not None and high is None and low > DEFAULT_MAX_BACKOFF_S:
+        high = low
+    elif high is not None and low is None and high < DEFAULT_MIN_BACKOFF_S:
+        low = high
+    limit, age, doublings = (
+        got.get(k) for k in ("task_retry_limit", "task_age_limit", "max_doublings")
+    )
+    return models.RetryParameters(
+        task_retry_limit=None if limit is None else int(limit),
+        task_age_limit_s=None if age is None else int(age),
+        min_backoff_s=low,
+        max_backoff_s=high,
+        max_doublings=None if doublings is None else int(doublings),
+    )
