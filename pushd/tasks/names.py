@@ -48,9 +48,12 @@ def check_task_name(name: object) -> str:
 
 def check_generated_name(name: object) -> str:
     """A name from a name factory, which must satisfy the task-name rule like any other."""
-    if not isinstance(name, str) or not _TASK_NAME_RE.fullmatch(name):
-        raise errors.InternalError(f"generated task name {encoding.show(name)} is invalid")
-    return name
+    try:
+        return check_task_name(name)
+    except errors.InvalidTaskNameError:
+        raise errors.InternalError(
+            f"generated task name {encoding.show(name)} is invalid"
+        ) from None
 
 
 def check_namespace(namespace: object) -> str:

@@ -12,24 +12,14 @@ from pushd import clock, errors, models
 from pushd.wire.values import b64encode
 
 if TYPE_CHECKING:
-    from pushd.wire.shapes import (
-        AddResultJSON,
-        DeadTaskJSON,
-        ErrorBodyJSON,
-        ErrorJSON,
-        LastAttemptJSON,
-        QueueJSON,
-        QueueSettings,
-        RetryOptionsJSON,
-        TaskJSON,
-    )
+    from pushd.wire import shapes
 
 
 def _optional_seconds(us: int | None) -> float | None:
     return None if us is None else clock.us_to_seconds(us)
 
 
-def encode_retry(options: models.RetryParameters | None) -> RetryOptionsJSON:
+def encode_retry(options: models.RetryParameters | None) -> shapes.RetryOptionsJSON:
     o = options or models.RetryParameters()
     return {
         "task_retry_limit": o.task_retry_limit,
@@ -40,13 +30,13 @@ def encode_retry(options: models.RetryParameters | None) -> RetryOptionsJSON:
     }
 
 
-def encode_task(task: models.Task, *, payload: bool = True) -> TaskJSON:
+def encode_task(task: models.Task, *, payload: bool = True) -> shapes.TaskJSON:
     """A task; ``payload=False`` leaves the payload out (lists)."""
     try:
         tag_text = None if task.tag is None else task.tag.decode("utf-8")
     except UnicodeDecodeError:
         tag_text = None
-    out: TaskJSON = {
+    out: shapes.TaskJSON = {
         "name": task.name,
         "queue": task.queue,
         "method": task.method.value,
@@ -75,7 +65,7 @@ def encode_task(task: models.Task, *, payload: bool = True) -> TaskJSON:
     return out
 
 
-def encode_last_attempt(attempt: models.LastAttempt | None) -> LastAttemptJSON | None:
+def encode_last_attempt(attempt: models.LastAttempt | None) -> shapes.LastAttemptJSON | None:
     if attempt is None:
         return None
     return {
@@ -90,7 +80,7 @@ def encode_last_attempt(attempt: models.LastAttempt | None) -> LastAttemptJSON |
 
 def encode_dead(
     task: models.Task, *, dead_us: int, reason: str, payload: bool = True
-) -> DeadTaskJSON:
+) -> shapes.DeadTaskJSON:
     """A dead letter; ``attempts`` counts the failed attempts (its retry count)."""
     return {
         **encode_task(task, payload=payload),
@@ -111,7 +101,7 @@ def result_name(result: models.AddResult) -> str:
     return errors.ErrorCode.INTERNAL_ERROR.name
 
 
-def encode_add_result(result: models.AddResult) -> AddResultJSON:
+def encode_add_result(result: models.AddResult) -> shapes.AddResultJSON:
     return {
         "name": result.task.name,
         "queue": result.task.queue,
@@ -121,7 +111,7 @@ def encode_add_result(result: models.AddResult) -> AddResultJSON:
     }
 
 
-def encode_queue(cfg: QueueSettings, stats: models.QueueStats) -> QueueJSON:
+def encode_queue(cfg: shapes.QueueSettings, stats: models.QueueStats) -> shapes.QueueJSON:
     push = cfg.mode is models.QueueMode.PUSH and not stats.removed
     return {
         "name": cfg.name,
@@ -148,8 +138,8 @@ def encode_queue(cfg: QueueSettings, stats: models.QueueStats) -> QueueJSON:
 
 def encode_error(
     http_status: int, status: str, message: str, exception: str | None = None
-) -> ErrorJSON:
-    body: ErrorBodyJSON = {"code": http_status, "status": status, "message": message}
+) -> shapes.ErrorJSON:
+    body: shapes.ErrorBodyJSON = {"code": http_status, "status": status, "message": message}
     if exception is not None:
         body["exception"] = exception
     return {"error": body}
