@@ -662,7 +662,7 @@ async def test_queues_claiming_at_once_never_overshoot_the_outstanding_cap(
 
     async def deliver(t: models.Task, cfg: config.QueueConfig, **kw: Any) -> dispatch.Attempt:
         nonlocal peak
-        peak = max(peak, sched._in_flight)
+        peak = max(peak, sched.in_flight)
         await fake.sleep(1)
         return dispatch.Attempt(200)
 
@@ -674,7 +674,7 @@ async def test_queues_claiming_at_once_never_overshoot_the_outstanding_cap(
         max_connections=4,
     )
     await run_until(sched, fake, lambda: False, 3)
-    assert 0 < peak <= sched._max_outstanding
+    assert 0 < peak <= sched._admission.max_outstanding
 
 
 @pytest.mark.parametrize("order", [("a", "b"), ("b", "a")])
