@@ -35,9 +35,13 @@ import os
 import secrets
 import socket
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from pushd import clock, config, errors, logs, models, scheduler
+from pushd import clock, errors, logs, models, scheduler
 from pushd.store import base
+
+if TYPE_CHECKING:
+    from pushd.queue_yaml import config
 
 OWNER_TTL_US = 5 * clock.US_PER_SECOND
 RENEW_US = 1 * clock.US_PER_SECOND

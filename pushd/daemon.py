@@ -46,7 +46,6 @@ from pushd import (
     api,
     clock,
     cluster,
-    config,
     dispatch,
     errors,
     logs,
@@ -61,6 +60,7 @@ from pushd.api import server
 from pushd.cloudtasks import backend as cloudtasks_backend
 from pushd.cloudtasks import grpc_server
 from pushd.cloudtasks import rest as cloudtasks_rest
+from pushd.queue_yaml import config
 from pushd.store import base, describe_url, open_store, server_versions
 
 #: Queues the start-up report of stranded tasks counts per store read.

@@ -2,7 +2,7 @@
 
 Times are ``int`` microseconds since the epoch (see :mod:`pushd.clock`); durations carry their
 unit in their name. Nothing here validates user input: :mod:`pushd.tasks` builds valid
-:class:`Task` values and :mod:`pushd.config` builds valid :class:`RetryParameters`.
+:class:`Task` values and :mod:`pushd.queue_yaml.config` builds valid :class:`RetryParameters`.
 """
 
 from __future__ import annotations

@@ -13,12 +13,16 @@ import enum
 import hmac
 import urllib.parse
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from aiohttp import hdrs, web
 
-from pushd import clock, config, errors, models, service, settings
+from pushd import clock, errors, models, service, settings
 from pushd.api import errors as api_errors
 from pushd.api.keys import SERVICE, SESSIONS, TOKEN, TOKENS
+
+if TYPE_CHECKING:
+    from pushd.queue_yaml import config
 
 Handler = api_errors.Handler
 

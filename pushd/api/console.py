@@ -25,13 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import hdrs, web
 
-from pushd import clock, config, errors, models, tasks
+from pushd import clock, errors, models, tasks
 from pushd.api import auth
 from pushd.api import console_view as view
 from pushd.api import errors as api_errors
 from pushd.api.keys import SESSIONS, TOKENS, service_of
 
 if TYPE_CHECKING:
+    from pushd.queue_yaml import config
     from pushd.store import base
 
 PAGE_SIZE = 50  # tasks, and dead letters, per page

@@ -19,10 +19,11 @@ import jinja2
 import markupsafe
 from aiohttp import hdrs, web
 
-from pushd import clock, config, metrics, models
+from pushd import clock, metrics, models
 
 if TYPE_CHECKING:
     from pushd.api import errors as api_errors
+    from pushd.queue_yaml import config
 
 #: What a payload preview shows at most, as text or as hex.
 PREVIEW_BYTES = 4096

@@ -19,7 +19,7 @@ from pushd.api.keys import service_of
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from pushd import config
+    from pushd.queue_yaml import config
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = service.MAX_PAGE_SIZE

@@ -22,16 +22,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from google.protobuf import message as pb_message
 
-from pushd import config, errors, service, settings, tickets
+from pushd import errors, service, settings, tickets
 from pushd.api import auth
 from pushd.api import errors as api_errors
 from pushd.api.keys import SERVICE, TOKENS
 from pushd.proto import remote_api_pb2 as remote
+
+if TYPE_CHECKING:
+    from pushd.queue_yaml import config
 
 PATH = "/rpc_http"
 CONTENT_TYPE = "application/octet-stream"

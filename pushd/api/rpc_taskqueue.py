@@ -21,13 +21,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from pushd import config, errors, models, service, tasks, wire
+from pushd import errors, models, service, tasks, wire
 from pushd.api import auth
 from pushd.api.rpc import Call, Method, text
 from pushd.proto import taskqueue_service_pb2 as pb
 
 if TYPE_CHECKING:
     from google.protobuf import message as pb_message
+
+    from pushd.queue_yaml import config
 
 _Code = pb.TaskQueueServiceError
 _METHODS = {1: "GET", 2: "POST", 3: "HEAD", 4: "PUT", 5: "DELETE"}

@@ -9,8 +9,9 @@ import signal
 import sys
 from pathlib import Path
 
-from pushd import COMMAND, config, errors, logs, settings
+from pushd import COMMAND, errors, logs, settings
 from pushd.cli import exit_codes
+from pushd.queue_yaml import config
 
 
 def _issue_line(issue: errors.ConfigIssue) -> str:

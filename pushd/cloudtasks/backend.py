@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from pushd import config, errors, models, service, settings, tasks
+from pushd import errors, models, service, settings, tasks
 from pushd.api import auth, keys, openapi
 from pushd.api import errors as api_errors
+from pushd.queue_yaml import config
 
 if TYPE_CHECKING:
     from aiohttp import web

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pushd import clock, config, models, tasks
+from pushd import clock, models, tasks
 from pushd.cloudtasks import descriptors, names, rpc
+from pushd.queue_yaml import config
 
 #: Schedule times further ahead than this are refused, as the real service does.
 MAX_SCHEDULE_AHEAD_US = 720 * 3600 * clock.US_PER_SECOND

@@ -25,9 +25,10 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pushd import config, errors, models, settings
+from pushd import errors, models, settings
 from pushd.cloudtasks import backend as backend_
 from pushd.cloudtasks import convert, descriptors, names, rpc
+from pushd.queue_yaml import config
 
 Action = backend_.Action
 LOCATION_ID = "local"

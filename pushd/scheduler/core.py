@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import anyio
 import anyio.abc
 
-from pushd import clock, config, errors, logs, metrics, models, throttle
+from pushd import clock, errors, logs, metrics, models, throttle
 from pushd.scheduler import holds
 from pushd.scheduler.admission import Admission
 from pushd.scheduler.delivery import Deliver, Deliveries
@@ -26,6 +26,7 @@ from pushd.scheduler.queue import AWAKE, QueueState
 from pushd.store import base, health
 
 if TYPE_CHECKING:
+    from pushd.queue_yaml import config
     from pushd.scheduler.holds import Hold
 
 HOUSEKEEPING_INTERVAL_US = 600 * clock.US_PER_SECOND  # how often expired tombstones are dropped

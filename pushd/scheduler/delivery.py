@@ -16,12 +16,13 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Protocol
 
-from pushd import clock, config, dispatch, logs, metrics, models
+from pushd import clock, dispatch, logs, metrics, models
 from pushd.scheduler import outcomes
 from pushd.scheduler.holds import LEASE_SLACK_US, Hold, wait_until
 from pushd.store import base
 
 if TYPE_CHECKING:
+    from pushd.queue_yaml import config
     from pushd.scheduler.admission import Admission
     from pushd.scheduler.flusher import Flusher
     from pushd.scheduler.queue import QueueState

@@ -11,9 +11,10 @@ from collections import deque
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from pushd import clock, config, logs, throttle
+from pushd import clock, logs, throttle
 
 if TYPE_CHECKING:
+    from pushd.queue_yaml import config
     from pushd.scheduler.holds import Hold
 
 CLAIM_BATCH = 256  # most tasks one claim takes from the store

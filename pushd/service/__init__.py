@@ -22,7 +22,8 @@ from pushd.service import dead, engine, leases, parts, pull, queues, tasks
 from pushd.store import health
 
 if TYPE_CHECKING:
-    from pushd import clock, config
+    from pushd import clock
+    from pushd.queue_yaml import config
     from pushd.store import base
 
 Engine = engine.Engine

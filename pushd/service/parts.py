@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
-    from pushd import clock, config, metrics, models
+    from pushd import clock, metrics, models
+    from pushd.queue_yaml import config
     from pushd.service import engine, leases
     from pushd.store import base
 

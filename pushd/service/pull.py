@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from pushd import errors, models
 
 if TYPE_CHECKING:
-    from pushd import config
+    from pushd.queue_yaml import config
     from pushd.service import parts
     from pushd.store import base
 

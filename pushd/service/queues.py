@@ -11,7 +11,7 @@ from pushd import clock, logs, metrics, models
 from pushd.service import parts
 
 if TYPE_CHECKING:
-    from pushd import config
+    from pushd.queue_yaml import config
     from pushd.store import base
 
 

@@ -16,7 +16,8 @@ from pushd.service import parts
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from pushd import config, models
+    from pushd import models
+    from pushd.queue_yaml import config
     from pushd.store import base
 
 

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pushd import cli, config, errors, scaffold, settings
+from pushd import cli, errors, scaffold, settings
+from pushd.queue_yaml import config
 from tests.integration.harness import Daemon, Receiver, api
 
 if TYPE_CHECKING:

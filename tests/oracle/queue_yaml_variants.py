@@ -1,7 +1,7 @@
 """queue.yaml variants compared with App Engine's validator by test_queueinfo_oracle.py.
 
 Three lists of ``(id, text)``: ``REJECTED`` (App Engine and pushd both refuse), ``STRICTER``
-(App Engine accepts, pushd refuses on purpose: see pushd.config) and ``VALID`` (both accept and
+(App Engine accepts, pushd refuses on purpose: see pushd.queue_yaml.config) and ``VALID`` (both accept and
 must read the same values). ``mutants()`` derives many more from the corpus, with no expectation
 beyond "pushd is never more lenient than App Engine".
 """

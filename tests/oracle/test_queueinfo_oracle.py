@@ -2,7 +2,7 @@
 
 Every file is judged by both. When both accept, they must read the same values. When only App
 Engine accepts, every issue pushd reports must be marked ``stricter`` (a deliberate rule,
-listed in pushd.config). pushd accepting a file App Engine refuses is always a failure. The
+listed in pushd.queue_yaml.config). pushd accepting a file App Engine refuses is always a failure. The
 oracle runs once for the whole module.
 """
 
@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from pushd import config, errors, models
+from pushd import errors, models
+from pushd.queue_yaml import config
 from tests.oracle import queue_yaml_variants as variants
 from tests.oracle.runner import run_oracle
 

@@ -37,7 +37,8 @@ import yaml
 from hypothesis import HealthCheck, assume, example, given, note, settings
 from hypothesis import strategies as st
 
-from pushd import config, errors, models, retry, tasks, throttle
+from pushd import errors, models, retry, tasks, throttle
+from pushd.queue_yaml import config
 from tests.reliability.conftest import scale
 
 T0 = 1_700_000_000_000_000

@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from pushd import api, clock, config, errors, models, service, settings, wire
+from pushd import api, clock, errors, models, service, settings, wire
+from pushd.queue_yaml import config
 from pushd.store import base, memory
 
 T0 = 1_700_000_000_000_000

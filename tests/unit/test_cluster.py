@@ -7,7 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pushd import clock, cluster, config, errors, models
+from pushd import clock, cluster, errors, models
+from pushd.queue_yaml import config
 from pushd.store import base
 
 T0 = 1_700_000_000_000_000

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from pushd import api, cli, clock, config, errors, models, service, settings, wire
+from pushd import api, cli, clock, errors, models, service, settings, wire
 from pushd.api import server
 from pushd.cli import context, exit_codes, render, runner, task_commands
+from pushd.queue_yaml import config
 from pushd.store import base, memory
 
 T0 = 1_700_000_000_000_000  # 2023-11-14T22:13:20Z

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pushd import config, errors, models
+from pushd import errors, models
+from pushd.queue_yaml import config
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "queue_yaml"
 

@@ -15,9 +15,10 @@ import pytest
 from aiohttp import test_utils
 from google.protobuf import message as pb_message
 
-from pushd import api, clock, config, dispatch, models, service, settings, tickets, wire
+from pushd import api, clock, dispatch, models, service, settings, tickets, wire
 from pushd.proto import remote_api_pb2 as remote
 from pushd.proto import taskqueue_service_pb2 as pb
+from pushd.queue_yaml import config
 from pushd.store import memory
 from tests.unit.test_api import ADMIN, CONSUMER, PRODUCER, T0, TOKENS, FakeEngine
 

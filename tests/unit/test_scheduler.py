@@ -13,7 +13,8 @@ from typing import Any
 import anyio
 import pytest
 
-from pushd import clock, config, dispatch, models, scheduler
+from pushd import clock, dispatch, models, scheduler
+from pushd.queue_yaml import config
 from pushd.store.memory import MemoryStore
 
 T0 = 1_700_000_000_000_000

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from pushd import clock, config, errors, metrics, service, tasks
+from pushd import clock, errors, metrics, service, tasks
+from pushd.queue_yaml import config
 from pushd.service import parts
 from pushd.store import base, memory
 from tests.unit.test_api import T0, FakeEngine, S

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pushd import config, errors, models, tasks, wire
+from pushd import errors, models, tasks, wire
+from pushd.queue_yaml import config
 from pushd.store import base
 
 T0 = 1_700_000_000_000_000

@@ -9,13 +9,15 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from pushd import config, errors, models, tasks, wire
+from pushd import errors, models, tasks, wire
 from pushd.api.keys import service_of
 from pushd.api.v1beta2 import resources
 from pushd.service import pull
 
 if TYPE_CHECKING:
     from aiohttp import web
+
+    from pushd.queue_yaml import config
 
 _FORM = "application/x-www-form-urlencoded"
 _INT32 = re.compile(r"[+-]?[0-9]{1,10}")

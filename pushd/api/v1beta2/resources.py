@@ -6,9 +6,10 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING, NotRequired, TypedDict
 
-from pushd import clock, config, models
+from pushd import clock, models
 
 if TYPE_CHECKING:
+    from pushd.queue_yaml import config
     from pushd.service import pull
     from pushd.store import base
 

@@ -5,7 +5,7 @@ with the YAML 1.1 rules, so a plain scalar is typed before validation sees it: `
 integer 8, ``y`` and ``on`` are ``True``, ``1e3`` is the float 1000.0, ``1:30`` is 90. Mapping keys
 are the exception: App Engine takes their raw text. This module reproduces that typing with
 PyYAML (the resolver table below is ruamel.yaml's YAML 1.1 table, which differs from PyYAML's in
-``y``/``n``, ``1e3`` and ``1.0e5``), so :mod:`pushd.config` can tell what App Engine would have
+``y``/``n``, ``1e3`` and ``1.0e5``), so :mod:`pushd.queue_yaml.config` can tell what App Engine would have
 read and say precisely where pushd is stricter.
 
 The result is a small located tree (:class:`Scalar`, :class:`Sequence`, :class:`Mapping`) plus

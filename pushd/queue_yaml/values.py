@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping
 from fractions import Fraction
 from typing import TypeAlias
 
-from pushd import config_yaml, durations, errors, models
+from pushd import durations, errors, models
+from pushd.queue_yaml import reader as config_yaml
 
 DEFAULT_MIN_BACKOFF_S = 0.1  # TaskQueueRetryParameters proto defaults (SPEC 4.1)
 DEFAULT_MAX_BACKOFF_S = 3600.0

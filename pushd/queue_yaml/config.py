@@ -7,7 +7,7 @@ unless queue.yaml defines one.
 
 What is accepted follows App Engine's own validator (``google.appengine.api.queueinfo``: the
 schema, ``ParseRate``, ``ParseTotalStorageLimit``, ``TranslateRetryParameters``), including how its
-YAML 1.1 loader types scalars (see :mod:`pushd.config_yaml`), and a test compares the two on the
+YAML 1.1 loader types scalars (see :mod:`pushd.queue_yaml.reader`), and a test compares the two on the
 example corpus and on hundreds of variants. pushd is never more lenient. It is deliberately
 stricter in these places, and each such issue says "pushd is stricter than App Engine here" and
 has ``stricter=True``:
@@ -45,15 +45,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from pushd import config_values, config_yaml, errors, models
+from pushd import errors, models
+from pushd.queue_yaml import reader as yaml_reader
+from pushd.queue_yaml import values
 
 #: Every issue where pushd refuses what App Engine accepts says this (and has ``stricter=True``).
-STRICTER_NOTE = config_yaml.STRICTER
+STRICTER_NOTE = yaml_reader.STRICTER
 DEFAULT_RATE = Fraction(5)  # tasks per second of the implicit default queue (SPEC 5.4)
 DEFAULT_RATE_TEXT = "5/s"
 DEFAULT_BUCKET_SIZE = 5
-DEFAULT_MIN_BACKOFF_S = config_values.DEFAULT_MIN_BACKOFF_S
-DEFAULT_MAX_BACKOFF_S = config_values.DEFAULT_MAX_BACKOFF_S
+DEFAULT_MIN_BACKOFF_S = values.DEFAULT_MIN_BACKOFF_S
+DEFAULT_MAX_BACKOFF_S = values.DEFAULT_MAX_BACKOFF_S
 DEFAULT_MAX_DOUBLINGS = 16
 _TOP_KEYS = ("queue", "total_storage_limit", "resume_paused_queues", "application")
 _ENTRY_KEYS = (
@@ -237,7 +239,7 @@ def load_text(text: str, filename: str = "queue.yaml") -> QueuesConfig:
     config = None
     try:
         # PyYAML skips a byte order mark but counts it as a column of the first line.
-        parsed = config_yaml.parse(text.removeprefix("\ufeff"), filename)
+        parsed = yaml_reader.parse(text.removeprefix("\ufeff"), filename)
         reader.issues.extend(parsed.issues)
         if parsed.documents:
             config = reader.document(parsed.documents[0])
@@ -248,25 +250,25 @@ def load_text(text: str, filename: str = "queue.yaml") -> QueuesConfig:
             message = "Empty queue configuration: the file holds no YAML document"
             reader.issues.append(errors.ConfigIssue(filename, 1, 1, "", message))
     except RecursionError:
-        message = f"the YAML is nested too deeply; {config_yaml.STRICTER}"
+        message = f"the YAML is nested too deeply; {yaml_reader.STRICTER}"
         reader.issues = [errors.ConfigIssue(filename, 0, 0, "", message, True)]
     if reader.issues or config is None:
         raise errors.ConfigError(sorted(reader.issues, key=lambda i: (i.line, i.column)))
     return config
 
 
-def _has_mapping(node: config_yaml.Node) -> bool:
-    if isinstance(node, config_yaml.Mapping):
+def _has_mapping(node: yaml_reader.Node) -> bool:
+    if isinstance(node, yaml_reader.Mapping):
         return True
-    return isinstance(node, config_yaml.Sequence) and any(_has_mapping(n) for n in node.items)
+    return isinstance(node, yaml_reader.Sequence) and any(_has_mapping(n) for n in node.items)
 
 
-class _Reader(config_values.Checker):
+class _Reader(values.Checker):
     """Reads the queue.yaml schema; builds the config only when no issue was found."""
 
     # ------------------------------------------------------------------ document
-    def document(self, doc: config_yaml.Node) -> QueuesConfig | None:
-        if not isinstance(doc, config_yaml.Mapping):
+    def document(self, doc: yaml_reader.Node) -> QueuesConfig | None:
+        if not isinstance(doc, yaml_reader.Mapping):
             # App Engine takes a document that is a scalar or a list of scalars as "no queues".
             message = "queue.yaml must be a mapping with a 'queue:' list"
             self.error(doc, "", message, stricter=not _has_mapping(doc))
@@ -274,13 +276,13 @@ class _Reader(config_values.Checker):
         fields = self.keys(doc, "", _TOP_KEYS)
         queues: dict[str, QueueConfig] = {}
         entries = fields.get("queue")
-        if isinstance(entries, config_yaml.Sequence):
+        if isinstance(entries, yaml_reader.Sequence):
             names: dict[str, int] = {}
             for index, item in enumerate(entries.items):
                 queue = self.entry(item, f"queue[{index}]", names)
                 if queue is not None:
                     queues[queue.name] = queue
-        elif entries is not None and not config_values.absent(entries):
+        elif entries is not None and not values.absent(entries):
             self.error(entries, "queue", "expected a list of queue entries")
         limit = self.storage(fields.get("total_storage_limit"), "total_storage_limit")
         resume = self.flag(fields.get("resume_paused_queues"), "resume_paused_queues")
@@ -296,14 +298,14 @@ class _Reader(config_values.Checker):
         )
 
     # ------------------------------------------------------------------ queue entries
-    def entry(self, node: config_yaml.Node, path: str, names: dict[str, int]) -> QueueConfig | None:
-        if not isinstance(node, config_yaml.Mapping):
+    def entry(self, node: yaml_reader.Node, path: str, names: dict[str, int]) -> QueueConfig | None:
+        if not isinstance(node, yaml_reader.Mapping):
             self.error(node, path, "a queue entry must be a mapping with at least a name")
             return None
         before = len(self.issues)
         fields = self.keys(node, path, _ENTRY_KEYS)
         name = None
-        if config_values.absent(name_node := fields.get("name")):
+        if values.absent(name_node := fields.get("name")):
             self.error(name_node or node, f"{path}.name", "every queue needs a name")
         elif name_node is not None:
             name = self.name(name_node, f"{path}.name", names)
@@ -321,7 +323,7 @@ class _Reader(config_values.Checker):
         pull = mode is models.QueueMode.PULL
         for key in ("rate", "bucket_size", "max_concurrent_requests", "target", "acl"):
             given = fields.get(key)
-            if given is not None and not config_values.absent(given) and pull != (key == "acl"):
+            if given is not None and not values.absent(given) and pull != (key == "acl"):
                 self.warn(
                     given,
                     f"{path}.{key}",
@@ -344,17 +346,17 @@ class _Reader(config_values.Checker):
             line=node.line,
         )
 
-    def acl(self, node: config_yaml.Node | None, path: str) -> tuple[AclEntry, ...] | None:
-        if node is None or config_values.absent(node):
+    def acl(self, node: yaml_reader.Node | None, path: str) -> tuple[AclEntry, ...] | None:
+        if node is None or values.absent(node):
             return ()
-        if not isinstance(node, config_yaml.Sequence):
-            if not (isinstance(node, config_yaml.Scalar) and node.value is config_yaml.UNREADABLE):
+        if not isinstance(node, yaml_reader.Sequence):
+            if not (isinstance(node, yaml_reader.Scalar) and node.value is yaml_reader.UNREADABLE):
                 self.error(node, path, "expected a list of {user_email: ...} / {writer_email: ...}")
             return None
         entries: list[AclEntry] = []
         for index, item in enumerate(node.items):
             where = f"{path}[{index}]"
-            if not isinstance(item, config_yaml.Mapping):
+            if not isinstance(item, yaml_reader.Mapping):
                 self.error(item, where, "an acl entry must be a mapping such as {user_email: ...}")
                 continue
             fields = self.keys(item, where, _ACL_KEYS)
@@ -366,7 +368,7 @@ class _Reader(config_values.Checker):
                     self.error(value, f"{where}.{key}", message, stricter=True)
                 elif text is not None:
                     emails[key] = text
-            if all(config_values.absent(value) for value in fields.values()):
+            if all(values.absent(value) for value in fields.values()):
                 message = "an acl entry must name a user_email or a writer_email"
                 self.error(item, where, message, stricter=True)
             entries.append(
