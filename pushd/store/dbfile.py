@@ -11,6 +11,8 @@
   crash again at every restart. :func:`check` runs SQLite's ``quick_check`` (every page, no
   index cross-check; about a second per GB when cached) within :data:`CHECK_BUDGET_S`,
   and refuses with what to do.
+* **The connection.** :func:`connect` opens the writer's connection: WAL, the durability asked
+  for, the schema in place (the start-up check first).
 * **The WAL.** :func:`wal_identity` is what :class:`~pushd.store.sqlite.SqliteStore` compares
   each second to notice the ``-wal`` file deleted under it (SQLite would go on writing into
   the deleted file, and a later crash lost every commit since the last checkpoint).
@@ -20,12 +22,17 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import sqlite3
 from pathlib import Path
 
-from pushd import clock, errors
-from pushd.store import health
+from pushd import clock, errors, logs
+from pushd.store import health, sql
+
+Q = sql.queries("sqlite.sql")
+WRITER_CACHE_KIB = 64 * 1024  # the writer's page cache: most of the hot index pages of 1M tasks
+SLOW_CHECK_S = 1.0  # a start-up check this long is logged (database_checked)
 
 CHECK_BUDGET_S = 30.0  # quick_check is abandoned (and said so) past this: a huge, cold file
 CHECK_MAX_ERRORS = 10
@@ -122,3 +129,55 @@ def wal_identity(db: Path) -> tuple[int, int] | None:
     except FileNotFoundError:
         return None
     return st.st_dev, st.st_ino
+
+
+def connect(path: str, synchronous: str, *, check: bool = False) -> sqlite3.Connection:
+    """The writer's connection: WAL, the durability asked for, the schema in place; with
+    ``check``, a damaged file is refused first (StoreRefusedError saying what to do)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("PRAGMA busy_timeout=10000")
+        # SQLite's default page cache is 2 MiB: with a million tasks stored the ETA index no
+        # longer fits and every claim and delete reads pages back through the OS.
+        conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
+        if check:
+            _check(conn, path)
+        conn.executescript(Q["schema"])
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
+        if "claimed" not in columns:
+            conn.execute(Q["add_claimed_column"])
+        conn.execute(Q["schema_3"])
+        if "last_attempt" not in columns:
+            conn.execute(Q["add_last_attempt_column"])
+        conn.execute(Q["schema_4"])
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        refuse_damaged(path, exc)
+        raise
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _check(conn: sqlite3.Connection, path: str) -> None:
+    took = check(conn, path)
+    if took is None:
+        logs.event(
+            "database_check_skipped",
+            logging.WARNING,
+            db=path,
+            reason=f"quick_check ran past {CHECK_BUDGET_S:.0f}s",
+        )
+    elif took >= SLOW_CHECK_S:  # a quick one is not worth a line before ``listening``
+        logs.event("database_checked", db=path, seconds=round(took, 3))
+
+
+def checkpoint(conn: sqlite3.Connection) -> None:
+    """Everything in the WAL into the database file, synced, and the WAL emptied."""
+    busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    if busy:
+        raise sqlite3.OperationalError("the checkpoint could not finish: a reader holds the WAL")

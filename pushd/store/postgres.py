@@ -6,51 +6,35 @@ two daemons never take the same task, and a dead daemon's claims become due agai
 lease runs out. Names, tombstones, pull leases, pauses and statistics live in the database, so
 they are the same whichever daemon answers.
 
-Changes another daemon must act on (a task added or made due, a pause, a delete or purge) are
-announced with ``NOTIFY`` in the transaction that makes them, so they arrive only once committed;
-:meth:`PostgresStore.watch` turns them into :class:`~pushd.store.base.Change` calls.
-
-Which daemon dispatches each push queue is decided here too (:meth:`PostgresStore.own_queues`),
-see :mod:`pushd.cluster`.
+Changes another daemon must act on are announced with ``NOTIFY``, and which daemon dispatches
+each push queue is decided in the database too: :mod:`pushd.store.postgres_cluster`. The schema,
+migrations and connections: :mod:`pushd.store.postgres_schema`. The reads shared with SQLite:
+:mod:`pushd.store.sqlbase`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
-import socket
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import asyncpg
-import orjson
 
 from pushd import errors, models
-from pushd.store import base, codec, describe_url, sql
-
-Q = sql.queries("postgres.sql")
-CHANNEL = "pushd_changes"
-#: pg_notify refuses payloads of 8,000 bytes or more: names to forget go in chunks below that.
-NOTIFY_MAX_BYTES = 7000
-LOCK_MIGRATE = 0x70757368  # advisory lock keys ("push" and "pushd_owners")
-LOCK_OWNERS = 0x70757369
-POOL_MAX = 10
-#: Errors that mean "the database is not reachable or not writable right now": the caller
-#: answers 503 and tries again, as with a full disk under SQLite.
-_TRANSIENT = (
-    OSError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.InsufficientResourcesError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.ReadOnlySQLTransactionError,
-    asyncpg.exceptions.SerializationError,
-    asyncpg.exceptions.DeadlockDetectedError,
-    asyncpg.exceptions.TooManyConnectionsError,
+from pushd.store import base, codec, describe_url, postgres_cluster, sqlbase
+from pushd.store.postgres_cluster import announce, announce_due
+from pushd.store.postgres_schema import (
+    SCHEMA_VERSION,
+    Q,
+    connect,
+    migrate,
+    transaction,
 )
+
+__all__ = ["SCHEMA_VERSION", "PostgresStore", "connect", "migrate"]
+
+POOL_MAX = 10
 
 
 def _task_columns(tasks: Sequence[models.Task]) -> list[list[Any]]:
@@ -60,118 +44,7 @@ def _task_columns(tasks: Sequence[models.Task]) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)]
 
 
-def _migrations() -> list[tuple[int, str]]:
-    found = sorted(
-        (int(name.removeprefix("migration_")), text)
-        for name, text in Q.items()
-        if name.startswith("migration_")
-    )
-    assert [v for v, _ in found] == list(range(1, len(found) + 1)), "migrations must be 1..N"
-    return found
-
-
-SCHEMA_VERSION = len(_migrations())
-
-
-#: How long a first connection may take before the server counts as unreachable.
-CONNECT_TIMEOUT_S = 15.0
-
-
-async def connect(dsn: str) -> asyncpg.Connection:
-    """One connection to ``dsn``; a clear error (password masked) when it cannot be made,
-    with what to check: the server, the credentials or the database name."""
-    try:
-        return await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_S)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
-        reason = str(exc) or type(exc).__name__
-        raise errors.PushdError(
-            f"database {describe_url(dsn)}: cannot connect: {reason}; {_connect_hint(exc)}"
-        ) from None
-
-
-def _connect_hint(exc: BaseException) -> str:
-    if isinstance(exc, asyncpg.InvalidCatalogNameError):
-        return "create the database (createdb NAME) or fix its name in the URL"
-    if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):  # a password too
-        return "check the user and password in the URL (postgresql://USER:PASSWORD@HOST/DB)"
-    if isinstance(exc, OSError):  # refused, unreachable, unknown host, timed out
-        return "is PostgreSQL running there? check the host and port in the URL"
-    return "check the URL (postgresql://USER:PASSWORD@HOST:PORT/DB)"
-
-
-async def migrate(conn: asyncpg.Connection) -> tuple[int, int]:
-    """Bring the schema to :data:`SCHEMA_VERSION`; returns (version before, version after).
-
-    Serialised between daemons by an advisory lock; each migration is its own transaction. A
-    database from a newer pushd is refused rather than written with older assumptions.
-    """
-    await conn.execute("SELECT pg_advisory_lock($1)", LOCK_MIGRATE)
-    try:
-        await conn.execute(Q["meta_table"])
-        before = int(await conn.fetchval(Q["schema_version"]))
-        if before > SCHEMA_VERSION:
-            raise errors.PushdError(
-                f"the database has pushd schema {before}, newer than this pushd knows "
-                f"({SCHEMA_VERSION}): upgrade pushd, or point it at another database"
-            )
-        for version, script in _migrations()[before:]:
-            async with conn.transaction():
-                await conn.execute(script)
-                await conn.execute(Q["set_schema_version"], version)
-        return before, SCHEMA_VERSION
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_MIGRATE)
-
-
-def _notify_payloads(change: base.Change) -> list[str]:
-    """``change`` as NOTIFY payloads (several when it names many tasks)."""
-    head: dict[str, Any] = {"k": change.kind, "q": change.queue}
-    if change.eta_us is not None:
-        head["e"] = change.eta_us
-    if change.paused is not None:
-        head["p"] = change.paused
-    if change.names is None:
-        return [orjson.dumps(head).decode()]
-    payloads: list[str] = []
-    chunk: list[str] = []
-    size = len(change.queue) + 40
-    for name in change.names:
-        if chunk and size + len(name) + 3 > NOTIFY_MAX_BYTES:
-            payloads.append(orjson.dumps({**head, "n": chunk}).decode())
-            chunk, size = [], len(change.queue) + 40
-        chunk.append(name)
-        size += len(name.encode()) + 3
-    if chunk:
-        payloads.append(orjson.dumps({**head, "n": chunk}).decode())
-    return payloads
-
-
-def _parse_change(payload: str) -> base.Change | None:
-    try:
-        data = orjson.loads(payload)
-        names = data.get("n")
-        return base.Change(
-            kind=data["k"],
-            queue=data["q"],
-            eta_us=data.get("e"),
-            paused=data.get("p"),
-            names=None if names is None else tuple(names),
-        )
-    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-        return None  # not ours (someone else NOTIFYing on the channel)
-
-
-def _live_blob(stats: models.LiveStats) -> bytes:
-    return orjson.dumps(dataclasses.asdict(stats))
-
-
-def _live_from(blob: bytes | None) -> models.LiveStats:
-    if blob is None:
-        return models.LiveStats()
-    return models.LiveStats(**orjson.loads(blob))
-
-
-class PostgresStore:
+class PostgresStore(sqlbase.SqlStore, postgres_cluster.Cluster):
     """:class:`~pushd.store.base.Store` (and :class:`~pushd.store.base.Shared`) over asyncpg."""
 
     def __init__(
@@ -234,34 +107,28 @@ class PostgresStore:
         await self._pool.close()
 
     # ---- helpers
-    @contextlib.asynccontextmanager
-    async def _tx(self) -> Any:
-        """A connection in a transaction; unreachable-database errors become TransientError."""
-        try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                yield conn
-        except _TRANSIENT as exc:
-            raise errors.TransientError(
-                f"the PostgreSQL database is unavailable ({type(exc).__name__}: {exc}); "
-                "nothing was changed; try again"
-            ) from None
-        except asyncpg.exceptions.DataError as exc:
-            # A value PostgreSQL cannot hold (a NUL character in a text cursor, ...): the
-            # request's fault, and nothing was changed. SQLite takes such values.
-            raise errors.Error(f"a value PostgreSQL cannot take: {exc}") from None
+    def _tx(self) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+        return transaction(self._pool)
 
-    async def _fetch(self, query: str, *params: Any) -> list[Any]:
+    async def _all(self, query: str, *params: Any) -> list[Any]:
         async with self._tx() as conn:
             return list(await conn.fetch(Q[query], *params))
 
-    async def _fetchrow(self, query: str, *params: Any) -> Any:
+    async def _one(self, query: str, *params: Any) -> Any:
         async with self._tx() as conn:
             return await conn.fetchrow(Q[query], *params)
 
-    @staticmethod
-    async def _announce(conn: asyncpg.Connection, change: base.Change) -> None:
-        for payload in _notify_payloads(change):
-            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+    def _names_param(self, names: Sequence[str]) -> Any:
+        return list(names)
+
+    def _stranded_params(self, modes: Mapping[str, models.QueueMode]) -> tuple[Any, ...]:
+        names = list(modes)
+        return names, [modes[q] is models.QueueMode.PUSH for q in names]
+
+    def _matching_params(
+        self, queue: str, after: str, prefix: str, tag: bytes | None, limit: int
+    ) -> tuple[Any, ...]:
+        return (queue, after, len(prefix), prefix, tag, limit)
 
     @staticmethod
     async def _tombstone(
@@ -279,78 +146,25 @@ class PostgresStore:
         async with self._tx() as conn:
             tombstoned: set[tuple[str, str]] = set()
             for queue, names in by_queue.items():
-                rows = await conn.fetch(Q["tombstoned_names"], queue, live_after, names)
-                tombstoned.update((queue, r[0]) for r in rows)
-            wanted: list[models.Task] = []
-            seen: set[tuple[str, str]] = set()
-            for task in tasks:
-                key = (task.queue, task.name)
-                if key not in tombstoned and key not in seen:
-                    seen.add(key)
-                    wanted.append(task)
+                found = await conn.fetch(Q["tombstoned_names"], queue, live_after, names)
+                tombstoned.update((queue, r[0]) for r in found)
+            wanted = _first_of_each(tasks, tombstoned)
             inserted: set[tuple[str, str]] = set()
             if wanted:
                 rows = await conn.fetch(Q["insert_tasks"], *_task_columns(wanted))
                 inserted = {(r[0], r[1]) for r in rows}
-            # An insert that waited for another transaction deleting the same name (a delivery
-            # recorded done, a delete, a dead letter) went through once that one committed,
-            # after the check above: look again, now that its tombstone is visible, and undo.
-            for queue in by_queue:
-                names = [n for q, n in inserted if q == queue]
-                if not names:
-                    continue
-                late = [
-                    r[0] for r in await conn.fetch(Q["tombstoned_names"], queue, live_after, names)
-                ]
-                if late:
-                    await conn.execute(Q["delete_names"], queue, late)
-                    tombstoned.update((queue, n) for n in late)
-                    inserted.difference_update((queue, n) for n in late)
-            earliest: dict[str, int] = {}
-            for task in wanted:
-                if (task.queue, task.name) in inserted and not task.is_pull:
-                    earliest[task.queue] = min(task.eta_us, earliest.get(task.queue, task.eta_us))
-            for queue, eta in earliest.items():
-                await self._announce(conn, base.Change("due", queue, eta_us=eta))
-        results = []
-        for task in tasks:
-            key = (task.queue, task.name)
-            if key in tombstoned:
-                results.append(models.AddResult(task, errors.TombstonedTaskError))
-            elif key in inserted:
-                inserted.discard(key)  # a repeat of the name in this batch already exists
-                results.append(models.AddResult(task))
-            else:
-                results.append(models.AddResult(task, errors.TaskAlreadyExistsError))
-        return results
+            await _undo_late(conn, by_queue, live_after, inserted, tombstoned)
+            new = [t for t in wanted if (t.queue, t.name) in inserted and not t.is_pull]
+            await announce_due(conn, [(t.queue, t.eta_us) for t in new])
+        return _add_results(tasks, tombstoned, inserted)
 
-    async def get(self, queue: str, name: str) -> models.Task | None:
-        row = await self._fetchrow("get_task", queue, name)
-        return None if row is None else codec.task_from_row(row)
-
-    async def list_tasks(
-        self,
-        queue: str,
-        *,
-        limit: int = 100,
-        after_name: str | None = None,
-        prefix: str = "",
-        tag: bytes | None = None,
-    ) -> list[models.Task]:
-        after = after_name or ""
-        if prefix or tag is not None:
-            params = (queue, after, len(prefix), prefix, tag, limit)
-            rows = await self._fetch("list_tasks_matching", *params)
-        else:
-            rows = await self._fetch("list_tasks", queue, after, limit)
-        return [codec.task_from_row(r) for r in rows]
-
+    # ---- producers
     async def delete(self, queue: str, names: Sequence[str], *, now_us: int) -> list[bool]:
         async with self._tx() as conn:
             deleted = {r[0] for r in await conn.fetch(Q["delete_names"], queue, list(names))}
             await self._tombstone(conn, queue, sorted(deleted), now_us)
             if deleted:
-                await self._announce(conn, base.Change("forget", queue, names=tuple(deleted)))
+                await announce(conn, base.Change("forget", queue, names=tuple(deleted)))
         done = []
         for name in names:
             done.append(name in deleted)
@@ -361,7 +175,7 @@ class PostgresStore:
         async with self._tx() as conn:
             await conn.execute(Q["purge_tombstones"], now_us, queue)
             status = await conn.execute(Q["purge_tasks"], queue)
-            await self._announce(conn, base.Change("forget", queue))
+            await announce(conn, base.Change("forget", queue))
         return int(status.split()[-1])
 
     async def run_now(self, queue: str, name: str, *, now_us: int) -> models.Task | None:
@@ -373,7 +187,7 @@ class PostgresStore:
             base.check_runnable(task, now_us)
             await conn.execute(Q["set_eta"], now_us, queue, name)
             if not task.is_pull:
-                await self._announce(conn, base.Change("due", queue, eta_us=now_us))
+                await announce(conn, base.Change("due", queue, eta_us=now_us))
         return dataclasses.replace(task, eta_us=now_us)
 
     # ---- push delivery
@@ -387,7 +201,7 @@ class PostgresStore:
         slack_us: int = 0,
         deadlines: int = 1,
     ) -> list[base.Claimed]:
-        rows = await self._fetch("claim_due", queue, now_us, limit, lease_us, deadlines, slack_us)
+        rows = await self._all("claim_due", queue, now_us, limit, lease_us, deadlines, slack_us)
         rows.sort(key=lambda r: (r["due_eta_us"], r["name"]))
         return [
             base.Claimed(
@@ -405,80 +219,34 @@ class PostgresStore:
             )
         return int(status.split()[-1])
 
-    async def next_eta(self, queue: str) -> int | None:
-        row = await self._fetchrow("next_eta", queue)
-        return None if row is None else row[0]
-
-    async def stranded(self, modes: Mapping[str, models.QueueMode]) -> dict[str, int]:
-        if not modes:
-            return {}
-        names = list(modes)
-        push = [modes[q] is models.QueueMode.PUSH for q in names]
-        return {row[0]: row[1] for row in await self._fetch("stranded", names, push)}
-
-    async def unlisted(self, known: Collection[str]) -> dict[str, base.Holding]:
-        rows = await self._fetch("unlisted", list(known))
-        return {
-            q: base.Holding(tasks=tasks, pull=pull, dead_letters=dead)
-            for q, tasks, pull, dead in rows
-        }
-
     async def finish(self, outcomes: Sequence[base.Outcome], *, now_us: int) -> None:
         if not outcomes:
             return
-        done = [o for o in outcomes if isinstance(o, base.Done)]
-        retries = [o for o in outcomes if isinstance(o, base.Retry)]
-        dead = [o for o in outcomes if isinstance(o, base.DeadLetter)]
+        done, retries, dead = sqlbase.split_outcomes(outcomes)
         async with self._tx() as conn:
             if done:
-                await conn.execute(
-                    Q["finish_done"],
-                    [o.queue for o in done],
-                    [o.name for o in done],
-                    [o.lease_eta_us for o in done],
-                    now_us,
-                )
+                keys = [[o.queue for o in done], [o.name for o in done]]
+                await conn.execute(Q["finish_done"], *keys, [o.lease_eta_us for o in done], now_us)
             if retries:
-                await conn.execute(
-                    Q["finish_retry"],
-                    *(
-                        list(column)
-                        for column in zip(
-                            *(
-                                (
-                                    o.queue,
-                                    o.name,
-                                    o.lease_eta_us,
-                                    o.eta_us,
-                                    o.retry_count,
-                                    o.execution_count,
-                                    o.first_try_us,
-                                    o.last_status,
-                                    codec.dump_attempt(o.last_attempt),
-                                )
-                                for o in retries
-                            ),
-                            strict=True,
-                        )
-                    ),
-                )
+                # As retry_row, the key first: one list per column.
+                rows = [(*row[6:], *row[:6]) for row in map(sqlbase.retry_row, retries)]
+                await conn.execute(Q["finish_retry"], *map(list, zip(*rows, strict=True)))
             # Another daemon may own the queue by now (handed over while these were out): tell
             # it when they are due, or it sleeps until the claims it saw would have ended.
-            due: dict[str, int] = {}
-            for o in retries:
-                due[o.queue] = min(o.eta_us, due.get(o.queue, o.eta_us))
-            for queue, eta in due.items():
-                await self._announce(conn, base.Change("due", queue, eta_us=eta))
+            await announce_due(conn, [(o.queue, o.eta_us) for o in retries])
             for d in dead:
-                row = await conn.fetchrow(Q["get_leased"], d.queue, d.name, d.lease_eta_us)
-                if row is None:
-                    continue
-                dead_task = base.as_dead(codec.task_from_row(row), d)
-                await conn.execute(
-                    Q["insert_dead"], d.queue, d.name, now_us, d.reason, codec.dump_task(dead_task)
-                )
-                await conn.execute(Q["delete_ids"], [row["id"]])
-                await self._tombstone(conn, d.queue, [d.name], now_us)
+                await self._dead_letter(conn, d, now_us)
+
+    async def _dead_letter(self, conn: asyncpg.Connection, d: base.DeadLetter, now_us: int) -> None:
+        row = await conn.fetchrow(Q["get_leased"], d.queue, d.name, d.lease_eta_us)
+        if row is None:
+            return
+        dead_task = base.as_dead(codec.task_from_row(row), d)
+        await conn.execute(
+            Q["insert_dead"], d.queue, d.name, now_us, d.reason, codec.dump_task(dead_task)
+        )
+        await conn.execute(Q["delete_ids"], [row["id"]])
+        await self._tombstone(conn, d.queue, [d.name], now_us)
 
     # ---- pull queues
     async def lease(
@@ -572,30 +340,13 @@ class PostgresStore:
     async def set_paused(self, queue: str, paused: bool) -> None:
         async with self._tx() as conn:
             await conn.execute(Q["set_paused"], queue, paused)
-            await self._announce(conn, base.Change("paused", queue, paused=paused))
-
-    async def paused_queues(self) -> set[str]:
-        return {r[0] for r in await self._fetch("paused_queues")}
+            await announce(conn, base.Change("paused", queue, paused=paused))
 
     async def counts(self, queue: str) -> base.QueueCounts:
-        tasks, oldest, size, dead = await self._fetchrow("counts", queue)
+        tasks, oldest, size, dead = await self._one("counts", queue)
         return base.QueueCounts(tasks=tasks, oldest_eta_us=oldest, dead_letters=dead, bytes=size)
 
-    async def total_bytes(self) -> int:
-        row = await self._fetchrow("total_bytes")
-        return int(row[0])
-
     # ---- dead letters
-    async def list_dead(
-        self, queue: str, *, limit: int = 100, after_name: str | None = None
-    ) -> list[base.DeadTask]:
-        rows = await self._fetch("list_dead", queue, after_name or "", limit)
-        return [codec.dead_from_row(r) for r in rows]
-
-    async def get_dead(self, queue: str, name: str) -> base.DeadTask | None:
-        row = await self._fetchrow("get_dead", queue, name)
-        return None if row is None else codec.dead_from_row(row)
-
     async def redrive(self, queue: str, name: str, *, now_us: int) -> models.Task | None:
         async with self._tx() as conn:
             row = await conn.fetchrow(Q["get_dead"], queue, name)
@@ -607,7 +358,7 @@ class PostgresStore:
             await conn.execute(Q["delete_dead"], queue, name)
             await conn.execute(Q["clear_tombstone"], queue, name)
             if not task.is_pull:
-                await self._announce(conn, base.Change("due", queue, eta_us=now_us))
+                await announce(conn, base.Change("due", queue, eta_us=now_us))
         return task
 
     async def delete_dead(self, queue: str, name: str) -> bool:
@@ -622,102 +373,56 @@ class PostgresStore:
             b = await conn.execute(Q["expire_dead"], now_us - self.dead_letter_retention_us)
         return int(a.split()[-1]) + int(b.split()[-1])
 
-    # ---- several daemons (base.Shared)
-    async def watch(self, on_change: Callable[[base.Change], None]) -> None:
-        """Call ``on_change`` for every change committed by any daemon (this one included)."""
-        self._on_change = on_change
-        await self._listen()
 
-    async def rewatch(self) -> bool:
-        """Listen again if the listening connection was lost (the server restarted, a network
-        cut); True when it was, as changes may have been missed meanwhile."""
-        if self._on_change is None or (
-            self._listener is not None and not self._listener.is_closed()
-        ):
-            return False
-        await self._listen()
-        return True
-
-    async def _listen(self) -> None:
-        def received(_conn: object, _pid: int, _channel: str, payload: str) -> None:
-            if self._on_change is not None and (change := _parse_change(payload)) is not None:
-                self._on_change(change)
-
-        try:
-            conn = await asyncpg.connect(self._dsn)
-        except _TRANSIENT as exc:
-            raise errors.TransientError(f"cannot listen for changes: {exc}") from None
-        try:
-            await conn.add_listener(CHANNEL, received)
-        except _TRANSIENT as exc:
-            await conn.close()
-            raise errors.TransientError(f"cannot listen for changes: {exc}") from None
-        self._listener = conn
-
-    async def own_queues(
-        self,
-        daemon: str,
-        queues: Sequence[str],
-        live: Mapping[str, models.LiveStats],
-        *,
-        ttl_us: int,
-        take: bool = True,
-    ) -> base.Ownership:
-        """Heartbeat, then hold this daemon's fair share of ``queues`` for ``ttl_us`` more
-        (without ``take``, only renew what it holds: it is stopping).
-
-        Serialised between daemons by an advisory lock. A daemon keeps the queues it holds up to
-        its share (``queues // live daemons``, plus one for the first ``queues % live daemons``
-        daemons by id), gives back the rest, and takes queues nobody holds (never held, given
-        back, or whose owner stopped renewing) up to its share.
-        Times are the database's clock, so the daemons' clocks need not agree.
-        """
-        async with self._tx() as conn:
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_OWNERS)
-            now = int(await conn.fetchval(Q["db_now_us"]))
-            about = f"{socket.gethostname()} pid {os.getpid()}"
-            await conn.execute(Q["heartbeat"], daemon, now, about)
-            await conn.execute(Q["forget_daemons"], now - ttl_us, [])
-            ranks = [r[0] for r in await conn.fetch(Q["live_daemons"])]
-            daemons = len(ranks)
-            owners = {r["queue"]: r for r in await conn.fetch(Q["owners"])}
-            # Shares that add up to the queues: n // d each, one more for the first n % d
-            # daemons in id order, so every daemon converges on its share and no queue is left.
-            share = len(queues) // daemons + (ranks.index(daemon) < len(queues) % daemons)
-            mine = sorted(
-                q for q in queues if (r := owners.get(q)) is not None and r["owner"] == daemon
-            )
-            free = sorted(
-                q
-                for q in queues
-                if (r := owners.get(q)) is None or (r["owner"] != daemon and r["until_us"] <= now)
-            )
-            keep, give_back = mine[:share], mine[share:]
-            held = keep + (free[: max(0, share - len(keep))] if take else [])
-            for q in held:
-                await conn.execute(
-                    Q["set_owner"], q, daemon, now + ttl_us, _live_blob(live.get(q, _IDLE))
-                )
-            for q in give_back:
-                await conn.execute(Q["release_owner"], q, daemon)
-            others = {
-                q: _live_from(r["live"])
-                for q, r in owners.items()
-                if r["owner"] != daemon and r["until_us"] > now
-            }
-        return base.Ownership(owned=frozenset(held), others=others, daemons=daemons)
-
-    async def leave(self, daemon: str) -> None:
-        """This daemon stops: its queues are free for the others at once."""
-        async with self._tx() as conn:
-            await conn.execute(Q["release_all"], daemon)
-            await conn.execute(Q["forget_daemons"], 0, [daemon])
-
-    async def secret(self, name: str, make: Callable[[], bytes]) -> bytes:
-        """A secret shared by every daemon of this database (made by the first to ask)."""
-        async with self._tx() as conn:
-            await conn.execute(Q["put_secret"], name, make())
-            return bytes(await conn.fetchval(Q["get_secret"], name))
+def _first_of_each(
+    tasks: Sequence[models.Task], tombstoned: set[tuple[str, str]]
+) -> list[models.Task]:
+    """The tasks to insert: the first of each name, none whose name is tombstoned."""
+    wanted: list[models.Task] = []
+    seen: set[tuple[str, str]] = set()
+    for task in tasks:
+        key = (task.queue, task.name)
+        if key not in tombstoned and key not in seen:
+            seen.add(key)
+            wanted.append(task)
+    return wanted
 
 
-_IDLE = models.LiveStats()
+async def _undo_late(
+    conn: asyncpg.Connection,
+    by_queue: Mapping[str, list[str]],
+    live_after: int,
+    inserted: set[tuple[str, str]],
+    tombstoned: set[tuple[str, str]],
+) -> None:
+    """An insert that waited for another transaction deleting the same name (a delivery
+    recorded done, a delete, a dead letter) went through once that one committed, after the
+    tombstone check: look again, now that its tombstone is visible, and undo."""
+    for queue in by_queue:
+        names = [n for q, n in inserted if q == queue]
+        if not names:
+            continue
+        found = await conn.fetch(Q["tombstoned_names"], queue, live_after, names)
+        late = [r[0] for r in found]
+        if late:
+            await conn.execute(Q["delete_names"], queue, late)
+            tombstoned.update((queue, n) for n in late)
+            inserted.difference_update((queue, n) for n in late)
+
+
+def _add_results(
+    tasks: Sequence[models.Task],
+    tombstoned: set[tuple[str, str]],
+    inserted: set[tuple[str, str]],
+) -> list[models.AddResult]:
+    results = []
+    for task in tasks:
+        key = (task.queue, task.name)
+        if key in tombstoned:
+            results.append(models.AddResult(task, errors.TombstonedTaskError))
+        elif key in inserted:
+            inserted.discard(key)  # a repeat of the name in this batch already exists
+            results.append(models.AddResult(task))
+        else:
+            results.append(models.AddResult(task, errors.TaskAlreadyExistsError))
+    return results

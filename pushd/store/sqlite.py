@@ -31,12 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from pushd import clock, errors, logs, models
-from pushd.store import base, codec, dbfile, reader, sql, writer
+from pushd.store import base, codec, dbfile, reader, sql, sqlbase, writer
 
 Q = sql.queries("sqlite.sql")
-WRITER_CACHE_KIB = 64 * 1024  # the writer's page cache: most of the hot index pages of 1M tasks
 WAL_CHECK_S = 1.0  # how often the -wal file's identity is compared with the one SQLite writes
-SLOW_CHECK_S = 1.0  # a start-up check this long is logged (database_checked)
 _TRY_AGAIN = (-1, -1)  # no file's identity: the next look handles the -wal again
 
 
@@ -44,59 +42,7 @@ def _first(conn: sqlite3.Connection, query: str, *params: Any) -> Any:
     return conn.execute(Q[query], params).fetchone()
 
 
-def _connect(path: str, synchronous: str, *, check: bool = False) -> sqlite3.Connection:
-    """The writer's connection: WAL, the durability asked for, the schema in place; with
-    ``check``, a damaged file is refused first (StoreRefusedError saying what to do)."""
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    try:
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={synchronous}")
-        conn.execute("PRAGMA busy_timeout=10000")
-        # SQLite's default page cache is 2 MiB: with a million tasks stored the ETA index no
-        # longer fits and every claim and delete reads pages back through the OS.
-        conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
-        if check:
-            _check(conn, path)
-        conn.executescript(Q["schema"])
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
-        if "claimed" not in columns:
-            conn.execute(Q["add_claimed_column"])
-        conn.execute(Q["schema_3"])
-        if "last_attempt" not in columns:
-            conn.execute(Q["add_last_attempt_column"])
-        conn.execute(Q["schema_4"])
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        dbfile.refuse_damaged(path, exc)
-        raise
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def _check(conn: sqlite3.Connection, path: str) -> None:
-    took = dbfile.check(conn, path)
-    if took is None:
-        logs.event(
-            "database_check_skipped",
-            logging.WARNING,
-            db=path,
-            reason=f"quick_check ran past {dbfile.CHECK_BUDGET_S:.0f}s",
-        )
-    elif took >= SLOW_CHECK_S:  # a quick one is not worth a line before ``listening``
-        logs.event("database_checked", db=path, seconds=round(took, 3))
-
-
-def _checkpoint(conn: sqlite3.Connection) -> None:
-    """Everything in the WAL into the database file, synced, and the WAL emptied."""
-    busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-    if busy:
-        raise sqlite3.OperationalError("the checkpoint could not finish: a reader holds the WAL")
-
-
-class SqliteStore:
+class SqliteStore(sqlbase.SqlStore):
     """:class:`~pushd.store.base.Store` over one SQLite file."""
 
     def __init__(
@@ -133,9 +79,9 @@ class SqliteStore:
         lock.acquire()
         try:
             # The check runs once, at open; connections opened again later skip it.
-            first = functools.partial(_connect, str(path), synchronous, check=True)
+            first = functools.partial(dbfile.connect, str(path), synchronous, check=True)
             write = await writer.Writer.open(first)
-            write.reconnect_with(functools.partial(_connect, str(path), synchronous))
+            write.reconnect_with(functools.partial(dbfile.connect, str(path), synchronous))
             try:
                 read = await reader.Reader.open(str(path), on_damaged=write.mark_damaged)
             except BaseException:
@@ -217,7 +163,7 @@ class SqliteStore:
         )
         try:
             async with self._writer.suspended():
-                await self._writer.call(_checkpoint)
+                await self._writer.call(dbfile.checkpoint)
                 await self._r.reopen(self._writer.reconnect())
         except (sqlite3.Error, OSError) as exc:
             logs.event("wal_reopen_failed", logging.ERROR, wal=str(wal), error=str(exc))
@@ -231,6 +177,17 @@ class SqliteStore:
 
     async def _all(self, query: str, *params: Any) -> list[Any]:
         return await self._r.all(Q[query], params)
+
+    def _names_param(self, names: Sequence[str]) -> Any:
+        return codec.dump_json(names)
+
+    def _stranded_params(self, modes: Mapping[str, models.QueueMode]) -> tuple[Any, ...]:
+        return (codec.dump_json({q: int(m is models.QueueMode.PUSH) for q, m in modes.items()}),)
+
+    def _matching_params(
+        self, queue: str, after: str, prefix: str, tag: bytes | None, limit: int
+    ) -> tuple[Any, ...]:
+        return (queue, max(after, prefix), after, len(prefix), prefix, tag, tag, limit)
 
     @staticmethod
     def _tombstone_many(
@@ -274,27 +231,6 @@ class SqliteStore:
             return results
 
         return await self._writer.submit(job)
-
-    async def get(self, queue: str, name: str) -> models.Task | None:
-        row = await self._one("get_task", queue, name)
-        return None if row is None else codec.task_from_row(row)
-
-    async def list_tasks(
-        self,
-        queue: str,
-        *,
-        limit: int = 100,
-        after_name: str | None = None,
-        prefix: str = "",
-        tag: bytes | None = None,
-    ) -> list[models.Task]:
-        after = after_name or ""
-        if prefix or tag is not None:
-            params = (queue, max(after, prefix), after, len(prefix), prefix, tag, tag, limit)
-            rows = await self._all("list_tasks_matching", *params)
-        else:
-            rows = await self._all("list_tasks", queue, after, limit)
-        return [codec.task_from_row(r) for r in rows]
 
     async def delete(self, queue: str, names: Sequence[str], *, now_us: int) -> list[bool]:
         def job(conn: sqlite3.Connection) -> list[bool]:
@@ -368,29 +304,10 @@ class SqliteStore:
 
         return await self._writer.submit(job)
 
-    async def next_eta(self, queue: str) -> int | None:
-        row = await self._one("next_eta", queue)
-        return None if row is None else row[0]
-
-    async def stranded(self, modes: Mapping[str, models.QueueMode]) -> dict[str, int]:
-        if not modes:
-            return {}
-        wanted = codec.dump_json({q: int(m is models.QueueMode.PUSH) for q, m in modes.items()})
-        return {row[0]: row[1] for row in await self._all("stranded", wanted)}
-
-    async def unlisted(self, known: Collection[str]) -> dict[str, base.Holding]:
-        rows = await self._all("unlisted", codec.dump_json(list(known)))
-        return {
-            q: base.Holding(tasks=tasks, pull=bool(pull), dead_letters=dead)
-            for q, tasks, pull, dead in rows
-        }
-
     async def finish(self, outcomes: Sequence[base.Outcome], *, now_us: int) -> None:
         if not outcomes:
             return
-        done = [o for o in outcomes if isinstance(o, base.Done)]
-        retries = [o for o in outcomes if isinstance(o, base.Retry)]
-        dead = [o for o in outcomes if isinstance(o, base.DeadLetter)]
+        done, retries, dead = sqlbase.split_outcomes(outcomes)
 
         done_json = codec.dump_json([[o.queue, o.name, o.lease_eta_us] for o in done])
 
@@ -399,23 +316,7 @@ class SqliteStore:
                 deleted = conn.execute(Q["finish_done_many"], (done_json,)).fetchall()
                 conn.executemany(Q["tombstone"], [(q, n, now_us) for q, n in deleted])
             if retries:
-                conn.executemany(
-                    Q["finish_retry"],
-                    [
-                        (
-                            o.eta_us,
-                            o.retry_count,
-                            o.execution_count,
-                            o.first_try_us,
-                            o.last_status,
-                            codec.dump_attempt(o.last_attempt),
-                            o.queue,
-                            o.name,
-                            o.lease_eta_us,
-                        )
-                        for o in retries
-                    ],
-                )
+                conn.executemany(Q["finish_retry"], [sqlbase.retry_row(o) for o in retries])
             for d in dead:
                 row = _first(conn, "get_leased", d.queue, d.name, d.lease_eta_us)
                 if row is None:
@@ -536,29 +437,12 @@ class SqliteStore:
 
         await self._writer.submit(job)
 
-    async def paused_queues(self) -> set[str]:
-        return {row[0] for row in await self._all("paused_queues")}
-
     async def counts(self, queue: str) -> base.QueueCounts:
         tasks, oldest, size = await self._one("counts", queue)
         (dead,) = await self._one("count_dead", queue)
         return base.QueueCounts(tasks=tasks, oldest_eta_us=oldest, dead_letters=dead, bytes=size)
 
-    async def total_bytes(self) -> int:
-        (size,) = await self._one("total_bytes")
-        return int(size)
-
     # ---- dead letters
-    async def list_dead(
-        self, queue: str, *, limit: int = 100, after_name: str | None = None
-    ) -> list[base.DeadTask]:
-        rows = await self._all("list_dead", queue, after_name or "", limit)
-        return [codec.dead_from_row(r) for r in rows]
-
-    async def get_dead(self, queue: str, name: str) -> base.DeadTask | None:
-        row = await self._one("get_dead", queue, name)
-        return None if row is None else codec.dead_from_row(row)
-
     async def redrive(self, queue: str, name: str, *, now_us: int) -> models.Task | None:
         def job(conn: sqlite3.Connection) -> models.Task | None:
             row = _first(conn, "get_dead", queue, name)

@@ -16,7 +16,7 @@ import pytest
 
 from benchmarks import pgserver
 from pushd import errors, models
-from pushd.store import base, open_store
+from pushd.store import base, open_store, postgres_cluster
 from pushd.store import postgres as pg
 from tests.contract.test_store import DAY, T0, S, pull, push
 
@@ -132,7 +132,7 @@ async def test_many_names_to_forget_come_in_several_notifications(two: Pair) -> 
     await a.add([push(n) for n in names], now_us=T0)
     seen, until = await _changes(b)
     await a.delete("q", names, now_us=T0)
-    chunks = len(pg._notify_payloads(base.Change("forget", "q", names=tuple(names))))
+    chunks = len(postgres_cluster.notify_payloads(base.Change("forget", "q", names=tuple(names))))
     assert chunks > 1
     await until(chunks)
     assert sorted(n for c in seen for n in c.names or ()) == sorted(names)

@@ -1,0 +1,117 @@
+"""What the two SQL stores share: the reads, once, over each backend's way to run a query.
+
+:class:`SqliteStore <pushd.store.sqlite.SqliteStore>` and
+:class:`PostgresStore <pushd.store.postgres.PostgresStore>` run named queries of the same
+names (``sql/sqlite.sql``, ``sql/postgres.sql``) returning rows of the same shape; a backend
+supplies :meth:`SqlStore._one` and :meth:`SqlStore._all`, and the parameters where the two
+dialects differ (SQLite takes lists as JSON text, PostgreSQL as arrays).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pushd.store import base, codec
+
+if TYPE_CHECKING:
+    from pushd import models
+
+
+class SqlStore:
+    """The reads of :class:`~pushd.store.base.Store` over named SQL queries."""
+
+    tombstone_retention_us: int
+    dead_letter_retention_us: int
+
+    async def _one(self, query: str, *params: Any) -> Any:
+        """The first row of the named query (None if none)."""
+        raise NotImplementedError
+
+    async def _all(self, query: str, *params: Any) -> list[Any]:
+        """Every row of the named query."""
+        raise NotImplementedError
+
+    def _names_param(self, names: Sequence[str]) -> Any:
+        """A list of names as the dialect takes it."""
+        raise NotImplementedError
+
+    def _stranded_params(self, modes: Mapping[str, models.QueueMode]) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    def _matching_params(
+        self, queue: str, after: str, prefix: str, tag: bytes | None, limit: int
+    ) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    async def get(self, queue: str, name: str) -> models.Task | None:
+        row = await self._one("get_task", queue, name)
+        return None if row is None else codec.task_from_row(row)
+
+    async def list_tasks(
+        self,
+        queue: str,
+        *,
+        limit: int = 100,
+        after_name: str | None = None,
+        prefix: str = "",
+        tag: bytes | None = None,
+    ) -> list[models.Task]:
+        after = after_name or ""
+        if prefix or tag is not None:
+            params = self._matching_params(queue, after, prefix, tag, limit)
+            rows = await self._all("list_tasks_matching", *params)
+        else:
+            rows = await self._all("list_tasks", queue, after, limit)
+        return [codec.task_from_row(r) for r in rows]
+
+    async def next_eta(self, queue: str) -> int | None:
+        row = await self._one("next_eta", queue)
+        return None if row is None else int(row[0])
+
+    async def stranded(self, modes: Mapping[str, models.QueueMode]) -> dict[str, int]:
+        if not modes:
+            return {}
+        rows = await self._all("stranded", *self._stranded_params(modes))
+        return {row[0]: row[1] for row in rows}
+
+    async def unlisted(self, known: Collection[str]) -> dict[str, base.Holding]:
+        rows = await self._all("unlisted", self._names_param(list(known)))
+        return {
+            q: base.Holding(tasks=tasks, pull=bool(pull), dead_letters=dead)
+            for q, tasks, pull, dead in rows
+        }
+
+    async def paused_queues(self) -> set[str]:
+        return {row[0] for row in await self._all("paused_queues")}
+
+    async def total_bytes(self) -> int:
+        row = await self._one("total_bytes")
+        return int(row[0])
+
+    async def list_dead(
+        self, queue: str, *, limit: int = 100, after_name: str | None = None
+    ) -> list[base.DeadTask]:
+        rows = await self._all("list_dead", queue, after_name or "", limit)
+        return [codec.dead_from_row(r) for r in rows]
+
+    async def get_dead(self, queue: str, name: str) -> base.DeadTask | None:
+        row = await self._one("get_dead", queue, name)
+        return None if row is None else codec.dead_from_row(row)
+
+
+def split_outcomes(
+    outcomes: Sequence[base.Outcome],
+) -> tuple[list[base.Done], list[base.Retry], list[base.DeadLetter]]:
+    """``outcomes`` by kind, each in its order."""
+    done = [o for o in outcomes if isinstance(o, base.Done)]
+    retries = [o for o in outcomes if isinstance(o, base.Retry)]
+    dead = [o for o in outcomes if isinstance(o, base.DeadLetter)]
+    return done, retries, dead
+
+
+def retry_row(o: base.Retry) -> tuple[Any, ...]:
+    """A retry's new values, then its key (queue, name, the lease it was written with)."""
+    attempt = codec.dump_attempt(o.last_attempt)
+    values = (o.eta_us, o.retry_count, o.execution_count, o.first_try_us, o.last_status, attempt)
+    return (*values, o.queue, o.name, o.lease_eta_us)
