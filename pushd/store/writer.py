@@ -172,27 +172,8 @@ class Writer:
         outcomes: list[_Outcome | None] = [None] * len(jobs)
         pending = list(range(len(jobs)))
         while pending:
-            results: list[tuple[int, Any]] = []
-            failed: tuple[int, BaseException] | None = None
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                for i in pending:
-                    try:
-                        results.append((i, jobs[i](self._conn)))
-                    except sqlite3.DatabaseError as exc:
-                        if isinstance(exc, sqlite3.OperationalError) or health.is_damaged(exc):
-                            raise  # the disk or the file, not the job: the whole batch
-                        failed = (i, exc)
-                        break
-                    except BaseException as exc:  # this job fails alone; the writer lives on
-                        failed = (i, exc)
-                        break
-                if failed is None:
-                    self._conn.execute("COMMIT")
-                    self.commits += 1
-                    self.problem = None
-                else:
-                    self._conn.execute("ROLLBACK")
+                results, failed = self._transaction(jobs, pending)
             except sqlite3.Error as exc:  # BEGIN, COMMIT or the disk failed: the whole batch
                 self._rollback_quietly()
                 error = self._unavailable(exc)
@@ -212,6 +193,27 @@ class Writer:
             o if o is not None else (False, errors.InternalError("job not run")) for o in outcomes
         ]
 
+    def _transaction(
+        self, jobs: list[Job], pending: list[int]
+    ) -> tuple[list[tuple[int, Any]], tuple[int, BaseException] | None]:
+        """Run the ``pending`` jobs in one transaction: committed if every one ran, else rolled
+        back at the first that failed, returned with its error. A failure of the disk or the
+        file (not of a job) is raised: it fails the whole batch."""
+        results: list[tuple[int, Any]] = []
+        self._conn.execute("BEGIN IMMEDIATE")
+        for i in pending:
+            try:
+                results.append((i, jobs[i](self._conn)))
+            except BaseException as exc:  # this job fails alone; the writer lives on
+                if _whole_batch(exc):
+                    raise
+                self._conn.execute("ROLLBACK")
+                return results, (i, exc)
+        self._conn.execute("COMMIT")
+        self.commits += 1
+        self.problem = None
+        return results, None
+
     def _unavailable(self, exc: sqlite3.Error) -> errors.StoreUnavailableError:
         """The error a whole batch fails with; remembered as :attr:`problem`."""
         if health.is_damaged(exc):
@@ -229,3 +231,10 @@ class Writer:
     def _rollback_quietly(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self._conn.execute("ROLLBACK")
+
+
+def _whole_batch(exc: BaseException) -> bool:
+    """Whether ``exc`` is the disk's or the file's, not the job's: the whole batch fails."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    return isinstance(exc, sqlite3.OperationalError) or health.is_damaged(exc)
