@@ -304,11 +304,7 @@ class _Reader(values.Checker):
             return None
         before = len(self.issues)
         fields = self.keys(node, path, _ENTRY_KEYS)
-        name = None
-        if values.absent(name_node := fields.get("name")):
-            self.error(name_node or node, f"{path}.name", "every queue needs a name")
-        elif name_node is not None:
-            name = self.name(name_node, f"{path}.name", names)
+        name = self.entry_name(fields, node, path, names)
         mode = self.mode(fields.get("mode"), f"{path}.mode")
         rate, rate_text = self.rate(fields.get("rate"), f"{path}.rate")
         bucket = self.count(fields.get("bucket_size"), f"{path}.bucket_size")
@@ -321,14 +317,7 @@ class _Reader(values.Checker):
         if len(self.issues) > before or name is None or retry is None or acl is None:
             return None
         pull = mode is models.QueueMode.PULL
-        for key in ("rate", "bucket_size", "max_concurrent_requests", "target", "acl"):
-            given = fields.get(key)
-            if given is not None and not values.absent(given) and pull != (key == "acl"):
-                self.warn(
-                    given,
-                    f"{path}.{key}",
-                    f"ignored: it applies to {'push' if pull else 'pull'} queues only",
-                )
+        self.ignored(fields, path, pull)
         if not pull and rate is None:
             self.warn(
                 node, path, f"push queue {name!r} has no rate; pushd uses {DEFAULT_RATE_TEXT}"
@@ -345,6 +334,29 @@ class _Reader(values.Checker):
             acl=acl,
             line=node.line,
         )
+
+    def entry_name(
+        self,
+        fields: Mapping[str, yaml_reader.Node],
+        node: yaml_reader.Node,
+        path: str,
+        names: dict[str, int],
+    ) -> str | None:
+        if values.absent(name_node := fields.get("name")):
+            self.error(name_node or node, f"{path}.name", "every queue needs a name")
+            return None
+        return None if name_node is None else self.name(name_node, f"{path}.name", names)
+
+    def ignored(self, fields: Mapping[str, yaml_reader.Node], path: str, pull: bool) -> None:
+        """Warn of each field given that the queue's mode ignores."""
+        for key in ("rate", "bucket_size", "max_concurrent_requests", "target", "acl"):
+            given = fields.get(key)
+            if given is not None and not values.absent(given) and pull != (key == "acl"):
+                self.warn(
+                    given,
+                    f"{path}.{key}",
+                    f"ignored: it applies to {'push' if pull else 'pull'} queues only",
+                )
 
     def acl(self, node: yaml_reader.Node | None, path: str) -> tuple[AclEntry, ...] | None:
         if node is None or values.absent(node):
