@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import itertools
 import json
 import os
 import re
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -24,11 +22,15 @@ from typing import Any
 
 import aiohttp
 
+# Re-exported: scenarios call harness.free_port() (and tests patch it there).
+from tests.processes import die_with_parent as die_with_parent
+from tests.processes import free_port as free_port
+from tests.processes import tail as tail
+
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 30.0  # a subprocess must be listening by then
 STOP_TIMEOUT_S = 10.0  # SIGTERM, then SIGKILL after this
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PR_SET_PDEATHSIG = 1
 LISTENING = re.compile(r"\blistening\b.*\burl=(\S+)")
 
 T0 = time.monotonic()
@@ -39,28 +41,6 @@ def say(message: str) -> None:
 
 
 # ------------------------------------------------------------------ processes
-
-
-def die_with_parent() -> None:
-    """In the child, before exec: get SIGKILL if the benchmark dies without cleaning up."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (for servers that cannot bind port 0 themselves)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def tail(path: Path, chars: int = 2000) -> str:
-    """The end of a log file, for error messages ("" if it cannot be read)."""
-    try:
-        return path.read_text(errors="replace")[-chars:]
-    except OSError:
-        return ""
 
 
 def cpu_s(pid: int) -> float:

@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks import pgserver
 from benchmarks.harness import (
     ROOT,
     Child,
@@ -51,6 +50,7 @@ from benchmarks.harness import (
     spawn,
     tail,
 )
+from tests import pgserver
 
 if TYPE_CHECKING:
     from benchmarks.receivers import Hit, Receiver
@@ -455,7 +455,7 @@ class PgCluster:
 
 @contextlib.asynccontextmanager
 async def postgres(tmp: Path) -> AsyncIterator[PgCluster]:
-    """A throwaway PostgreSQL cluster on 127.0.0.1 (:mod:`benchmarks.pgserver`), stopped on
+    """A throwaway PostgreSQL cluster on 127.0.0.1 (:mod:`tests.pgserver`), stopped on
     the way out."""
     _fresh_dir(tmp)
     try:

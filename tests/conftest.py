@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from benchmarks import pgserver
+from tests import pgserver
 
 _databases = itertools.count()
 

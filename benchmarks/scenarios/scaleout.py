@@ -3,7 +3,7 @@ one PostgreSQL database.
 
 Measured in one run against one receiver, three configurations, each on a fresh database (a
 SQLite file in its own run dir; a ``CREATE DATABASE`` of its own on one throwaway PostgreSQL
-server, :mod:`benchmarks.pgserver`, with PostgreSQL's durable defaults: ``fsync`` and
+server, :mod:`tests.pgserver`, with PostgreSQL's durable defaults: ``fsync`` and
 ``synchronous_commit`` on), every daemon with ``max_connections`` 64 and ``durability: full``:
 
 * **SQLite, 1 daemon**: the baseline;
@@ -45,9 +45,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks import harness, pgserver
+from benchmarks import harness
 from benchmarks.harness import Progress, cpu_s, post_json, rate, say, span_rate
 from benchmarks.scenarios import Context, Result, Target
+from tests import pgserver
 
 if TYPE_CHECKING:
     from benchmarks.harness import Child

@@ -22,9 +22,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from benchmarks import peers, pgserver
+from benchmarks import peers
 from benchmarks.harness import cpu_s
 from benchmarks.receivers import Hit
+from tests import pgserver
 
 #: Installs and runs the peers' venvs (minutes, PyPI): not part of `make test`, where these tests
 #: are deselected (tests/bench/conftest.py); `make bench` runs the peers for real. Run them with

@@ -14,10 +14,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from benchmarks import pgserver
 from pushd import errors, models
 from pushd.store import base, open_store, postgres_cluster
 from pushd.store import postgres as pg
+from tests import pgserver
 from tests.contract.test_store import DAY, T0, S, pull, push
 
 Pair = tuple[pg.PostgresStore, pg.PostgresStore]

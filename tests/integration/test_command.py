@@ -24,7 +24,7 @@ import pytest
 from pushd import COMMAND, __version__
 
 if TYPE_CHECKING:
-    from benchmarks import pgserver
+    from tests import pgserver
 
 ROOT = Path(__file__).resolve().parents[2]
 PUSHDCTL = Path(sys.executable).parent / COMMAND  # the console script pip installed

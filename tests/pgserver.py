@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.harness import die_with_parent, free_port, tail
+from tests.processes import die_with_parent, free_port, tail
 
 START_TIMEOUT_S = 60.0
 INITDB_GLOB = "/usr/lib/postgresql/*/bin/initdb"
