@@ -801,12 +801,27 @@ async def test_a_job_that_blows_up_fails_alone(tmp_path: Path) -> None:
         await s.close()
 
 
-async def test_closing_twice_is_harmless(tmp_path: Path) -> None:
-    from pushd.store.sqlite import SqliteStore
-
-    s = await SqliteStore.open(tmp_path / "c.sqlite3")
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_closing_twice_is_harmless(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A second close raises nothing and breaks nothing: what was written is kept and the
+    database opens again at once (SQLite: its file lock was given back, once)."""
+    if backend == "postgres":
+        url = await fresh_database(request.getfixturevalue("pg_server"))
+    else:
+        url = str(tmp_path / "c.sqlite3")
+    s = await open_store(url)
+    await s.add([push("a")], now_us=T0)
     await s.close()
     await s.close()
+    again = await open_store(url)
+    try:
+        assert [t.name for t in await again.list_tasks("q")] == ["a"]
+        [added] = await again.add([push("b")], now_us=T0)
+        assert added.ok
+    finally:
+        await again.close()
 
 
 async def test_a_job_raising_a_base_exception_fails_alone(tmp_path: Path) -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import dataclasses
 import json
 import os
+import shlex
 import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from pushd import cli
 from tests.integration.harness import Daemon, Receiver, api
 
 if TYPE_CHECKING:
@@ -236,14 +239,36 @@ async def test_errors_and_exit_codes(start_daemon: StartDaemon) -> None:
 
 
 async def test_help_of_every_command_has_examples() -> None:
-    """Every client command (check-config, serve and sink: tests/unit/test_commands.py)."""
+    """Every client command's --help (from the installed entry point) shows examples, and each
+    example is a command line the parser takes, for that command (check-config, serve and
+    sink: tests/unit/test_commands.py)."""
     top, *helps = await asyncio.gather(
         pushd("--help"), *(pushd(command, "--help") for command in CLIENT_COMMANDS)
     )
     assert top.code == 0
     assert "exit status:" in top.out
-    assert "examples:" in top.out
+    assert _parsed_examples(top.out)
     for command, ran in zip(CLIENT_COMMANDS, helps, strict=True):
         assert ran.code == 0, (command, ran.err)
-        assert "examples:\n  pushdctl " in ran.out, command
         assert "--server URL" in ran.out, command
+        parsed = _parsed_examples(ran.out)
+        assert parsed, command
+        wanted = {command, "task", "tasks"} if command.startswith("task") else {command}
+        assert {args.command for args in parsed} & wanted, (command, parsed)
+
+
+def _parsed_examples(help_text: str) -> list[argparse.Namespace]:
+    """The command lines under ``examples:`` (after ``pushdctl``, before a pipe or a comment),
+    each parsed by the CLI's parser: an example it refuses fails the test (SystemExit)."""
+    examples = help_text.split("examples:\n", 1)[1]
+    parsed = []
+    for line in examples.splitlines():
+        words = shlex.split(line, comments=True)
+        if "pushdctl" not in words:
+            continue
+        argv = words[words.index("pushdctl") + 1 :]
+        argv = argv[: argv.index("|")] if "|" in argv else argv
+        if argv[0] == "COMMAND":
+            continue
+        parsed.append(cli.build_parser().parse_args(argv))
+    return parsed

@@ -327,15 +327,33 @@ _task_like = st.dictionaries(
 
 @given(body=_json | _task_like | st.fixed_dictionaries({"tasks": st.lists(_task_like, max_size=3)}))
 def test_any_json_decodes_to_tasks_or_a_pushd_error(body: object) -> None:
-    """Whatever the JSON, decoding and validating raise nothing but pushd errors."""
+    """Whatever the JSON, decoding and validating give the body's tasks (in order, in the
+    queue, of its mode, under the names given) or raise a pushd error that says what is wrong
+    with a 4xx status: nothing else, never a 500."""
+    items = body["tasks"] if isinstance(body, dict) and "tasks" in body else [body]
     for mode in models.QueueMode:
-        try:
-            requests = wire.decode_add(
-                body, default_method="PULL" if mode.value == "pull" else "POST"
-            )
-            tasks.validate_batch(requests, queue="q", mode=mode, now_us=T0)
-        except errors.Error:
-            pass
+        built = _decoded(body, mode)
+        if isinstance(built, errors.Error):
+            assert str(built), type(built)
+            assert 400 <= built.http_status < 500, built
+            continue
+        assert isinstance(items, list)
+        assert len(built) == len(items)
+        for item, task in zip(items, built, strict=True):
+            assert isinstance(item, dict)
+            assert task.queue == "q"
+            assert task.is_pull == (mode is models.QueueMode.PULL)
+            if item.get("name"):
+                assert task.name == item["name"]
+
+
+def _decoded(body: object, mode: models.QueueMode) -> list[models.Task] | errors.Error:
+    """The tasks of an add request to queue "q" of ``mode``, or the pushd error it raised."""
+    try:
+        requests = wire.decode_add(body, default_method="PULL" if mode.value == "pull" else "POST")
+        return tasks.validate_batch(requests, queue="q", mode=mode, now_us=T0)
+    except errors.Error as exc:
+        return exc
 
 
 # ------------------------------------------------------------------ encoding
