@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 
 from pushd import errors, models
-from pushd.store import base, codec, describe_url, postgres_cluster, sqlbase
+from pushd.store import base, codec, postgres_cluster, sqlbase
 from pushd.store.postgres_cluster import announce, announce_due
 from pushd.store.postgres_schema import (
     SCHEMA_VERSION,
@@ -31,6 +31,7 @@ from pushd.store.postgres_schema import (
     migrate,
     transaction,
 )
+from pushd.store.urls import describe_url
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "connect", "migrate"]
 

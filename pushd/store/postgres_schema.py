@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 
 from pushd import errors
-from pushd.store import describe_url, sql
+from pushd.store import sql
+from pushd.store.urls import describe_url
 
 Q = sql.queries("postgres.sql")
 LOCK_MIGRATE = 0x70757368  # advisory lock key ("push")
