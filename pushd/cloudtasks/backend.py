@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 from pushd import errors, models, service, settings, tasks
 from pushd.api import auth, keys, openapi
 from pushd.api import errors as api_errors
-from pushd.queue_yaml import config
 
 if TYPE_CHECKING:
     from aiohttp import web
+
+    from pushd.queue_yaml import config
 
 #: What a call does, as far as tokens and roles are concerned (pushd's API actions).
 Action = auth.Action

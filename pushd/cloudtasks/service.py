@@ -23,12 +23,14 @@ import binascii
 import dataclasses
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pushd import errors, models, settings
 from pushd.cloudtasks import backend as backend_
 from pushd.cloudtasks import convert, descriptors, names, rpc
-from pushd.queue_yaml import config
+
+if TYPE_CHECKING:
+    from pushd.queue_yaml import config
 
 Action = backend_.Action
 LOCATION_ID = "local"

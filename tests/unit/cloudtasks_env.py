@@ -26,8 +26,9 @@ from google.cloud.tasks_v2.services.cloud_tasks.transports import (
 )
 from google.oauth2 import credentials as oauth2_credentials
 
-from pushd import api, clock, config, service, settings
+from pushd import api, clock, service, settings
 from pushd.cloudtasks import backend, grpc_server, rest
+from pushd.queue_yaml import config
 from pushd.store import memory
 from tests.unit.test_api import FakeEngine
 
