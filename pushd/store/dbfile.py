@@ -144,7 +144,7 @@ def connect(path: str, synchronous: str, *, check: bool = False) -> sqlite3.Conn
         # longer fits and every claim and delete reads pages back through the OS.
         conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
         if check:
-            _check(conn, path)
+            _check(path)
         conn.executescript(Q["schema"])
         columns = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
         if "claimed" not in columns:
@@ -163,8 +163,15 @@ def connect(path: str, synchronous: str, *, check: bool = False) -> sqlite3.Conn
     return conn
 
 
-def _check(conn: sqlite3.Connection, path: str) -> None:
-    took = check(conn, path)
+def _check(path: str) -> None:
+    """:func:`check` on a connection of its own, closed after: run through the writer's, it
+    left every page in the writer's cache, and damage written to the file later went unseen
+    by the writer (a purge deleted from the cached pages and answered 200)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        took = check(conn, path)
+    finally:
+        conn.close()
     if took is None:
         logs.event(
             "database_check_skipped",
