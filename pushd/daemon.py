@@ -249,10 +249,10 @@ class Daemon:
                 ownership = await cluster.Cluster.join(shared, me, self.queues)
             api_tickets = tickets.Tickets(key)
             counters = metrics.Metrics(self.clock)
-            session = dispatch.make_session(s.max_connections)
+            transport = dispatch.make_transport(s.max_connections)
             try:
                 deliverer = dispatch.Deliverer(
-                    session,
+                    transport,
                     targets=s.targets,
                     default_target=s.default_target,
                     signing_secret=s.signing_secret,
@@ -292,7 +292,7 @@ class Daemon:
                 self.versions = await server_versions(store)  # for the `listening` line
                 await self._serve(sched, store, app, peers)
             finally:
-                await session.close()
+                await transport.close()
         finally:
             await store.close()
 

@@ -55,9 +55,11 @@ async def receiver() -> AsyncIterator[tuple[Recorder, str]]:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
+async def transport() -> AsyncIterator[dispatch.Transport]:
+    """The daemon's transport, as it makes it."""
+    t = dispatch.make_transport(4)
+    yield t
+    await t.close()
 
 
 def task(**kw: Any) -> models.Task:
@@ -73,12 +75,12 @@ def task(**kw: Any) -> models.Task:
 
 
 async def test_first_attempt_headers_and_body(
-    receiver: tuple[Recorder, str], session: aiohttp.ClientSession
+    receiver: tuple[Recorder, str], transport: dispatch.Transport
 ) -> None:
     rec, url = receiver
     t = task(headers=(("X-Custom", "a"), ("X-Custom", "b"), ("Host", "ignored.example")))
     attempt = await dispatch.deliver(
-        session, t, queue="mail", base_url=url, deadline_s=5, signing_secret=None, now_us=T0
+        transport, t, queue="mail", base_url=url, deadline_s=5, signing_secret=None, now_us=T0
     )
     assert attempt == dispatch.Attempt(200, None, None, url=f"{url}/send?x=1")
     [req] = rec.requests
@@ -98,7 +100,7 @@ async def test_first_attempt_headers_and_body(
 
 
 async def test_retry_headers_carry_the_previous_response(
-    receiver: tuple[Recorder, str], session: aiohttp.ClientSession
+    receiver: tuple[Recorder, str], transport: dispatch.Transport
 ) -> None:
     rec, url = receiver
     rec.status = 500
@@ -106,7 +108,7 @@ async def test_retry_headers_carry_the_previous_response(
         retry_count=2, execution_count=1, last_status=503, headers=(("Content-Type", "text/x"),)
     )
     attempt = await dispatch.deliver(
-        session, t, queue="mail", base_url=url, deadline_s=5, signing_secret=None, now_us=T0
+        transport, t, queue="mail", base_url=url, deadline_s=5, signing_secret=None, now_us=T0
     )
     assert (attempt.status, attempt.ok, attempt.error) == (500, False, "HTTP 500")
     h = rec.requests[0]["headers"]
@@ -118,12 +120,12 @@ async def test_retry_headers_carry_the_previous_response(
 
 @pytest.mark.parametrize("method", ["GET", "HEAD", "DELETE"])
 async def test_bodyless_methods_send_no_body(
-    receiver: tuple[Recorder, str], session: aiohttp.ClientSession, method: str
+    receiver: tuple[Recorder, str], transport: dispatch.Transport, method: str
 ) -> None:
     rec, url = receiver
     t = task(method=models.Method(method), payload=b"")
     await dispatch.deliver(
-        session, t, queue="mail", base_url=url, deadline_s=5, signing_secret=None, now_us=T0
+        transport, t, queue="mail", base_url=url, deadline_s=5, signing_secret=None, now_us=T0
     )
     assert rec.requests[0]["method"] == method
     assert rec.requests[0]["body"] == b""
@@ -131,26 +133,26 @@ async def test_bodyless_methods_send_no_body(
 
 
 async def test_redirects_are_failures_and_not_followed(
-    receiver: tuple[Recorder, str], session: aiohttp.ClientSession
+    receiver: tuple[Recorder, str], transport: dispatch.Transport
 ) -> None:
     rec, url = receiver
     rec.status = 302
     rec.headers = {"Location": "/elsewhere"}
     attempt = await dispatch.deliver(
-        session, task(), queue="mail", base_url=url, deadline_s=5, signing_secret=None, now_us=T0
+        transport, task(), queue="mail", base_url=url, deadline_s=5, signing_secret=None, now_us=T0
     )
     assert (attempt.status, attempt.ok) == (302, False)
     assert len(rec.requests) == 1
 
 
 async def test_retry_after_seconds_and_dates(
-    receiver: tuple[Recorder, str], session: aiohttp.ClientSession
+    receiver: tuple[Recorder, str], transport: dispatch.Transport
 ) -> None:
     rec, url = receiver
     rec.status = 503
     rec.headers = {"Retry-After": "120"}
     attempt = await dispatch.deliver(
-        session, task(), queue="mail", base_url=url, deadline_s=5, signing_secret=None, now_us=T0
+        transport, task(), queue="mail", base_url=url, deadline_s=5, signing_secret=None, now_us=T0
     )
     assert attempt.throttled
     assert attempt.retry_after_us == 120_000_000
@@ -162,10 +164,10 @@ async def test_retry_after_seconds_and_dates(
 
 
 async def test_refused_connection_is_a_failure_without_status(
-    session: aiohttp.ClientSession,
+    transport: dispatch.Transport,
 ) -> None:
     attempt = await dispatch.deliver(
-        session,
+        transport,
         task(),
         queue="mail",
         base_url="http://127.0.0.1:9",
@@ -188,12 +190,12 @@ async def test_refused_connection_is_a_failure_without_status(
 
 
 async def test_an_http_failure_keeps_its_status_and_url(
-    receiver: tuple[Recorder, str], session: aiohttp.ClientSession
+    receiver: tuple[Recorder, str], transport: dispatch.Transport
 ) -> None:
     rec, url = receiver
     rec.status = 500
     attempt = await dispatch.deliver(
-        session, task(), queue="mail", base_url=url, deadline_s=5, signing_secret=None, now_us=T0
+        transport, task(), queue="mail", base_url=url, deadline_s=5, signing_secret=None, now_us=T0
     )
     assert attempt.last(T0 + 1) == models.LastAttempt(
         time_us=T0 + 1, status=500, error=None, message="HTTP 500", url=f"{url}/send?x=1"
@@ -209,10 +211,10 @@ async def test_a_connection_reset_before_an_answer_is_reset() -> None:
 
     server = await asyncio.start_server(slam, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    session = dispatch.make_session(4)
+    transport = dispatch.make_transport(4)
     try:
         attempt = await dispatch.deliver(
-            session,
+            transport,
             task(),
             queue="mail",
             base_url=f"http://127.0.0.1:{port}",
@@ -221,7 +223,7 @@ async def test_a_connection_reset_before_an_answer_is_reset() -> None:
             now_us=T0,
         )
     finally:
-        await session.close()
+        await transport.close()
         server.close()
         await server.wait_closed()
     assert (attempt.status, attempt.kind) == (None, "reset")
@@ -247,7 +249,7 @@ def test_a_long_message_is_cut() -> None:
     assert message.endswith("...")
 
 
-async def test_deadline_exceeded_is_a_failure(session: aiohttp.ClientSession) -> None:
+async def test_deadline_exceeded_is_a_failure(transport: dispatch.Transport) -> None:
     import asyncio
 
     async def slow(request: web.Request) -> web.Response:
@@ -263,7 +265,7 @@ async def test_deadline_exceeded_is_a_failure(session: aiohttp.ClientSession) ->
     base_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     try:
         attempt = await dispatch.deliver(
-            session,
+            transport,
             task(),
             queue="mail",
             base_url=base_url,
@@ -286,12 +288,18 @@ async def test_deadline_exceeded_is_a_failure(session: aiohttp.ClientSession) ->
 
 
 async def test_signature_verifies_with_the_readme_recipe(
-    receiver: tuple[Recorder, str], session: aiohttp.ClientSession
+    receiver: tuple[Recorder, str], transport: dispatch.Transport
 ) -> None:
     rec, url = receiver
     secret = "s3cret-s3cret-s3cret"
     await dispatch.deliver(
-        session, task(), queue="mail", base_url=url, deadline_s=5, signing_secret=secret, now_us=T0
+        transport,
+        task(),
+        queue="mail",
+        base_url=url,
+        deadline_s=5,
+        signing_secret=secret,
+        now_us=T0,
     )
     h = rec.requests[0]["headers"]
     ts = h["X-Pushd-Timestamp"]
@@ -349,12 +357,12 @@ def test_a_task_cannot_forge_the_api_ticket_or_the_source_address() -> None:
 
 
 async def test_the_deliverer_sends_a_ticket_valid_for_the_attempt(
-    receiver: tuple[Recorder, str], session: aiohttp.ClientSession
+    receiver: tuple[Recorder, str], transport: dispatch.Transport
 ) -> None:
     rec, url = receiver
     key = tickets.Tickets(b"delivery key")
     deliverer = dispatch.Deliverer(
-        session, targets={}, default_target=url, signing_secret=None, api_tickets=key
+        transport, targets={}, default_target=url, signing_secret=None, api_tickets=key
     )
     forged = task(headers=(("X-AppEngine-Api-Ticket", "forged"),))
     attempt = await deliverer(forged, _Queue("mail"), deadline_s=5, now_us=T0)
@@ -376,10 +384,10 @@ async def test_the_deliverer_sends_a_ticket_valid_for_the_attempt(
 
 
 async def test_the_deliverer_without_tickets_sends_none(
-    receiver: tuple[Recorder, str], session: aiohttp.ClientSession
+    receiver: tuple[Recorder, str], transport: dispatch.Transport
 ) -> None:
     rec, url = receiver
-    deliverer = dispatch.Deliverer(session, targets={}, default_target=url, signing_secret=None)
+    deliverer = dispatch.Deliverer(transport, targets={}, default_target=url, signing_secret=None)
     await deliverer(task(), _Queue("mail"), deadline_s=5, now_us=T0)
     h = rec.requests[0]["headers"]
     assert "X-AppEngine-Api-Ticket" not in h
@@ -420,7 +428,7 @@ async def test_running_out_of_a_local_resource_is_a_local_failure(code: int) -> 
     connector = aiohttp.TCPConnector(socket_factory=no_socket)
     async with aiohttp.ClientSession(connector=connector) as s:
         attempt = await dispatch.deliver(
-            s,
+            dispatch.AiohttpTransport(s),
             task(),
             queue="q",
             base_url="http://127.0.0.1:9",
@@ -433,9 +441,9 @@ async def test_running_out_of_a_local_resource_is_a_local_failure(code: int) -> 
     assert os.strerror(code) in (attempt.error or "")
 
 
-async def test_a_refused_connection_is_not_local(session: aiohttp.ClientSession) -> None:
+async def test_a_refused_connection_is_not_local(transport: dispatch.Transport) -> None:
     attempt = await dispatch.deliver(
-        session,
+        transport,
         task(),
         queue="q",
         base_url="http://127.0.0.1:9",  # discard port: nothing listens
@@ -465,10 +473,10 @@ async def test_an_endless_stream_of_100_continue_is_cut_after_max_answer_bytes()
 
     server = await asyncio.start_server(stream, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    session = dispatch.make_session(4)
+    transport = dispatch.make_transport(4)
     try:
         attempt = await dispatch.deliver(
-            session,
+            transport,
             task(),
             queue="q",
             base_url=f"http://127.0.0.1:{port}",
@@ -477,7 +485,7 @@ async def test_an_endless_stream_of_100_continue_is_cut_after_max_answer_bytes()
             now_us=0,
         )
     finally:
-        await session.close()
+        await transport.close()
         server.close()
     assert attempt.status is None
     assert not attempt.local
@@ -499,10 +507,10 @@ async def test_a_big_answer_after_a_100_continue_is_still_a_success() -> None:
 
     server = await asyncio.start_server(answer, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    session = dispatch.make_session(4)
+    transport = dispatch.make_transport(4)
     try:
         attempt = await dispatch.deliver(
-            session,
+            transport,
             task(),
             queue="q",
             base_url=f"http://127.0.0.1:{port}",
@@ -511,6 +519,42 @@ async def test_a_big_answer_after_a_100_continue_is_still_a_success() -> None:
             now_us=0,
         )
     finally:
-        await session.close()
+        await transport.close()
         server.close()
     assert (attempt.status, attempt.ok, attempt.error) == (200, True, None)
+
+
+async def test_a_pinned_address_is_connected_to_with_the_urls_host(
+    receiver: tuple[Recorder, str], transport: dispatch.Transport
+) -> None:
+    """``connect_to``: the request goes to the vetted address, never resolving the URL's host
+    (``.invalid`` cannot resolve), and carries that host in ``Host``."""
+    rec, url = receiver
+    port = url.rsplit(":", 1)[1]
+    attempt = await dispatch.deliver(
+        transport,
+        task(headers=(("Host", "forged.example"),)),
+        queue="mail",
+        base_url=f"http://receiver.invalid:{port}",
+        deadline_s=5,
+        signing_secret=None,
+        now_us=T0,
+        connect_to="127.0.0.1",
+    )
+    assert (attempt.status, attempt.url) == (200, f"http://receiver.invalid:{port}/send?x=1")
+    [req] = rec.requests
+    assert req["headers"].getall("Host") == [f"receiver.invalid:{port}"]
+    assert req["path"] == "/send?x=1"
+
+
+async def test_an_unresolvable_host_without_a_pin_is_dns(transport: dispatch.Transport) -> None:
+    attempt = await dispatch.deliver(
+        transport,
+        task(),
+        queue="mail",
+        base_url="http://receiver.invalid:9",
+        deadline_s=5,
+        signing_secret=None,
+        now_us=T0,
+    )
+    assert (attempt.status, attempt.kind) == (None, "dns")

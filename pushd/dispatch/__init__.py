@@ -4,7 +4,9 @@ The request (SPEC 3): the task's method, its relative URL on the base URL of its
 user headers, its body for POST and PUT, and the dispatcher's ``X-AppEngine-*`` headers.
 Redirects are not followed; any 2xx is success and everything else, a refused connection or
 the dispatch deadline passing is a failure. The dispatcher knows nothing of the store or of
-retries: it returns an :class:`Attempt` and the scheduler decides.
+retries: it returns an :class:`Attempt` and the scheduler decides. Nor of the HTTP client: a
+:class:`~pushd.dispatch.transport.Transport` sends the request (aiohttp's by default,
+:mod:`pushd.dispatch.aiohttp_transport`), under the rules written in that module.
 
 Two kinds of failure are told apart: a request that never left because this machine ran out of
 something (open files, memory, local ports: :data:`LOCAL_ERRNOS`) is ``local``, not an attempt of
@@ -27,20 +29,55 @@ for task requests, which the SDK's middleware makes the request's ``REMOTE_ADDR`
 from __future__ import annotations
 
 import email.utils
-import errno
-import functools
 import hashlib
 import hmac
-import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-import aiohttp
 import multidict
-from aiohttp import client_proto
 
 from pushd import clock, models, tickets
+from pushd.dispatch.aiohttp_transport import (
+    AiohttpTransport,
+    AnswerTooLong,
+    error_kind,
+    is_local_failure,
+    make_session,
+    make_transport,
+)
+from pushd.dispatch.transport import (
+    LOCAL_ERRNOS,
+    MAX_HEAD_BYTES,
+    MAX_RESPONSE_READ,
+    Failure,
+    Request,
+    Response,
+    Transport,
+)
+
+__all__ = [
+    "LOCAL_ERRNOS",
+    "MAX_HEAD_BYTES",
+    "MAX_RESPONSE_READ",
+    "AiohttpTransport",
+    "AnswerTooLong",
+    "Attempt",
+    "Deliverer",
+    "Failure",
+    "Request",
+    "Response",
+    "Transport",
+    "build_headers",
+    "deliver",
+    "error_kind",
+    "is_local_failure",
+    "make_session",
+    "make_transport",
+    "parse_retry_after",
+    "resolve_target",
+    "signature",
+]
 
 USER_AGENT = "AppEngine-Google; (+http://code.google.com/appengine) pushd"
 #: Headers of the task that the dispatcher owns or that would break the request (SPEC 3.3).
@@ -65,16 +102,6 @@ RESERVED_HEADERS = frozenset(
     }
 )
 BODY_METHODS = frozenset({models.Method.POST, models.Method.PUT})
-MAX_RESPONSE_READ = 64 * 1024  # bytes of a response body read to keep the connection reusable
-#: Most bytes a receiver may send for one attempt before its final status line and headers
-#: (informational ``1xx`` answers included). Beyond it the attempt fails, the connection closed.
-MAX_HEAD_BYTES = 64 * 1024
-#: A connection failing with one of these never reached the receiver: the machine ran out of
-#: open files (EMFILE, ENFILE), memory or buffers (ENOMEM, ENOBUFS) or local ports
-#: (EADDRNOTAVAIL).
-LOCAL_ERRNOS = frozenset(
-    {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS, errno.EADDRNOTAVAIL}
-)
 #: The address App Engine's task requests come from (SPEC 3.1), as the SDK's middleware reads it.
 TASK_SOURCE_IP = "0.1.0.2"
 #: The longest Retry-After honoured: as long as the longest backoff (a century).
@@ -120,29 +147,6 @@ class Attempt:
         return models.LastAttempt(
             time_us=now_us, status=self.status, error=self.kind, message=message, url=self.url
         )
-
-
-_RESET_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
-
-
-def error_kind(exc: BaseException) -> str:
-    """Why a request got no answer, in one word of ``models.ATTEMPT_ERRORS``."""
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    if isinstance(exc, aiohttp.InvalidURL | ValueError):
-        return "invalid_url"
-    cause = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
-    if isinstance(exc, aiohttp.ClientConnectorDNSError) or isinstance(cause, socket.gaierror):
-        return "dns"
-    if isinstance(cause, ConnectionRefusedError):
-        return "refused"
-    if isinstance(exc, aiohttp.ServerDisconnectedError | ConnectionResetError):
-        return "reset"
-    if isinstance(cause, OSError) and cause.errno in _RESET_ERRNOS:
-        return "reset"
-    if isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED:
-        return "refused"
-    return "connection"
 
 
 def resolve_target(
@@ -234,7 +238,7 @@ def parse_retry_after(value: str | None, now_us: int) -> int | None:
 
 
 async def deliver(
-    session: aiohttp.ClientSession,
+    transport: Transport,
     task: models.Task,
     *,
     queue: str,
@@ -243,135 +247,29 @@ async def deliver(
     signing_secret: str | None,
     now_us: int,
     api_ticket: str | None = None,
+    connect_to: str | None = None,
 ) -> Attempt:
-    """Send one attempt of ``task`` and classify the result. Never raises for network errors."""
+    """Send one attempt of ``task`` through ``transport`` and classify the result. Never raises
+    for network errors. ``connect_to``: an address pushd has vetted, connected to instead of
+    resolving the URL's host (:attr:`Request.connect_to`)."""
     headers = build_headers(
         task, queue=queue, signing_secret=signing_secret, now_us=now_us, api_ticket=api_ticket
     )
     body = task.payload if task.method in BODY_METHODS else None
     url = base_url.rstrip("/") + task.url
-    try:
-        async with session.request(
-            task.method.value,
-            url,
-            data=body,
-            headers=headers,
-            allow_redirects=False,
-            timeout=aiohttp.ClientTimeout(total=deadline_s),
-        ) as resp:
-            await resp.content.read(MAX_RESPONSE_READ)
-            status = resp.status
-            retry_after = parse_retry_after(resp.headers.get("Retry-After"), now_us)
-    except TimeoutError as exc:
-        return Attempt(
-            None, f"dispatch deadline of {deadline_s:g}s exceeded", kind=error_kind(exc), url=url
+    request = Request(task.method.value, url, headers, body, deadline_s, connect_to)
+    outcome = await transport.send(request)
+    if isinstance(outcome, Failure):
+        error = (
+            f"dispatch deadline of {deadline_s:g}s exceeded"
+            if outcome.kind == "timeout"
+            else outcome.message
         )
-    except (aiohttp.ClientError, OSError) as exc:
-        return Attempt(
-            None,
-            f"{type(exc).__name__}: {exc}",
-            kind=error_kind(exc),
-            url=url,
-            local=is_local_failure(exc),
-        )
-    except ValueError as exc:  # e.g. an invalid URL built from a bad target mapping
-        return Attempt(None, f"{type(exc).__name__}: {exc}", kind=error_kind(exc), url=url)
+        return Attempt(None, error, kind=outcome.kind, url=url, local=outcome.local)
+    status = outcome.status
     ok = 200 <= status < 300
+    retry_after = parse_retry_after(outcome.retry_after, now_us)
     return Attempt(status, None if ok else f"HTTP {status}", retry_after, url=url)
-
-
-def is_local_failure(exc: BaseException) -> bool:
-    """True if ``exc`` (or the OSError it wraps) says this machine ran out of a resource before
-    the request left (:data:`LOCAL_ERRNOS`)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.errno in LOCAL_ERRNOS:
-            return True
-        wrapped = getattr(current, "os_error", None)  # aiohttp's ClientConnectorError
-        if isinstance(wrapped, OSError) and wrapped.errno in LOCAL_ERRNOS:
-            return True
-        current = current.__cause__ or current.__context__
-    return False
-
-
-class AnswerTooLong(aiohttp.ClientPayloadError):
-    """The receiver sent more than :data:`MAX_HEAD_BYTES` before its final answer."""
-
-
-class _BoundedResponseHandler(client_proto.ResponseHandler):
-    """aiohttp's connection protocol, bounding what one request's answer may send before its
-    final status line and headers.
-
-    aiohttp's parser turns every 25-byte ``100 Continue`` into a queued message of about a
-    kilobyte, at size 0 for its flow control, so a receiver streaming them grew the daemon by
-    tens of MiB per attempt. Bytes before the final head are fed to the parser at most
-    :data:`MAX_HEAD_BYTES` per request; past that the connection is cut. The body after the
-    head is left to aiohttp's flow control (reading pauses at twice its 64 KiB buffer).
-    ``set_response_params`` is called once per request on its connection.
-    """
-
-    _head_bytes = 0
-    _head_done = False
-
-    def set_response_params(self, *args: object, **kwargs: object) -> None:
-        self._head_bytes, self._head_done = 0, False
-        super().set_response_params(*args, **kwargs)  # type: ignore[arg-type]
-
-    def head_done(self) -> bool:
-        """The current request's final answer head has been parsed."""
-        return self._head_done
-
-    def feed_data(self, data: tuple[Any, Any], size: int = 0) -> None:
-        code = getattr(data[0], "code", 0)
-        if not 100 <= code < 200 or code == 101:
-            self._head_done = True  # a final answer (or a switch): its body is not limited here
-        super().feed_data(data, size)
-
-    def data_received(self, data: bytes) -> None:
-        if self._head_done:
-            super().data_received(data)
-            return
-        room = max(0, MAX_HEAD_BYTES - self._head_bytes)
-        self._head_bytes += min(room, len(data))
-        super().data_received(data[:room])
-        rest = data[room:]
-        if not rest:
-            return
-        if self.head_done():  # the final head was in the bytes fed: the rest is its body
-            super().data_received(rest)
-            return
-        if self.transport is not None:
-            self.transport.close()
-        if self.exception() is None:
-            self.set_exception(
-                AnswerTooLong(
-                    f"the receiver sent more than {MAX_HEAD_BYTES} bytes before a final "
-                    "answer (e.g. endless 100 Continue)"
-                )
-            )
-
-
-def make_session(max_connections: int) -> aiohttp.ClientSession:
-    """The one shared client session: keep-alive, at most ``max_connections`` requests in flight.
-
-    aiohttp resends a GET, PUT or DELETE once by itself when a kept-alive connection is reset;
-    for a task that is a second delivery inside one attempt, with the same retry count, which
-    the receiver sees and pushd does not count. Every attempt must be exactly one request, so
-    that resend is turned off (the attribute aiohttp's own test client sets for the same end).
-    """
-    connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0)
-    # Every connection's protocol bounds each answer's bytes before its head (MAX_HEAD_BYTES); aiohttp
-    # has no setting for it, so the connector's protocol factory is replaced.
-    factory: Callable[[], client_proto.ResponseHandler]
-    factory = functools.partial(_BoundedResponseHandler, loop=connector._loop)
-    connector._factory = factory  # type: ignore[assignment]
-    session = aiohttp.ClientSession(
-        connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
-    )
-    session._retry_connection = False
-    return session
 
 
 class Deliverer:
@@ -379,14 +277,14 @@ class Deliverer:
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        transport: Transport,
         *,
         targets: Mapping[str, str],
         default_target: str,
         signing_secret: str | None,
         api_tickets: tickets.Tickets | None = None,
     ) -> None:
-        self.session = session
+        self.transport = transport
         self.targets = targets
         self.default_target = default_target
         self.signing_secret = signing_secret
@@ -400,7 +298,7 @@ class Deliverer:
         self, task: models.Task, queue: _QueueLike, *, deadline_s: float, now_us: int
     ) -> Attempt:
         return await deliver(
-            self.session,
+            self.transport,
             task,
             queue=queue.name,
             base_url=self.base_url(queue.target, task),
