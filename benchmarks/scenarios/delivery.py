@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from benchmarks import harness
+from benchmarks import bare, harness
 from benchmarks.harness import Progress, cpu_s, memory_kib, post_json, say, span_rate
 from benchmarks.scenarios import Context, Result, Target
 from pushd import dispatch, models, tickets
@@ -50,18 +50,22 @@ def same_headers(n: int) -> list[dict[str, str]]:
     return found
 
 
-async def ceiling(ctx: Context, n: int, concurrency: int = CONCURRENCY) -> dict[str, Any]:
-    """The raw aiohttp client against the same receiver: the ceiling of a Python dispatcher.
+async def ceiling(
+    ctx: Context, n: int, concurrency: int = CONCURRENCY, client: str = "aiohttp"
+) -> dict[str, Any]:
+    """A bare client loop against the same receiver: the ceiling of a Python dispatcher.
 
     It sends what pushd sends (path, body, every header) with ``concurrency`` in flight over
-    one keep-alive session, on asyncio's own event loop. :func:`run` alternates it with pushd,
-    several rounds each, and compares the medians.
+    keep-alive connections, on asyncio's own event loop, with ``client`` (aiohttp or
+    pyreqwest: :mod:`benchmarks.bare`). :func:`run` alternates it with pushd, several rounds
+    each, and compares the medians.
     """
     url = ctx.receiver.url + "/raw/"
     headers = same_headers(n + concurrency)
     await ctx.receiver.reset()
-    with Progress("raw aiohttp", n, "requests") as bar:
-        wall, cpu = await harness.raw_posts(
+    with Progress(f"raw {client}", n, "requests") as bar:
+        wall, cpu = await bare.posts(
+            client,
             lambda i: url + str(i),
             n,
             concurrency,
@@ -71,14 +75,18 @@ async def ceiling(ctx: Context, n: int, concurrency: int = CONCURRENCY) -> dict[
     hits = await ctx.receiver.wait_count(n + concurrency, 30.0)
     times = [h.t for h in hits if h.path.startswith("/raw/") and h.name.startswith("raw-")][-n:]
     result = {
-        "system": "raw aiohttp ceiling",
+        "system": f"raw {client} ceiling",
+        "client": client,
         "n": n,
         "concurrency": concurrency,
         "deliveries_per_s": round(span_rate(times), 1),
         "client_cpu_pct": round(100 * cpu / wall, 1),
         "client_cpu_us_per_request": round(1e6 * cpu / n, 1),
     }
-    say(f"ceiling: {result['deliveries_per_s']:,.0f} req/s with {concurrency} in flight")
+    say(
+        f"{client} ceiling: {result['deliveries_per_s']:,.0f} req/s with {concurrency} in "
+        f"flight, {result['client_cpu_us_per_request']:.0f} µs CPU/request"
+    )
     return result
 
 
@@ -149,27 +157,35 @@ async def run_peers(ctx: Context, n: int) -> list[dict[str, Any]]:
     )
 
 
+def _summary(measured: list[dict[str, Any]], cpu_key: str) -> dict[str, Any]:
+    """The first of several runs with the medians of throughput and CPU."""
+    return {
+        **measured[0],
+        "deliveries_per_s": _median([m["deliveries_per_s"] for m in measured]),
+        cpu_key: _median([m[cpu_key] for m in measured]),
+    }
+
+
 async def run(ctx: Context) -> Result:
     from benchmarks import charts  # matplotlib loads only when drawing
 
     n = ctx.n(full=50_000, quick=10_000, smoke=300)
     rounds = ctx.n(full=3, quick=3, smoke=1)
-    # Ceiling and pushd take turns and the medians count: on a shared VM one run can be half
+    clients = bare.available()
+    # Ceilings and pushd take turns and the medians count: on a shared VM one run can be half
     # as fast as the next, and a single pair of runs swung the ratio from 0.39 to 0.62.
-    ceilings, runs = [], []
+    ceilings: dict[str, list[dict[str, Any]]] = {c: [] for c in clients}
+    runs = []
     for r in range(rounds):
-        ceilings.append(await ceiling(ctx, n))
+        for c in clients:
+            ceilings[c].append(await ceiling(ctx, n, client=c))
         runs.append(await pushd_delivery(ctx, n, label=f"pushd-{r + 1}" if rounds > 1 else "pushd"))
-    ceilings.append(await ceiling(ctx, n))
-    raw = {
-        **ceilings[0],
-        "deliveries_per_s": _median([c["deliveries_per_s"] for c in ceilings]),
-        "client_cpu_us_per_request": _median([c["client_cpu_us_per_request"] for c in ceilings]),
-    }
+    for c in clients:
+        ceilings[c].append(await ceiling(ctx, n, client=c))
+    bares = {c: _summary(ceilings[c], "client_cpu_us_per_request") for c in clients}
+    raw = bares["aiohttp"]
     ours = {
-        **runs[0],
-        "deliveries_per_s": _median([r["deliveries_per_s"] for r in runs]),
-        "daemon_cpu_us_per_delivery": _median([r["daemon_cpu_us_per_delivery"] for r in runs]),
+        **_summary(runs, "daemon_cpu_us_per_delivery"),
         "duplicates": sum(r["duplicates"] for r in runs),
         "daemon_peak_rss_mib": max(r["daemon_peak_rss_mib"] for r in runs),
     }
@@ -177,17 +193,19 @@ async def run(ctx: Context) -> Result:
     ctx.shared["delivery"] = ours
     others = await run_peers(ctx, ctx.n(full=10_000, quick=3_000, smoke=100))
     rows = [["system", "n", "deliveries/s", "pushd ÷ this", "notes"]]
-    rows.append(
-        [
-            raw["system"],
-            f"{n:,}",
-            f"{raw['deliveries_per_s']:,.0f}",
-            "",
-            f"median of {len(ceilings)}: "
-            + " / ".join(f"{c['deliveries_per_s']:,.0f}" for c in ceilings)
-            + f"; {raw_cpu_us:.0f} µs CPU/request",
-        ]
-    )
+    for c in clients:
+        measured, summary = ceilings[c], bares[c]
+        rows.append(
+            [
+                summary["system"],
+                f"{n:,}",
+                f"{summary['deliveries_per_s']:,.0f}",
+                f"{ours['deliveries_per_s'] / max(summary['deliveries_per_s'], 1e-9):.2f}",
+                f"median of {len(measured)}: "
+                + " / ".join(f"{m['deliveries_per_s']:,.0f}" for m in measured)
+                + f"; {summary['client_cpu_us_per_request']:.0f} µs CPU/request",
+            ]
+        )
     rows.append(
         [
             "pushd",
@@ -205,8 +223,26 @@ async def run(ctx: Context) -> Result:
         # CPU per request is steadier than throughput on a noisy machine
         "ceiling CPU/request ÷ pushd CPU/delivery": raw_cpu_us / max(ours_cpu_us, 1e-9),
     }
-    targets = [Target("pushd ÷ raw aiohttp ceiling", ratios["pushd/ceiling"], 0.5)]
-    bars = [(raw["system"], raw["deliveries_per_s"]), ("pushd", ours["deliveries_per_s"])]
+    for c, summary in bares.items():
+        if c != "aiohttp":
+            ratios[f"pushd/{c} ceiling"] = ours["deliveries_per_s"] / max(
+                summary["deliveries_per_s"], 1e-9
+            )
+            ratios[f"{c} ceiling/aiohttp ceiling"] = summary["deliveries_per_s"] / max(
+                raw["deliveries_per_s"], 1e-9
+            )
+            ratios[f"{c} CPU/request ÷ pushd CPU/delivery"] = summary[
+                "client_cpu_us_per_request"
+            ] / max(ours_cpu_us, 1e-9)
+    # issue 18: at least the bare aiohttp loop, half the bare loop of pushd's own transport
+    # (aiohttp today), at most 100 µs of the daemon's CPU per delivery
+    targets = [
+        Target("pushd ÷ raw aiohttp ceiling", ratios["pushd/ceiling"], 1.0),
+        Target("pushd ÷ bare loop of its transport (aiohttp)", ratios["pushd/ceiling"], 0.5),
+        Target("pushd CPU µs per delivery", ours_cpu_us, 100.0, at_least=False),
+    ]
+    bars = [(b["system"], b["deliveries_per_s"]) for b in bares.values()]
+    bars.append(("pushd", ours["deliveries_per_s"]))
     for peer in others:
         if "skipped" in peer:
             rows.append([peer["system"], "", "", "", f"skipped: {peer['skipped']}"])
@@ -238,7 +274,9 @@ async def run(ctx: Context) -> Result:
         rows,
         data={
             "ceiling": raw,
-            "ceiling_runs": ceilings,
+            "ceiling_runs": ceilings["aiohttp"],
+            "bare": bares,
+            "bare_runs": ceilings,
             "pushd": ours,
             "pushd_runs": runs,
             "peers": others,
