@@ -262,8 +262,10 @@ def push_queue_yaml(
     return "\n".join(lines) + "\n" + extra
 
 
-def settings_yaml(max_connections: int = 64, durability: str = "full") -> str:
-    return f"max_connections: {max_connections}\ndurability: {durability}\n"
+def settings_yaml(
+    max_connections: int = 64, durability: str = "full", transport: str = "aiohttp"
+) -> str:
+    return f"max_connections: {max_connections}\ndurability: {durability}\ntransport: {transport}\n"
 
 
 async def add_tasks(

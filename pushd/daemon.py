@@ -249,7 +249,7 @@ class Daemon:
                 ownership = await cluster.Cluster.join(shared, me, self.queues)
             api_tickets = tickets.Tickets(key)
             counters = metrics.Metrics(self.clock)
-            transport = dispatch.make_transport(s.max_connections)
+            transport = dispatch.make_transport(s.max_connections, s.transport)
             try:
                 deliverer = dispatch.Deliverer(
                     transport,

@@ -35,6 +35,8 @@ _TARGET_NAME = re.compile(r"^(?:(?!-)[a-z\d\-]{1,100}\.){0,2}(?!-)[a-z\d\-]{1,63
 ROLES = ("admin", "producer", "consumer")
 DURABILITY = ("full", "normal")
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
+#: The HTTP clients deliveries can go through (``transport``; pushd.dispatch.make_transport).
+TRANSPORTS = ("aiohttp", "pyreqwest")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,6 +96,10 @@ class Settings:
     #: ``auto``: uvloop when it is installed (it is a dependency on Linux and macOS), else
     #: asyncio's own loop; ``uvloop`` or ``asyncio`` to choose.
     event_loop: str = "auto"
+    #: The HTTP client deliveries go through (pushd.dispatch.TRANSPORTS): ``aiohttp`` keeps
+    #: every delivery rule; ``pyreqwest`` (pip install pyreqwest) is cheaper per request but
+    #: title-cases header names and cannot pin addresses (docs/RELIABILITY.md, "Transport seam").
+    transport: str = "aiohttp"
     auth_tokens: tuple[ApiToken, ...] = ()
     #: How long a web console login lasts; logging out ends it sooner.
     console_session_s: float = 12 * 3600.0
@@ -366,6 +372,10 @@ def _validate_choices(settings: Settings, issues: _Issues) -> None:
         issues.add("event_loop", f"{settings.event_loop!r} is not one of {', '.join(EVENT_LOOPS)}")
     elif settings.event_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
         issues.add("event_loop", "uvloop is not installed: pip install uvloop, or event_loop: auto")
+    if settings.transport not in TRANSPORTS:
+        issues.add("transport", f"{settings.transport!r} is not one of {', '.join(TRANSPORTS)}")
+    elif settings.transport == "pyreqwest" and importlib.util.find_spec("pyreqwest") is None:
+        issues.add("transport", "pyreqwest is not installed: pip install pyreqwest")
     if settings.log_format not in ("text", "json"):
         issues.add("log_format", f"{settings.log_format!r} is not text or json")
     if settings.log_level.lower() not in ("debug", "info", "warning", "error"):

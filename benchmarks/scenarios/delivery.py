@@ -98,10 +98,11 @@ async def pushd_delivery(
     concurrency: int = CONCURRENCY,
     durability: str = "full",
     future: int = 0,
+    transport: str = "aiohttp",
 ) -> dict[str, Any]:
     """A fresh daemon delivers ``n`` due tasks (beside ``future`` tasks due in a day)."""
     queue_yaml = "queue:\n" + harness.push_queue_yaml()
-    settings = harness.settings_yaml(concurrency, durability)
+    settings = harness.settings_yaml(concurrency, durability, transport)
     async with ctx.pushd(label, queue_yaml=queue_yaml, settings_yaml=settings) as daemon:
         api = daemon.url
         await post_json(ctx.session, f"{api}/api/v1/queues/{harness.QUEUE}/pause")
@@ -124,6 +125,7 @@ async def pushd_delivery(
         "n": n,
         "concurrency": concurrency,
         "durability": durability,
+        "transport": transport,
         "deliveries_per_s": round(span_rate([h.t for h in mine]), 1),
         "delivered": len(mine),
         "duplicates": len(mine) - len(names),
@@ -175,11 +177,14 @@ async def run(ctx: Context) -> Result:
     # Ceilings and pushd take turns and the medians count: on a shared VM one run can be half
     # as fast as the next, and a single pair of runs swung the ratio from 0.39 to 0.62.
     ceilings: dict[str, list[dict[str, Any]]] = {c: [] for c in clients}
-    runs = []
+    runs, reqwest_runs = [], []
     for r in range(rounds):
         for c in clients:
             ceilings[c].append(await ceiling(ctx, n, client=c))
         runs.append(await pushd_delivery(ctx, n, label=f"pushd-{r + 1}" if rounds > 1 else "pushd"))
+        if "pyreqwest" in clients:  # the candidate transport (issue 18), beside the default
+            label = f"pushdrq-{r + 1}"
+            reqwest_runs.append(await pushd_delivery(ctx, n, label=label, transport="pyreqwest"))
     for c in clients:
         ceilings[c].append(await ceiling(ctx, n, client=c))
     bares = {c: _summary(ceilings[c], "client_cpu_us_per_request") for c in clients}
@@ -190,6 +195,7 @@ async def run(ctx: Context) -> Result:
         "daemon_peak_rss_mib": max(r["daemon_peak_rss_mib"] for r in runs),
     }
     raw_cpu_us, ours_cpu_us = raw["client_cpu_us_per_request"], ours["daemon_cpu_us_per_delivery"]
+    theirs = _summary(reqwest_runs, "daemon_cpu_us_per_delivery") if reqwest_runs else None
     ctx.shared["delivery"] = ours
     others = await run_peers(ctx, ctx.n(full=10_000, quick=3_000, smoke=100))
     rows = [["system", "n", "deliveries/s", "pushd ÷ this", "notes"]]
@@ -218,6 +224,19 @@ async def run(ctx: Context) -> Result:
             f"peak RSS {ours['daemon_peak_rss_mib']} MiB",
         ]
     )
+    if theirs is not None:
+        rows.append(
+            [
+                "pushd, transport: pyreqwest",
+                f"{n:,}",
+                f"{theirs['deliveries_per_s']:,.0f}",
+                "",
+                f"median of {len(reqwest_runs)}: "
+                + " / ".join(f"{r['deliveries_per_s']:,.0f}" for r in reqwest_runs)
+                + f"; {theirs['daemon_cpu_us_per_delivery']:.0f} µs CPU/delivery, dups "
+                + str(sum(r["duplicates"] for r in reqwest_runs)),
+            ]
+        )
     ratios = {
         "pushd/ceiling": ours["deliveries_per_s"] / max(raw["deliveries_per_s"], 1e-9),
         # CPU per request is steadier than throughput on a noisy machine
@@ -241,8 +260,20 @@ async def run(ctx: Context) -> Result:
         Target("pushd ÷ bare loop of its transport (aiohttp)", ratios["pushd/ceiling"], 0.5),
         Target("pushd CPU µs per delivery", ours_cpu_us, 100.0, at_least=False),
     ]
+    if theirs is not None:
+        ratios["pushd(pyreqwest)/aiohttp ceiling"] = theirs["deliveries_per_s"] / max(
+            raw["deliveries_per_s"], 1e-9
+        )
+        ratios["pushd(pyreqwest)/pyreqwest ceiling"] = theirs["deliveries_per_s"] / max(
+            bares["pyreqwest"]["deliveries_per_s"], 1e-9
+        )
+        ratios["pushd(pyreqwest)/pushd(aiohttp)"] = theirs["deliveries_per_s"] / max(
+            ours["deliveries_per_s"], 1e-9
+        )
     bars = [(b["system"], b["deliveries_per_s"]) for b in bares.values()]
     bars.append(("pushd", ours["deliveries_per_s"]))
+    if theirs is not None:
+        bars.append(("pushd (pyreqwest)", theirs["deliveries_per_s"]))
     for peer in others:
         if "skipped" in peer:
             rows.append([peer["system"], "", "", "", f"skipped: {peer['skipped']}"])
@@ -279,6 +310,7 @@ async def run(ctx: Context) -> Result:
             "bare_runs": ceilings,
             "pushd": ours,
             "pushd_runs": runs,
+            "pushd_pyreqwest_runs": reqwest_runs,
             "peers": others,
         },
         ratios={k: round(v, 3) for k, v in ratios.items()},

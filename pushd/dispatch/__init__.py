@@ -37,14 +37,13 @@ from typing import Protocol
 
 import multidict
 
-from pushd import clock, models, tickets
+from pushd import clock, models, settings, tickets
 from pushd.dispatch.aiohttp_transport import (
     AiohttpTransport,
     AnswerTooLong,
     error_kind,
     is_local_failure,
     make_session,
-    make_transport,
 )
 from pushd.dispatch.transport import (
     LOCAL_ERRNOS,
@@ -60,6 +59,7 @@ __all__ = [
     "LOCAL_ERRNOS",
     "MAX_HEAD_BYTES",
     "MAX_RESPONSE_READ",
+    "TRANSPORTS",
     "AiohttpTransport",
     "AnswerTooLong",
     "Attempt",
@@ -270,6 +270,20 @@ async def deliver(
     ok = 200 <= status < 300
     retry_after = parse_retry_after(outcome.retry_after, now_us)
     return Attempt(status, None if ok else f"HTTP {status}", retry_after, url=url)
+
+
+#: The transports a daemon can use (``transport`` in the settings); the first is the default.
+TRANSPORTS = settings.TRANSPORTS
+
+
+def make_transport(max_connections: int, kind: str = "aiohttp") -> Transport:
+    """The daemon's transport of ``kind`` (one of :data:`TRANSPORTS`), at most
+    ``max_connections`` requests in flight."""
+    if kind == "pyreqwest":
+        from pushd.dispatch.reqwest_transport import ReqwestTransport  # optional: pip install
+
+        return ReqwestTransport(max_connections)
+    return AiohttpTransport(make_session(max_connections))
 
 
 class Deliverer:

@@ -189,8 +189,3 @@ def _pinned(request: Request) -> tuple[yarl.URL, Any, str | None]:
     headers["Host"] = original.host_port_subcomponent or original.host
     url = original.with_host(request.connect_to)
     return url, headers, original.host if original.scheme == "https" else None
-
-
-def make_transport(max_connections: int) -> AiohttpTransport:
-    """The daemon's aiohttp transport (:func:`make_session`)."""
-    return AiohttpTransport(make_session(max_connections))

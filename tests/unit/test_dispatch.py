@@ -54,10 +54,10 @@ async def receiver() -> AsyncIterator[tuple[Recorder, str]]:
     await runner.cleanup()
 
 
-@pytest.fixture
-async def transport() -> AsyncIterator[dispatch.Transport]:
-    """The daemon's transport, as it makes it."""
-    t = dispatch.make_transport(4)
+@pytest.fixture(params=dispatch.TRANSPORTS)
+async def transport(request: pytest.FixtureRequest) -> AsyncIterator[dispatch.Transport]:
+    """Each transport, as the daemon makes it: every test taking it runs against both."""
+    t = dispatch.make_transport(4, request.param)
     yield t
     await t.close()
 
@@ -186,7 +186,11 @@ async def test_refused_connection_is_a_failure_without_status(
         "refused",
         "http://127.0.0.1:9/send?x=1",
     )
-    assert last.message.startswith("ClientConnectorError: Cannot connect to host 127.0.0.1:9")
+    assert last.message.startswith(
+        "ClientConnectorError: Cannot connect to host 127.0.0.1:9"
+        if isinstance(transport, dispatch.AiohttpTransport)
+        else "ConnectError: Connection refused"
+    )
 
 
 async def test_an_http_failure_keeps_its_status_and_url(
@@ -525,11 +529,13 @@ async def test_a_big_answer_after_a_100_continue_is_still_a_success() -> None:
 
 
 async def test_a_pinned_address_is_connected_to_with_the_urls_host(
-    receiver: tuple[Recorder, str], transport: dispatch.Transport
+    receiver: tuple[Recorder, str],
 ) -> None:
     """``connect_to``: the request goes to the vetted address, never resolving the URL's host
-    (``.invalid`` cannot resolve), and carries that host in ``Host``."""
+    (``.invalid`` cannot resolve), and carries that host in ``Host``. aiohttp only: pyreqwest
+    pins addresses per client, not per request (its transport refuses ``connect_to``)."""
     rec, url = receiver
+    transport = dispatch.make_transport(4)
     port = url.rsplit(":", 1)[1]
     attempt = await dispatch.deliver(
         transport,
@@ -545,6 +551,7 @@ async def test_a_pinned_address_is_connected_to_with_the_urls_host(
     [req] = rec.requests
     assert req["headers"].getall("Host") == [f"receiver.invalid:{port}"]
     assert req["path"] == "/send?x=1"
+    await transport.close()
 
 
 async def test_an_unresolvable_host_without_a_pin_is_dns(transport: dispatch.Transport) -> None:
@@ -558,3 +565,38 @@ async def test_an_unresolvable_host_without_a_pin_is_dns(transport: dispatch.Tra
         now_us=T0,
     )
     assert (attempt.status, attempt.kind) == (None, "dns")
+
+
+async def test_header_names_leave_with_their_case() -> None:
+    """The exact bytes of the request head: App Engine's names as App Engine writes them and
+    the task's own as given. aiohttp only: pyreqwest (hyper) title-cases every name
+    (``X-Appengine-Queuename``), one reason it is not the default transport."""
+    heads: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(record, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport = dispatch.make_transport(4)
+    try:
+        attempt = await dispatch.deliver(
+            transport,
+            task(headers=(("x-lower", "a"), ("X-MiXed-CaSe", "b"))),
+            queue="mail",
+            base_url=f"http://127.0.0.1:{port}",
+            deadline_s=5,
+            signing_secret=None,
+            now_us=T0,
+        )
+    finally:
+        await transport.close()
+        server.close()
+        await server.wait_closed()
+    assert attempt.ok
+    [head] = heads
+    for name in (b"x-lower: a", b"X-MiXed-CaSe: b", b"X-AppEngine-QueueName: mail"):
+        assert b"\r\n" + name + b"\r\n" in head
