@@ -16,6 +16,9 @@ Event names (the ``event`` field) are a public interface for log processors:
 ``task_delivered``          a delivery got a 2xx (``queue``, ``task``, ``status``, ``ms``; debug)
 ``task_retry``              a delivery failed and will run again (``error``, ``retry``, ``delay_s``)
 ``task_dead_lettered``      a task ran out of retries (push) or leases (pull): now a dead letter (``reason``)
+``transport_experimental``  at start: deliveries go through pyreqwest, which keeps neither the
+                            header case, address pinning, deadlines over trickled answers nor
+                            the 64 KiB head bound (``transport``; warning)
 ``delivery_failed``         a bug broke one delivery (traceback); its claim expires, it runs again
 ``delivery_local_failure``  a request never left (out of files, memory or ports): the task is
                             given back, no attempt counted (``error``, ``retry_in_s``; limited)
