@@ -28,14 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import gc
 import logging
 import math
 import secrets
 import signal
-import types
-from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +48,7 @@ from pushd import (
     errors,
     logs,
     metrics,
-    models,
+    reports,
     scheduler,
     service,
     settings,
@@ -63,10 +61,6 @@ from pushd.cloudtasks import rest as cloudtasks_rest
 from pushd.queue_yaml import config
 from pushd.store import base, describe_url, open_store, server_versions
 
-#: Queues the start-up report of stranded tasks counts per store read.
-STRANDED_BATCH = 100
-#: ``queue_removed`` lines logged between two turns of the event loop.
-REMOVED_LOG_CHUNK = 100
 #: The exit code of a forced stop is this plus the signal's number (the shell's convention).
 SIGNAL_EXIT_BASE = 128
 
@@ -163,12 +157,12 @@ class Daemon:
                 self._reject(f"cannot read which queues the store holds tasks of: {exc}")
                 return False
             await sched.reconfigure_in_chunks(new, paused=paused)
-            old, self.queues = self.queues, _with_removed(new, held)  # the API's view, now
-        await _log_removed(sorted(old.queues.keys() - new.queues.keys()), held)
+            old, self.queues = self.queues, reports.with_removed(new, held)  # the API's view, now
+        await reports.log_removed(sorted(old.queues.keys() - new.queues.keys()), held)
         if peers is not None:
             peers.renew_soon()  # new push queues get an owner now, not at the next renewal
         logs.event("config_reloaded", file=str(self.queue_yaml), queues=len(new.queues))
-        log_routes(new, self.settings, unmapped_only=True)
+        reports.log_routes(new, self.settings, unmapped_only=True)
         return True
 
     async def _mode_problem(
@@ -194,7 +188,7 @@ class Daemon:
         if not stranded:
             return None
         name = min(stranded)
-        return _stranding(name, looked[name], stranded[name]), len(stranded)
+        return reports.stranding(name, looked[name], stranded[name]), len(stranded)
 
     def _reject(self, first: str, problems: int = 1, *, exc_info: bool = False) -> None:
         logs.event(
@@ -205,26 +199,6 @@ class Daemon:
             problems=problems,
             first=first,
         )
-
-    async def _report_stranded(self, store: base.Store) -> None:
-        """At start: log each queue holding tasks its mode cannot run (its mode changed while
-        pushd was stopped, or under an older pushd). They stay listed and deletable, and never
-        keep a queue's loop awake. Counted a few queues at a time, so reads still get a turn."""
-        modes = {name: cfg.mode for name, cfg in self.queues.queues.items()}
-        names = sorted(modes)
-        for i in range(0, len(names), STRANDED_BATCH):
-            try:
-                found = await store.stranded({n: modes[n] for n in names[i : i + STRANDED_BATCH]})
-            except errors.TransientError:
-                return  # only a report: the next start tries again
-            for name, count in sorted(found.items()):
-                logs.event(
-                    "queue_stranded",
-                    logging.WARNING,
-                    queue=name,
-                    tasks=count,
-                    problem=_stranding(name, modes[name], count),
-                )
 
     async def run(self) -> None:
         s = self.settings
@@ -302,8 +276,8 @@ class Daemon:
         """At start: the queues the store holds tasks of that queue.yaml lacks (removed while
         pushd was stopped, or by a reload before it stopped) are shown and logged as removed."""
         held = await store.unlisted(self.queues.queues)
-        self.queues = _with_removed(self.queues, held)
-        await _log_removed(list(held), held)
+        self.queues = reports.with_removed(self.queues, held)
+        await reports.log_removed(list(held), held)
 
     async def _give_back_claims(self, store: base.Store) -> None:
         """A store this daemon holds alone (the SQLite file under its lock): the previous
@@ -375,7 +349,7 @@ class Daemon:
             version=__version__,
             **self.versions,
         )
-        log_routes(self.queues, self.settings)
+        reports.log_routes(self.queues, self.settings)
         if self.on_ready is not None:
             self.on_ready(srv.url)
         background = anyio.CancelScope()  # reloads and the start-up report end at shutdown
@@ -384,7 +358,9 @@ class Daemon:
             with background:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._reloader, sched, store, peers, name="pushd-reloader")
-                    tg.start_soon(self._report_stranded, store, name="pushd-stranded-report")
+                    tg.start_soon(
+                        reports.report_stranded, store, self.queues, name="pushd-stranded-report"
+                    )
 
         reporting = anyio.CancelScope()  # the progress lines of a stop, until delivery ends
 
@@ -424,30 +400,6 @@ class Daemon:
                 await self.clock.sleep_until_monotonic(min(deadline, now + every_us))
 
 
-def _with_removed(
-    queues: config.QueuesConfig, held: Mapping[str, base.Holding]
-) -> config.QueuesConfig:
-    """``queues`` with the queues in ``held`` (missing from the file) shown as removed."""
-    removed = {name: config.removed_queue(name, pull=h.pull) for name, h in held.items()}
-    return dataclasses.replace(queues, removed=types.MappingProxyType(removed))
-
-
-async def _log_removed(names: Sequence[str], held: Mapping[str, base.Holding]) -> None:
-    """``queue_removed`` for each of ``names`` with what it holds (a warning if tasks wait),
-    a turn of the event loop every ``REMOVED_LOG_CHUNK`` lines (thousands may go at once)."""
-    for i, name in enumerate(names, 1):
-        holding = held.get(name, base.Holding())
-        logs.event(
-            "queue_removed",
-            logging.WARNING if holding.tasks else logging.INFO,
-            queue=name,
-            tasks=holding.tasks,
-            dead_letters=holding.dead_letters,
-        )
-        if i % REMOVED_LOG_CHUNK == 0:
-            await anyio.lowlevel.checkpoint()
-
-
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
     """No cyclic garbage collection during a reload, then what it kept frozen (``gc.freeze``).
@@ -465,39 +417,6 @@ def _collector_paused() -> Iterator[None]:
         gc.freeze()
         if enabled:
             gc.enable()
-
-
-def _stranding(queue: str, mode: models.QueueMode, count: int) -> str:
-    other = "pull" if mode is models.QueueMode.PUSH else "push"
-    return (
-        f"queue {queue}: holds {count} {other} task(s) a {mode} queue cannot run; keep mode "
-        f"{other} until they are done, or delete or purge them first"
-    )
-
-
-def log_routes(
-    queues: config.QueuesConfig, cfg: settings.Settings, *, unmapped_only: bool = False
-) -> None:
-    """Where the push queues' tasks go: one ``queue_targets`` line per base URL and queue
-    target (the queues in file order), and a ``target_unmapped`` warning for each queue whose
-    ``target`` has no mapping in ``targets:`` (its tasks go to ``default_target``)."""
-    routes = queues.routes(cfg.targets, cfg.default_target)
-    if not unmapped_only:
-        groups: dict[tuple[str, str | None], list[str]] = {}
-        for r in routes:
-            groups.setdefault((r.url, r.target), []).append(r.queue)
-        for (url, target), names in groups.items():
-            logs.event("queue_targets", url=url, target=target or "-", queues=",".join(names))
-    for r in routes:
-        if not r.mapped:
-            logs.event(
-                "target_unmapped",
-                logging.WARNING,
-                queue=r.queue,
-                target=r.target,
-                url=r.url,
-                fix="map it under targets: in the settings, or correct the queue's target",
-            )
 
 
 def run_event_loop(main: Coroutine[Any, Any, None], event_loop: str = "auto") -> None:
