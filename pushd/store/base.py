@@ -190,7 +190,69 @@ def lease_for(task: models.Task, *, lease_us: int, slack_us: int, deadlines: int
     return lease_us
 
 
-class Store(Protocol):
+@dataclasses.dataclass(frozen=True, slots=True)
+class LeaseAsk:
+    """One lease's terms (SPEC 6): the keywords of :meth:`Leasing.lease` in one value."""
+
+    queue: str
+    now_us: int
+    lease_us: int
+    max_tasks: int
+    group_by_tag: bool = False
+    tag: bytes | None = None
+    queue_retry_limit: int | None = None
+
+    @property
+    def lease_eta_us(self) -> int:
+        """The ETA a task this lease takes gets: when the lease ends."""
+        return self.now_us + self.lease_us
+
+    def dead(self, task: models.Task) -> DeadTask | None:
+        """``task`` as a dead letter if its next lease would pass its limit, else None."""
+        if not over_lease_limit(task, self.queue_retry_limit):
+            return None
+        reason = lease_dead_reason(task, self.queue_retry_limit)
+        return DeadTask(task=task, dead_us=self.now_us, reason=reason)
+
+
+class Leasing(Protocol):
+    """Leasing pull tasks: one keyword front over each backend's ``_lease``."""
+
+    async def lease(
+        self,
+        queue: str,
+        *,
+        now_us: int,
+        lease_us: int,
+        max_tasks: int,
+        group_by_tag: bool = False,
+        tag: bytes | None = None,
+        queue_retry_limit: int | None = None,
+        dead_lettered: list[DeadTask] | None = None,
+    ) -> list[models.Task]:
+        """Lease available pull tasks (SPEC 6): ETA := now + lease, retry_count += 1.
+
+        A task whose next lease would exceed its retry limit (its own ``retry_options`` or else
+        ``queue_retry_limit``) moves to the dead letters (:func:`lease_dead_reason`; its retry
+        count is its leases) and its name is tombstoned instead of being returned; each such
+        task is appended to ``dead_lettered`` when given. With
+        ``group_by_tag`` and no ``tag``, the earliest available task decides the tag (tasks
+        without a tag form their own group).
+
+        A backend implements ``_lease``; this keyword front is the same for every one.
+        """
+        ask = LeaseAsk(queue, now_us, lease_us, max_tasks, group_by_tag, tag, queue_retry_limit)
+        leased, dead = await self._lease(ask)
+        if dead_lettered is not None:
+            dead_lettered.extend(dead)
+        return leased
+
+    async def _lease(self, ask: LeaseAsk) -> tuple[list[models.Task], list[DeadTask]]:
+        """The tasks ``ask`` leased, and those it moved to the dead letters on the way."""
+        ...
+
+
+class Store(Leasing, Protocol):
     """The verbs pushd needs from storage. All times are µs since the epoch."""
 
     # ---- producers
@@ -280,30 +342,7 @@ class Store(Protocol):
         """Apply delivery outcomes, in one commit where the backend can."""
         ...
 
-    # ---- pull queues
-    async def lease(
-        self,
-        queue: str,
-        *,
-        now_us: int,
-        lease_us: int,
-        max_tasks: int,
-        group_by_tag: bool = False,
-        tag: bytes | None = None,
-        queue_retry_limit: int | None = None,
-        dead_lettered: list[DeadTask] | None = None,
-    ) -> list[models.Task]:
-        """Lease available pull tasks (SPEC 6): ETA := now + lease, retry_count += 1.
-
-        A task whose next lease would exceed its retry limit (its own ``retry_options`` or else
-        ``queue_retry_limit``) moves to the dead letters (:func:`lease_dead_reason`; its retry
-        count is its leases) and its name is tombstoned instead of being returned; each such
-        task is appended to ``dead_lettered`` when given. With
-        ``group_by_tag`` and no ``tag``, the earliest available task decides the tag (tasks
-        without a tag form their own group).
-        """
-        ...
-
+    # ---- pull queues (lease: Leasing)
     async def modify_lease(
         self, queue: str, name: str, *, current_eta_us: int, lease_us: int, now_us: int
     ) -> models.Task:

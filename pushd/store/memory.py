@@ -45,7 +45,7 @@ class _Queue:
         return sorted(self.tasks.values(), key=lambda t: (t.eta_us, t.name))
 
 
-class MemoryStore:
+class MemoryStore(base.Leasing):
     """Reference implementation of the store contract, held in dicts and heaps."""
 
     def __init__(
@@ -227,43 +227,26 @@ class MemoryStore:
                 )
 
     # ---- pull queues
-    async def lease(
-        self,
-        queue: str,
-        *,
-        now_us: int,
-        lease_us: int,
-        max_tasks: int,
-        group_by_tag: bool = False,
-        tag: bytes | None = None,
-        queue_retry_limit: int | None = None,
-        dead_lettered: list[base.DeadTask] | None = None,
-    ) -> list[models.Task]:
-        q = self._q(queue)
-        available = [t for t in q.by_eta() if t.eta_us <= now_us and t.is_pull]
-        if group_by_tag:
-            if tag is None and available:
-                tag = available[0].tag
+    async def _lease(self, ask: base.LeaseAsk) -> tuple[list[models.Task], list[base.DeadTask]]:
+        q = self._q(ask.queue)
+        available = [t for t in q.by_eta() if t.eta_us <= ask.now_us and t.is_pull]
+        if ask.group_by_tag:
+            tag = ask.tag if ask.tag is not None or not available else available[0].tag
             available = [t for t in available if t.tag == tag]
         leased: list[models.Task] = []
+        dead: list[base.DeadTask] = []
         for task in available:
-            if len(leased) >= max_tasks:
+            if len(leased) >= ask.max_tasks:
                 break
-            if base.over_lease_limit(task, queue_retry_limit):
-                self._remove(q, task.name, now_us)
-                dead = base.DeadTask(
-                    task=task,
-                    dead_us=now_us,
-                    reason=base.lease_dead_reason(task, queue_retry_limit),
-                )
-                q.dead[task.name] = dead
-                if dead_lettered is not None:
-                    dead_lettered.append(dead)
+            if (gone := ask.dead(task)) is not None:
+                self._remove(q, task.name, ask.now_us)
+                q.dead[task.name] = gone
+                dead.append(gone)
                 continue
-            task = base.leased(task, now_us + lease_us)
+            task = base.leased(task, ask.lease_eta_us)
             q.put(task)
             leased.append(task)
-        return leased
+        return leased, dead
 
     async def modify_lease(
         self, queue: str, name: str, *, current_eta_us: int, lease_us: int, now_us: int

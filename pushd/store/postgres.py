@@ -45,7 +45,7 @@ def _task_columns(tasks: Sequence[models.Task]) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)]
 
 
-class PostgresStore(sqlbase.SqlStore, postgres_cluster.Cluster):
+class PostgresStore(sqlbase.SqlStore, postgres_cluster.Cluster, base.Leasing):
     """:class:`~pushd.store.base.Store` (and :class:`~pushd.store.base.Shared`) over asyncpg."""
 
     def __init__(
@@ -250,63 +250,28 @@ class PostgresStore(sqlbase.SqlStore, postgres_cluster.Cluster):
         await self._tombstone(conn, d.queue, [d.name], now_us)
 
     # ---- pull queues
-    async def lease(
-        self,
-        queue: str,
-        *,
-        now_us: int,
-        lease_us: int,
-        max_tasks: int,
-        group_by_tag: bool = False,
-        tag: bytes | None = None,
-        queue_retry_limit: int | None = None,
-        dead_lettered: list[base.DeadTask] | None = None,
-    ) -> list[models.Task]:
-        lease_eta = now_us + lease_us
-        dead: list[base.DeadTask] = []
+    async def _lease(self, ask: base.LeaseAsk) -> tuple[list[models.Task], list[base.DeadTask]]:
+        lease = sqlbase.LeaseRound(ask)
         async with self._tx() as conn:
-            chosen_tag = tag
-            if group_by_tag and chosen_tag is None:
-                first = await conn.fetchrow(Q["due_pull"], queue, now_us, 1)
+            if lease.needs_tag:
+                name, params = lease.first_query()
+                first = await conn.fetchrow(Q[name], *params)
                 if first is None:
-                    return []
-                chosen_tag = first["tag"]
-            leased: list[models.Task] = []
-            seen: set[int] = set()
-            # As in SQLite: query again when tasks over their retry limit were dead-lettered, never
-            # leasing a row twice (a 0 s lease leaves it due at once). Rows locked by another
-            # daemon's lease are skipped, so two workers never hold the same task.
-            while len(leased) < max_tasks:
-                limit = max_tasks - len(leased) + len(seen)
-                params: tuple[Any, ...] = (queue, now_us, limit)
-                if not group_by_tag:
-                    query = "due_pull"
-                elif chosen_tag is None:
-                    query = "due_pull_untagged"
-                else:
-                    query, params = "due_pull_tagged", (*params, chosen_tag)
-                rows = [r for r in await conn.fetch(Q[query], *params) if r["id"] not in seen]
-                if not rows:
+                    return [], []
+                lease.choose_tag(first)
+            # Rows locked by another daemon's lease are skipped, so two workers never hold the
+            # same task.
+            while (query := lease.query()) is not None:
+                name, params = query
+                gone_ids, _, taken = lease.take(await conn.fetch(Q[name], *params))
+                if not gone_ids and not taken:
                     break
-                gone, taken = [], []
-                for row in rows[: max_tasks - len(leased)]:
-                    seen.add(row["id"])
-                    task = codec.task_from_row(row)
-                    if base.over_lease_limit(task, queue_retry_limit):
-                        reason = base.lease_dead_reason(task, queue_retry_limit)
-                        gone.append(row["id"])
-                        dead.append(base.DeadTask(task=task, dead_us=now_us, reason=reason))
-                        continue
-                    taken.append(row["id"])
-                    leased.append(base.leased(task, lease_eta))
-                if gone:
-                    await conn.execute(Q["delete_ids"], gone)
+                if gone_ids:
+                    await conn.execute(Q["delete_ids"], gone_ids)
                 if taken:
-                    await conn.execute(Q["lease_ids"], lease_eta, taken)
-            await self._lease_dead(conn, queue, dead, now_us)
-        if dead_lettered is not None:
-            dead_lettered.extend(dead)
-        return leased
+                    await conn.execute(Q["lease_ids"], ask.lease_eta_us, taken)
+            await self._lease_dead(conn, ask.queue, lease.dead, ask.now_us)
+        return lease.leased, lease.dead
 
     async def _lease_dead(
         self, conn: asyncpg.Connection, queue: str, dead: list[base.DeadTask], now_us: int

@@ -115,3 +115,65 @@ def retry_row(o: base.Retry) -> tuple[Any, ...]:
     attempt = codec.dump_attempt(o.last_attempt)
     values = (o.eta_us, o.retry_count, o.execution_count, o.first_try_us, o.last_status, attempt)
     return (*values, o.queue, o.name, o.lease_eta_us)
+
+
+class LeaseRound:
+    """One lease over SQL rows, the same whatever runs the queries (SPEC 6).
+
+    A backend asks :meth:`query` for the next named query and its parameters, fetches the rows
+    and hands them to :meth:`take`, which says which rows to delete (over their lease limit: dead
+    letters) and which to lease; it queries again while dead letters shrank the answer. A lease
+    of 0 s leaves a task due at once, so rows leased by this very lease can come back: each query
+    fetches that many more and they are skipped, never leasing a task twice.
+    """
+
+    def __init__(self, ask: base.LeaseAsk) -> None:
+        self.ask = ask
+        self.leased: list[models.Task] = []
+        self.dead: list[base.DeadTask] = []
+        self._tag = ask.tag
+        self._seen: set[int] = set()
+
+    @property
+    def needs_tag(self) -> bool:
+        """Grouping by tag with none given: the earliest due task (``first_query``) decides."""
+        return self.ask.group_by_tag and self._tag is None
+
+    def first_query(self) -> tuple[str, tuple[Any, ...]]:
+        return "due_pull", (self.ask.queue, self.ask.now_us, 1)
+
+    def choose_tag(self, first: Any) -> None:
+        self._tag = first["tag"]
+
+    def query(self) -> tuple[str, tuple[Any, ...]] | None:
+        """The next query (parameters: queue, now, limit, and the tag where it takes one), or
+        None when the lease holds all it asked for."""
+        ask = self.ask
+        if len(self.leased) >= ask.max_tasks:
+            return None
+        limit = ask.max_tasks - len(self.leased) + len(self._seen)
+        params: tuple[Any, ...] = (ask.queue, ask.now_us, limit)
+        if not ask.group_by_tag:
+            return "due_pull", params
+        if self._tag is None:
+            return "due_pull_untagged", params
+        return "due_pull_tagged", (*params, self._tag)
+
+    def take(self, found: Sequence[Any]) -> tuple[list[Any], list[base.DeadTask], list[Any]]:
+        """Of the rows ``found``: those to delete with their dead letters, and the ids to lease.
+        Nothing to take (every row already seen) ends the lease: all three come back empty."""
+        rows = [row for row in found if row["id"] not in self._seen]
+        gone_ids: list[Any] = []
+        gone: list[base.DeadTask] = []
+        taken: list[Any] = []
+        for row in rows[: self.ask.max_tasks - len(self.leased)]:
+            self._seen.add(row["id"])
+            task = codec.task_from_row(row)
+            if (dead := self.ask.dead(task)) is not None:
+                gone_ids.append(row["id"])
+                gone.append(dead)
+                continue
+            taken.append(row["id"])
+            self.leased.append(base.leased(task, self.ask.lease_eta_us))
+        self.dead.extend(gone)
+        return gone_ids, gone, taken

@@ -42,7 +42,7 @@ def _first(conn: sqlite3.Connection, query: str, *params: Any) -> Any:
     return conn.execute(Q[query], params).fetchone()
 
 
-class SqliteStore(sqlbase.SqlStore):
+class SqliteStore(sqlbase.SqlStore, base.Leasing):
     """:class:`~pushd.store.base.Store` over one SQLite file."""
 
     def __init__(
@@ -332,69 +332,28 @@ class SqliteStore(sqlbase.SqlStore):
         await self._writer.submit(job)
 
     # ---- pull queues
-    async def lease(
-        self,
-        queue: str,
-        *,
-        now_us: int,
-        lease_us: int,
-        max_tasks: int,
-        group_by_tag: bool = False,
-        tag: bytes | None = None,
-        queue_retry_limit: int | None = None,
-        dead_lettered: list[base.DeadTask] | None = None,
-    ) -> list[models.Task]:
-        lease_eta = now_us + lease_us
-        dead: list[base.DeadTask] = []
-
-        def job(conn: sqlite3.Connection) -> list[models.Task]:
-            dead.clear()  # a job the writer runs again starts afresh
-            chosen_tag = tag
-            if group_by_tag and chosen_tag is None:
-                first = _first(conn, "due_pull", queue, now_us, 1)
+    async def _lease(self, ask: base.LeaseAsk) -> tuple[list[models.Task], list[base.DeadTask]]:
+        def job(conn: sqlite3.Connection) -> tuple[list[models.Task], list[base.DeadTask]]:
+            lease = sqlbase.LeaseRound(ask)  # a job the writer runs again starts afresh
+            if lease.needs_tag:
+                name, params = lease.first_query()
+                first = _first(conn, name, *params)
                 if first is None:
-                    return []
-                chosen_tag = first["tag"]
-            leased: list[models.Task] = []
-            seen: set[int] = set()
-            # Query again when tasks dead-lettered for exceeding their retry limit shrank the answer.
-            # A lease of 0 s leaves a task due at once, so rows leased by this very call can
-            # come back: fetch that many more and skip them, never leasing a task twice.
-            while len(leased) < max_tasks:
-                limit = max_tasks - len(leased) + len(seen)
-                params: tuple[Any, ...]
-                if not group_by_tag:
-                    query, params = "due_pull", (queue, now_us, limit)
-                elif chosen_tag is None:
-                    query, params = "due_pull_untagged", (queue, now_us, limit)
-                else:
-                    query, params = "due_pull_tagged", (queue, chosen_tag, now_us, limit)
-                found = conn.execute(Q[query], params).fetchall()
-                rows = [row for row in found if row["id"] not in seen]
-                if not rows:
+                    return [], []
+                lease.choose_tag(first)
+            while (query := lease.query()) is not None:
+                name, params = query
+                gone_ids, gone, taken = lease.take(conn.execute(Q[name], params).fetchall())
+                if not gone_ids and not taken:
                     break
-                gone, taken = [], []
-                for row in rows[: max_tasks - len(leased)]:
-                    seen.add(row["id"])
-                    task = codec.task_from_row(row)
-                    if base.over_lease_limit(task, queue_retry_limit):
-                        reason = base.lease_dead_reason(task, queue_retry_limit)
-                        gone.append(base.DeadTask(task=task, dead_us=now_us, reason=reason))
-                        continue
-                    taken.append((lease_eta, row["id"]))
-                    leased.append(base.leased(task, lease_eta))
                 # One hop each for the whole answer, not one per task.
                 if gone:
-                    self._lease_dead(conn, queue, gone, now_us)
-                    dead.extend(gone)
+                    self._lease_dead(conn, ask.queue, gone, ask.now_us)
                 if taken:
-                    conn.executemany(Q["lease_task"], taken)
-            return leased
+                    conn.executemany(Q["lease_task"], [(ask.lease_eta_us, i) for i in taken])
+            return lease.leased, lease.dead
 
-        leased = await self._writer.submit(job)
-        if dead_lettered is not None:
-            dead_lettered.extend(dead)
-        return leased
+        return await self._writer.submit(job)
 
     def _lease_dead(
         self, conn: sqlite3.Connection, queue: str, gone: list[base.DeadTask], now_us: int

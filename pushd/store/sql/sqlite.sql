@@ -197,8 +197,8 @@ SELECT * FROM tasks WHERE queue = ? AND eta_us <= ? AND method = 'PULL'
 ORDER BY eta_us, name LIMIT ?;
 
 -- name: due_pull_tagged
-SELECT * FROM tasks WHERE queue = ? AND tag = ? AND eta_us <= ? AND method = 'PULL'
-ORDER BY eta_us, name LIMIT ?;
+SELECT * FROM tasks WHERE queue = ?1 AND tag = ?4 AND eta_us <= ?2 AND method = 'PULL'
+ORDER BY eta_us, name LIMIT ?3;
 
 -- name: due_pull_untagged
 SELECT * FROM tasks WHERE queue = ? AND tag IS NULL AND eta_us <= ? AND method = 'PULL'
