@@ -148,8 +148,10 @@ class _HeldConnection:
         self.conn.close()
 
 
-class Client:
-    """A blocking client of the native API; safe to share between threads."""
+class _Server:
+    """Where a client calls and how: the server's URL and token (the arguments, else the
+    environment: :func:`server_url`, :func:`server_token`) and each call's timeout; shared by
+    the blocking and the asyncio client, which set up their transport in ``_prepare``."""
 
     def __init__(
         self,
@@ -161,6 +163,17 @@ class Client:
         self.url = server_url(url)
         self.token = server_token(token)
         self.timeout_s = timeout_s
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """What the client's transport sets up once it knows where it calls."""
+
+
+class Client(_Server):
+    """A blocking client of the native API; safe to share between threads."""
+
+    def _prepare(self) -> None:
+        """The blocking transport: one kept-alive connection per thread."""
         parts = urllib.parse.urlsplit(self.url)
         self._https = parts.scheme == "https"
         self._host = parts.hostname or "127.0.0.1"
@@ -247,19 +260,10 @@ class Client:
         self.close_all()
 
 
-class AsyncClient:
+class AsyncClient(_Server):
     """The same calls for asyncio code; use ``async with`` or call :meth:`close`."""
 
-    def __init__(
-        self,
-        url: str | None = None,
-        *,
-        token: str | None = None,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
-    ) -> None:
-        self.url = server_url(url)
-        self.token = server_token(token)
-        self.timeout_s = timeout_s
+    def _prepare(self) -> None:
         self._session: aiohttp.ClientSession | None = None
 
     async def call(
