@@ -252,7 +252,47 @@ class Leasing(Protocol):
         ...
 
 
-class Store(Leasing, Protocol):
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClaimAsk:
+    """One claim's terms: the keywords of :meth:`Claiming.claim_due` in one value."""
+
+    queue: str
+    now_us: int
+    limit: int
+    lease_us: int
+    slack_us: int = 0
+    deadlines: int = 1
+
+    def terms(self) -> tuple[str, int, int, int, int, int]:
+        return (self.queue, self.now_us, self.limit, self.lease_us, self.slack_us, self.deadlines)
+
+
+class Claiming(Protocol):
+    """Claiming due push tasks: one keyword front over each backend's ``_claim_due``."""
+
+    async def claim_due(
+        self,
+        queue: str,
+        *,
+        now_us: int,
+        limit: int,
+        lease_us: int,
+        slack_us: int = 0,
+        deadlines: int = 1,
+    ) -> list[Claimed]:
+        """Take up to ``limit`` push tasks with ETA <= now, earliest first, leasing each.
+
+        A task's lease runs for its own dispatch deadline plus ``slack_us``, or for
+        ``lease_us`` when it has none (see :func:`lease_for`).
+        """
+        return await self._claim_due(ClaimAsk(queue, now_us, limit, lease_us, slack_us, deadlines))
+
+    async def _claim_due(self, ask: ClaimAsk) -> list[Claimed]:
+        """What a backend implements: :meth:`claim_due` with its terms in one value."""
+        ...
+
+
+class Store(Leasing, Claiming, Protocol):
     """The verbs pushd needs from storage. All times are µs since the epoch."""
 
     # ---- producers
@@ -291,22 +331,6 @@ class Store(Leasing, Protocol):
         ...
 
     # ---- push delivery
-    async def claim_due(
-        self,
-        queue: str,
-        *,
-        now_us: int,
-        limit: int,
-        lease_us: int,
-        slack_us: int = 0,
-        deadlines: int = 1,
-    ) -> list[Claimed]:
-        """Take up to ``limit`` push tasks with ETA <= now, earliest first, leasing each.
-
-        A task's lease runs for its own dispatch deadline plus ``slack_us``, or for
-        ``lease_us`` when it has none (see :func:`lease_for`).
-        """
-        ...
 
     async def next_eta(self, queue: str) -> int | None:
         """The earliest ETA of the push tasks in the queue (claimed tasks count by their lease

@@ -45,7 +45,7 @@ class _Queue:
         return sorted(self.tasks.values(), key=lambda t: (t.eta_us, t.name))
 
 
-class MemoryStore(base.Leasing):
+class MemoryStore(base.Leasing, base.Claiming):
     """Reference implementation of the store contract, held in dicts and heaps."""
 
     def __init__(
@@ -135,16 +135,8 @@ class MemoryStore(base.Leasing):
         return task
 
     # ---- push delivery
-    async def claim_due(
-        self,
-        queue: str,
-        *,
-        now_us: int,
-        limit: int,
-        lease_us: int,
-        slack_us: int = 0,
-        deadlines: int = 1,
-    ) -> list[base.Claimed]:
+    async def _claim_due(self, ask: base.ClaimAsk) -> list[base.Claimed]:
+        queue, now_us, limit, lease_us, slack_us, deadlines = ask.terms()
         q = self._q(queue)
         claimed: list[base.Claimed] = []
         while len(claimed) < limit:

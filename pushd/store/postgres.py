@@ -45,7 +45,7 @@ def _task_columns(tasks: Sequence[models.Task]) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)]
 
 
-class PostgresStore(sqlbase.SqlStore, postgres_cluster.Cluster, base.Leasing):
+class PostgresStore(sqlbase.SqlStore, postgres_cluster.Cluster, base.Leasing, base.Claiming):
     """:class:`~pushd.store.base.Store` (and :class:`~pushd.store.base.Shared`) over asyncpg."""
 
     def __init__(
@@ -192,16 +192,8 @@ class PostgresStore(sqlbase.SqlStore, postgres_cluster.Cluster, base.Leasing):
         return dataclasses.replace(task, eta_us=now_us)
 
     # ---- push delivery
-    async def claim_due(
-        self,
-        queue: str,
-        *,
-        now_us: int,
-        limit: int,
-        lease_us: int,
-        slack_us: int = 0,
-        deadlines: int = 1,
-    ) -> list[base.Claimed]:
+    async def _claim_due(self, ask: base.ClaimAsk) -> list[base.Claimed]:
+        queue, now_us, limit, lease_us, slack_us, deadlines = ask.terms()
         rows = await self._all("claim_due", queue, now_us, limit, lease_us, deadlines, slack_us)
         rows.sort(key=lambda r: (r["due_eta_us"], r["name"]))
         return [

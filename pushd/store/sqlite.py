@@ -42,7 +42,7 @@ def _first(conn: sqlite3.Connection, query: str, *params: Any) -> Any:
     return conn.execute(Q[query], params).fetchone()
 
 
-class SqliteStore(sqlbase.SqlStore, base.Leasing):
+class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming):
     """:class:`~pushd.store.base.Store` over one SQLite file."""
 
     def __init__(
@@ -265,16 +265,9 @@ class SqliteStore(sqlbase.SqlStore, base.Leasing):
         return await self._writer.submit(job)
 
     # ---- push delivery
-    async def claim_due(
-        self,
-        queue: str,
-        *,
-        now_us: int,
-        limit: int,
-        lease_us: int,
-        slack_us: int = 0,
-        deadlines: int = 1,
-    ) -> list[base.Claimed]:
+    async def _claim_due(self, ask: base.ClaimAsk) -> list[base.Claimed]:
+        queue, now_us, limit, lease_us, slack_us, deadlines = ask.terms()
+
         def job(conn: sqlite3.Connection) -> list[base.Claimed]:
             rows = conn.execute(Q["due_push"], (queue, now_us, limit)).fetchall()
             claimed = []
