@@ -68,12 +68,13 @@ def disk_report(disk: Path) -> str:
 def fill(disk: Path) -> Path:
     """Append to the filler file until the disk is full; it is returned to free it later."""
     filler = disk / FILLER
-    with filler.open("ab") as out:
+    # Unbuffered: a buffered file kept the bytes its last write could not place and raised
+    # ENOSPC again when closed (seen once in a full run).
+    with filler.open("ab", buffering=0) as out:
         chunk = b"\0" * 65536
         with contextlib.suppress(OSError):
             while True:
                 out.write(chunk)
-                out.flush()
     return filler
 
 
