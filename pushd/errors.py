@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 
 class ErrorCode(enum.IntEnum):
@@ -133,132 +134,105 @@ class Error(PushdError):
     #: The HTTP status an API answers with for this error.
     http_status: int = 400
 
+    def __init_subclass__(
+        cls, *, code: ErrorCode | None = None, http_status: int | None = None, **kwargs: Any
+    ) -> None:
+        """``class X(Error, code=..., http_status=...)``: each class states what it changes.
 
-class UnknownQueueError(Error):
+        A class that names a code is the one :data:`BY_CODE` raises for it; the others inherit
+        their parent's code and are never the target of one.
+        """
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.code = code
+        if http_status is not None:
+            cls.http_status = http_status
+
+
+class UnknownQueueError(Error, code=ErrorCode.UNKNOWN_QUEUE, http_status=404):
     """The queue is not configured."""
 
-    code = ErrorCode.UNKNOWN_QUEUE
-    http_status = 404
 
-
-class TransientError(Error):
+class TransientError(Error, code=ErrorCode.TRANSIENT_ERROR, http_status=503):
     """A transient error occurred; retry the request."""
-
-    code = ErrorCode.TRANSIENT_ERROR
-    http_status = 503
 
 
 class StoreUnavailableError(TransientError):
     """The store cannot be used right now (disk full, file damaged, database down); retry."""
 
 
-class InternalError(Error):
+class InternalError(Error, code=ErrorCode.INTERNAL_ERROR, http_status=500):
     """pushd hit an internal error."""
-
-    code = ErrorCode.INTERNAL_ERROR
-    http_status = 500
 
 
 class InvalidTaskError(Error):
     """The task is invalid."""
 
 
-class InvalidTaskNameError(InvalidTaskError):
+class InvalidTaskNameError(InvalidTaskError, code=ErrorCode.INVALID_TASK_NAME):
     """The task name is invalid."""
 
-    code = ErrorCode.INVALID_TASK_NAME
 
-
-class TaskTooLargeError(InvalidTaskError):
+class TaskTooLargeError(InvalidTaskError, code=ErrorCode.TASK_TOO_LARGE, http_status=413):
     """The task is too large."""
 
-    code = ErrorCode.TASK_TOO_LARGE
-    http_status = 413
 
-
-class TransactionalRequestTooLargeError(TaskTooLargeError):
+class TransactionalRequestTooLargeError(
+    TaskTooLargeError, code=ErrorCode.TRANSACTIONAL_REQUEST_TOO_LARGE
+):
     """The transactional request is too large."""
 
-    code = ErrorCode.TRANSACTIONAL_REQUEST_TOO_LARGE
 
-
-class TaskAlreadyExistsError(InvalidTaskError):
+class TaskAlreadyExistsError(InvalidTaskError, code=ErrorCode.TASK_ALREADY_EXISTS, http_status=409):
     """A task with this name already exists in the queue."""
 
-    code = ErrorCode.TASK_ALREADY_EXISTS
-    http_status = 409
 
-
-class TombstonedTaskError(InvalidTaskError):
+class TombstonedTaskError(InvalidTaskError, code=ErrorCode.TOMBSTONED_TASK, http_status=409):
     """A task with this name was used recently and cannot be reused yet."""
 
-    code = ErrorCode.TOMBSTONED_TASK
-    http_status = 409
 
-
-class InvalidUrlError(InvalidTaskError):
+class InvalidUrlError(InvalidTaskError, code=ErrorCode.INVALID_URL):
     """The task URL is invalid."""
 
-    code = ErrorCode.INVALID_URL
 
-
-class InvalidEtaError(InvalidTaskError):
+class InvalidEtaError(InvalidTaskError, code=ErrorCode.INVALID_ETA):
     """The task ETA is invalid."""
 
-    code = ErrorCode.INVALID_ETA
 
-
-class InvalidTagError(Error):
+class InvalidTagError(Error, code=ErrorCode.INVALID_TAG):
     """The task tag is invalid."""
 
-    code = ErrorCode.INVALID_TAG
 
-
-class InvalidDispatchDeadlineError(Error):
+class InvalidDispatchDeadlineError(Error, code=ErrorCode.INVALID_DISPATCH_DEADLINE):
     """The dispatch deadline is invalid."""
-
-    code = ErrorCode.INVALID_DISPATCH_DEADLINE
 
 
 class BadTaskStateError(Error):
     """The task is in a state that does not allow this operation."""
 
 
-class InvalidQueueError(Error):
+class InvalidQueueError(Error, code=ErrorCode.INVALID_QUEUE_RATE):
     """The queue's configuration is invalid."""
 
-    code = ErrorCode.INVALID_QUEUE_RATE
 
-
-class InvalidQueueNameError(InvalidQueueError):
+class InvalidQueueNameError(InvalidQueueError, code=ErrorCode.INVALID_QUEUE_NAME):
     """The queue name is invalid."""
 
-    code = ErrorCode.INVALID_QUEUE_NAME
 
-
-class PermissionDeniedError(Error):
+class PermissionDeniedError(Error, code=ErrorCode.PERMISSION_DENIED, http_status=403):
     """The caller may not perform this operation."""
 
-    code = ErrorCode.PERMISSION_DENIED
-    http_status = 403
 
-
-class DuplicateTaskNameError(Error):
+class DuplicateTaskNameError(Error, code=ErrorCode.DUPLICATE_TASK_NAME):
     """The same task name appears twice in one request."""
 
-    code = ErrorCode.DUPLICATE_TASK_NAME
 
-
-class TooManyTasksError(Error):
+class TooManyTasksError(Error, code=ErrorCode.TOO_MANY_TASKS):
     """Too many tasks in one request."""
 
-    code = ErrorCode.TOO_MANY_TASKS
 
-
-class InvalidTaskRetryOptionsError(Error):
+class InvalidTaskRetryOptionsError(Error, code=ErrorCode.INVALID_RETRY_PARAMETERS):
     """The task retry options are invalid."""
-
-    code = ErrorCode.INVALID_RETRY_PARAMETERS
 
 
 class InvalidLeaseTimeError(Error):
@@ -273,35 +247,24 @@ class InvalidDeadlineError(Error):
     """The RPC deadline is invalid."""
 
 
-class InvalidQueueModeError(Error):
+class InvalidQueueModeError(Error, code=ErrorCode.INVALID_QUEUE_MODE):
     """The operation does not match the queue's mode (push or pull)."""
 
-    code = ErrorCode.INVALID_QUEUE_MODE
 
-
-class TaskLeaseExpiredError(Error):
+class TaskLeaseExpiredError(Error, code=ErrorCode.TASK_LEASE_EXPIRED):
     """The task lease has expired."""
 
-    code = ErrorCode.TASK_LEASE_EXPIRED
 
-
-class QueuePausedError(Error):
+class QueuePausedError(Error, code=ErrorCode.QUEUE_PAUSED):
     """The queue is paused."""
 
-    code = ErrorCode.QUEUE_PAUSED
 
-
-class UnknownTaskError(Error):
+class UnknownTaskError(Error, code=ErrorCode.UNKNOWN_TASK, http_status=404):
     """The task does not exist."""
 
-    code = ErrorCode.UNKNOWN_TASK
-    http_status = 404
 
-
-class StorageLimitExceededError(Error):
+class StorageLimitExceededError(Error, http_status=507):
     """The queue's total_storage_limit is reached."""
-
-    http_status = 507
 
 
 def _leaf_classes() -> list[type[Error]]:
@@ -314,38 +277,15 @@ def _leaf_classes() -> list[type[Error]]:
     return found
 
 
-#: Service error code -> the most specific class raised for it. Codes without an entry map to
-#: :class:`Error`, as App Engine's client does. Classes that share a code with their parent
-#: (``InvalidTaskError`` and the like) are not the target of a code.
-BY_CODE: dict[ErrorCode, type[Error]] = {
-    ErrorCode.UNKNOWN_QUEUE: UnknownQueueError,
-    ErrorCode.TRANSIENT_ERROR: TransientError,
-    ErrorCode.INTERNAL_ERROR: InternalError,
-    ErrorCode.TASK_TOO_LARGE: TaskTooLargeError,
-    ErrorCode.INVALID_TASK_NAME: InvalidTaskNameError,
-    ErrorCode.INVALID_QUEUE_NAME: InvalidQueueNameError,
-    ErrorCode.INVALID_URL: InvalidUrlError,
-    ErrorCode.INVALID_QUEUE_RATE: InvalidQueueError,
-    ErrorCode.PERMISSION_DENIED: PermissionDeniedError,
-    ErrorCode.TASK_ALREADY_EXISTS: TaskAlreadyExistsError,
-    ErrorCode.TOMBSTONED_TASK: TombstonedTaskError,
-    ErrorCode.INVALID_ETA: InvalidEtaError,
-    ErrorCode.INVALID_REQUEST: Error,
-    ErrorCode.UNKNOWN_TASK: UnknownTaskError,
-    ErrorCode.TOMBSTONED_QUEUE: Error,
-    ErrorCode.DUPLICATE_TASK_NAME: DuplicateTaskNameError,
-    ErrorCode.TOO_MANY_TASKS: TooManyTasksError,
-    ErrorCode.INVALID_RETRY_PARAMETERS: InvalidTaskRetryOptionsError,
-    ErrorCode.INVALID_QUEUE_MODE: InvalidQueueModeError,
-    ErrorCode.TRANSACTIONAL_REQUEST_TOO_LARGE: TransactionalRequestTooLargeError,
-    ErrorCode.TASK_LEASE_EXPIRED: TaskLeaseExpiredError,
-    ErrorCode.QUEUE_PAUSED: QueuePausedError,
-    ErrorCode.INVALID_TAG: InvalidTagError,
-    ErrorCode.INVALID_DISPATCH_DEADLINE: InvalidDispatchDeadlineError,
-}
-
 #: Every task-queue error class, parents before children.
 ALL_ERRORS: tuple[type[Error], ...] = tuple(_leaf_classes())
+
+#: Service error code -> the most specific class raised for it: the class that names the code.
+#: Codes without an entry map to :class:`Error`, as App Engine's client does; classes that share a
+#: code with their parent (``InvalidTaskError`` and the like) are not the target of a code.
+BY_CODE: dict[ErrorCode, type[Error]] = {ErrorCode.TOMBSTONED_QUEUE: Error} | {
+    cls.code: cls for cls in ALL_ERRORS if "code" in vars(cls)
+}
 
 
 def from_code(code: int, detail: str = "") -> Error:

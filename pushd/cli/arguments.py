@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
+from typing import TypeVar
 
 from pushd import errors
+
+N = TypeVar("N", int, float)
 
 
 def header_arg(text: str) -> tuple[str, str]:
@@ -53,51 +57,44 @@ def age_arg(text: str) -> float | str:
     return value
 
 
-def positive_int(text: str) -> int:
+def _number(text: str, convert: Callable[[str], N], what: str) -> N:
+    """``convert(text)``, or the usage error "'TEXT' is not WHAT"."""
     try:
-        value = int(text)
+        return convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1; got {value}")
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+
+
+def _check(ok: bool, problem: str) -> None:
+    if not ok:
+        raise argparse.ArgumentTypeError(problem)
+
+
+def positive_int(text: str) -> int:
+    value = _number(text, int, "a whole number")
+    _check(value >= 1, f"must be at least 1; got {value}")
     return value
 
 
 def positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0; got {text}")
+    value = _number(text, float, "a number of seconds")
+    _check(value > 0, f"must be more than 0; got {text}")
     return value
 
 
 def http_status(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an HTTP status code") from None
-    if not 100 <= value <= 599:
-        raise argparse.ArgumentTypeError(f"{value} is not an HTTP status code (100 to 599)")
+    value = _number(text, int, "an HTTP status code")
+    _check(100 <= value <= 599, f"{value} is not an HTTP status code (100 to 599)")
     return value
 
 
 def share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 1") from None
-    if not 0 <= value <= 1:  # NaN fails too
-        raise argparse.ArgumentTypeError(f"{text} is not a share from 0 to 1 (0.3 is 30%)")
+    value = _number(text, float, "a number from 0 to 1")
+    _check(0 <= value <= 1, f"{text} is not a share from 0 to 1 (0.3 is 30%)")  # NaN fails too
     return value
 
 
 def seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 <= value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be 0 or more seconds; got {text}")
+    value = _number(text, float, "a number of seconds")
+    _check(0 <= value < math.inf, f"must be 0 or more seconds; got {text}")
     return value

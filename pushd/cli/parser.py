@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import platform
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from pushd import COMMAND, __version__
 from pushd.cli import arguments, daemon_commands, help_texts
@@ -14,6 +15,34 @@ from pushd.cli import arguments, daemon_commands, help_texts
 def version_text() -> str:
     """``pushdctl 0.1.0 (Python 3.11.7, SQLite 3.40.1)``: what a bug report starts with."""
     return f"{COMMAND} {__version__} (Python {platform.python_version()}, SQLite {sqlite3.sqlite_version})"
+
+
+def _subcommand(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help: str,
+    description: str,
+    epilog: str,
+    handler: Callable[[argparse.Namespace], int],
+    **options: Any,
+) -> argparse.ArgumentParser:
+    """One ``pushdctl`` command: its one-line help, description and epilog shown as written."""
+    parser = commands.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **options,
+    )
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _add_default_target(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--default-target", metavar="URL", help="base URL for tasks without a known target"
+    )
 
 
 def _client_options() -> argparse.ArgumentParser:
@@ -46,18 +75,27 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     parent = _client_options()
 
     def command(
-        name: str, help: str, description: str, epilog: str, aliases: Sequence[str] = ()
+        name: str,
+        help: str,
+        description: str,
+        epilog: str,
+        aliases: Sequence[str] = (),
+        queue: bool = True,
     ) -> argparse.ArgumentParser:
-        parser = commands.add_parser(
+        """A client command; ``queue``: it takes the queue's name first."""
+        parser = _subcommand(
+            commands,
             name,
+            help,
+            description,
+            epilog,
+            _client,
             aliases=list(aliases),
-            help=help,
-            description=description,
-            epilog=epilog,
             parents=[parent],
-            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        parser.set_defaults(handler=_client, client_command=name)
+        parser.set_defaults(client_command=name)
+        if queue:
+            parser.add_argument("queue", metavar="QUEUE", help="the queue's name")
         return parser
 
     def listing(parser: argparse.ArgumentParser, what: str) -> None:
@@ -74,18 +112,17 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         "list the queues with their statistics",
         "List every queue of the daemon with its statistics.",
         help_texts.QUEUES_EPILOG,
+        queue=False,
     )
 
-    stats = command(
+    command(
         "stats",
         "show one queue's configuration and statistics",
         "Show one queue's configuration and statistics.",
         help_texts.STATS_EPILOG,
     )
-    stats.add_argument("queue", metavar="QUEUE", help="the queue's name")
 
     add = command("add", "add a task to a queue", "Add a task to a queue.", help_texts.ADD_EPILOG)
-    add.add_argument("queue", metavar="QUEUE", help="the queue's name")
     add.add_argument("--name", help="the task's name (default: one pushd picks)")
     add.add_argument("--url", help="relative URL to deliver to (default: /_ah/queue/QUEUE)")
     add.add_argument(
@@ -149,7 +186,6 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         help_texts.TASKS_EPILOG,
         aliases=["task"],
     )
-    tasks.add_argument("queue", metavar="QUEUE", help="the queue's name")
     tasks.add_argument("name", metavar="NAME", nargs="?", help="show this task in full")
     listing(tasks, "tasks")
 
@@ -159,7 +195,6 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         "Delete tasks (or dead letters) by name.",
         help_texts.DELETE_EPILOG,
     )
-    delete.add_argument("queue", metavar="QUEUE", help="the queue's name")
     delete.add_argument("names", metavar="NAME", nargs="+", help="the tasks to delete")
     delete.add_argument("--dead", action="store_true", help="delete dead letters of these names")
 
@@ -169,7 +204,6 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         "Lease tasks of a pull queue.",
         help_texts.LEASE_EPILOG,
     )
-    lease.add_argument("queue", metavar="QUEUE", help="the queue's name")
     lease.add_argument(
         "--seconds", type=float, required=True, help="how long the lease lasts (at most 604800)"
     )
@@ -185,15 +219,13 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     run = command(
         "run", "make a task due now", "Make a waiting task due now.", help_texts.RUN_EPILOG
     )
-    run.add_argument("queue", metavar="QUEUE", help="the queue's name")
     run.add_argument("name", metavar="NAME", help="the task to run now")
 
     for name, help, epilog in (
         ("pause", "pause a queue", help_texts.PAUSE_EPILOG),
         ("resume", "resume a paused queue", help_texts.RESUME_EPILOG),
     ):
-        toggle = command(name, help, f"{help[0].upper()}{help[1:]}.", epilog)
-        toggle.add_argument("queue", metavar="QUEUE", help="the queue's name")
+        command(name, help, f"{help[0].upper()}{help[1:]}.", epilog)
 
     purge = command(
         "purge",
@@ -201,7 +233,6 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         "Delete every task of a queue.",
         help_texts.PURGE_EPILOG,
     )
-    purge.add_argument("queue", metavar="QUEUE", help="the queue's name")
     purge.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
 
     dead = command(
@@ -210,7 +241,6 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         "List the dead letters of a queue (tasks out of retries), or show one in full.",
         help_texts.DEAD_EPILOG,
     )
-    dead.add_argument("queue", metavar="QUEUE", help="the queue's name")
     dead.add_argument("name", metavar="NAME", nargs="?", help="show this dead letter in full")
     listing(dead, "dead letters")
 
@@ -220,7 +250,6 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         "Put dead letters back into their queue, due now.",
         help_texts.REDRIVE_EPILOG,
     )
-    redrive.add_argument("queue", metavar="QUEUE", help="the queue's name")
     redrive.add_argument("names", metavar="NAME", nargs="*", help="the dead letters to redrive")
     redrive.add_argument("--all", action="store_true", help="redrive every dead letter")
 
@@ -236,28 +265,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--version", action="version", version=version_text(), help="show the versions and exit"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    check = commands.add_parser(
+    check = _subcommand(
+        commands,
         "check-config",
-        help="validate a queue.yaml and show the queues it defines",
-        description="Validate a queue.yaml as pushd and App Engine read it.",
-        epilog=help_texts.CHECK_CONFIG_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "validate a queue.yaml and show the queues it defines",
+        "Validate a queue.yaml as pushd and App Engine read it.",
+        help_texts.CHECK_CONFIG_EPILOG,
+        daemon_commands.check_config,
     )
     check.add_argument("path", metavar="PATH", help="the queue.yaml file to check")
     check.add_argument(
         "--settings", metavar="PUSHD_YAML", help="daemon settings whose targets: to resolve"
     )
-    check.add_argument(
-        "--default-target", metavar="URL", help="base URL for tasks without a known target"
-    )
-    check.set_defaults(handler=daemon_commands.check_config)
+    _add_default_target(check)
 
-    serve = commands.add_parser(
+    serve = _subcommand(
+        commands,
         "serve",
-        help="run the delivery daemon and its HTTP API",
-        description="Run pushd: deliver push tasks, lease pull tasks, serve the HTTP API.",
-        epilog=help_texts.SERVE_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "run the delivery daemon and its HTTP API",
+        "Run pushd: deliver push tasks, lease pull tasks, serve the HTTP API.",
+        help_texts.SERVE_EPILOG,
+        daemon_commands.serve,
     )
     serve.add_argument(
         "--config", metavar="QUEUE_YAML", help="queue.yaml to load (default: queue.yaml)"
@@ -270,9 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: 8460; 0 picks one)")
-    serve.add_argument(
-        "--default-target", metavar="URL", help="base URL for tasks without a known target"
-    )
+    _add_default_target(serve)
     serve.add_argument(
         "--grpc-port",
         type=int,
@@ -288,26 +314,26 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--log-level", choices=("debug", "info", "warning", "error"), help="default: info"
     )
-    serve.set_defaults(handler=daemon_commands.serve)
 
-    migrate = commands.add_parser(
+    migrate = _subcommand(
+        commands,
         "migrate",
-        help="bring a task database's schema up to date",
-        description="Apply the database schema migrations this pushd needs, then exit.",
-        epilog=help_texts.MIGRATE_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "bring a task database's schema up to date",
+        "Apply the database schema migrations this pushd needs, then exit.",
+        help_texts.MIGRATE_EPILOG,
+        daemon_commands.migrate,
     )
     migrate.add_argument(
         "--db", metavar="URL", required=True, help="postgresql://... or a SQLite file"
     )
-    migrate.set_defaults(handler=daemon_commands.migrate)
 
-    migrate_db = commands.add_parser(
+    migrate_db = _subcommand(
+        commands,
         "migrate-db",
-        help="copy a SQLite task database into PostgreSQL",
-        description="Copy a SQLite task database into PostgreSQL, to run several daemons.",
-        epilog=help_texts.MIGRATE_DB_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "copy a SQLite task database into PostgreSQL",
+        "Copy a SQLite task database into PostgreSQL, to run several daemons.",
+        help_texts.MIGRATE_DB_EPILOG,
+        daemon_commands.migrate_db,
     )
     migrate_db.add_argument(
         "--from", dest="source", metavar="SQLITE", required=True, help="the SQLite file to copy"
@@ -315,14 +341,14 @@ def build_parser() -> argparse.ArgumentParser:
     migrate_db.add_argument(
         "--to", dest="target", metavar="URL", required=True, help="postgresql://user@host/db"
     )
-    migrate_db.set_defaults(handler=daemon_commands.migrate_db)
 
-    backup = commands.add_parser(
+    backup = _subcommand(
+        commands,
         "backup",
-        help="copy a running SQLite task database, consistently",
-        description="Copy a SQLite task database while pushd runs (SQLite's online backup).",
-        epilog=help_texts.BACKUP_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "copy a running SQLite task database, consistently",
+        "Copy a SQLite task database while pushd runs (SQLite's online backup).",
+        help_texts.BACKUP_EPILOG,
+        daemon_commands.backup,
     )
     backup.add_argument(
         "--db",
@@ -331,24 +357,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="the database (default: pushd.sqlite3)",
     )
     backup.add_argument("dest", metavar="DEST", help="the new file (or a folder to write it in)")
-    backup.set_defaults(handler=daemon_commands.backup)
 
-    init = commands.add_parser(
+    init = _subcommand(
+        commands,
         "init",
-        help="write queue.yaml, hardened pushd.yaml and a systemd unit to start from",
-        description="Write the files to run pushd in production, from the shipped examples.",
-        epilog=help_texts.INIT_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "write queue.yaml, hardened pushd.yaml and a systemd unit to start from",
+        "Write the files to run pushd in production, from the shipped examples.",
+        help_texts.INIT_EPILOG,
+        daemon_commands.init,
     )
     init.add_argument("folder", metavar="DIR", nargs="?", default=".", help="default: .")
-    init.set_defaults(handler=daemon_commands.init)
 
-    sink = commands.add_parser(
+    sink = _subcommand(
+        commands,
         "sink",
-        help="run a local webhook receiver that prints deliveries",
-        description="Receive pushd's webhooks locally and print them.",
-        epilog=help_texts.SINK_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "run a local webhook receiver that prints deliveries",
+        "Receive pushd's webhooks locally and print them.",
+        help_texts.SINK_EPILOG,
+        daemon_commands.sink,
     )
     sink.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
@@ -375,7 +401,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to wait before answering (default: 0)",
     )
     sink.add_argument("--json", action="store_true", help="print one JSON object per delivery")
-    sink.set_defaults(handler=daemon_commands.sink)
     _add_client_commands(commands)
     return parser
 
