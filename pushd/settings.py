@@ -236,14 +236,20 @@ def _build(raw: Mapping[str, Any], issues: _Issues) -> dict[str, Any]:
     return {k: v for k, v in clean.items() if v is not None or k == "signing_secret"}
 
 
-def _targets(value: Any, issues: _Issues) -> dict[str, str]:
+def _mapping(value: Any, issues: _Issues, key: str, shape: str) -> Mapping[Any, Any]:
+    """The mapping a section holds; empty when absent, or when it is not one (told to ``issues``)."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        issues.add("targets", "must map target names (service or version.service) to base URLs")
+        issues.add(key, shape)
         return {}
+    return value
+
+
+def _targets(value: Any, issues: _Issues) -> dict[str, str]:
+    shape = "must map target names (service or version.service) to base URLs"
     out = {}
-    for name, url in value.items():
+    for name, url in _mapping(value, issues, "targets", shape).items():
         path = f"targets.{name}"
         if not isinstance(name, str) or not _TARGET_NAME.match(name):
             issues.add(path, f"{name!r} is not a target name like 'worker' or 'v2.worker'")
@@ -305,13 +311,9 @@ def _port(value: object) -> int | None:
 
 def _cloud_tasks(value: Any, issues: _Issues) -> dict[str, Any]:
     """The ``cloud_tasks`` keys given (applied over the current values by :func:`from_mapping`)."""
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        issues.add("cloud_tasks", "must be a mapping such as {grpc_port: 8461}")
-        return {}
+    shape = "must be a mapping such as {grpc_port: 8461}"
     out: dict[str, Any] = {}
-    for key, item in value.items():
+    for key, item in _mapping(value, issues, "cloud_tasks", shape).items():
         path = f"cloud_tasks.{key}"
         if key != "grpc_port":
             issues.add(path, f"unknown setting {key!r}; known: grpc_port")

@@ -99,12 +99,15 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         return parser
 
     def listing(parser: argparse.ArgumentParser, what: str) -> None:
+        """NAME to show one in full, else the paging options of a list of ``what``."""
+        one = what[:-1]
+        parser.add_argument("name", metavar="NAME", nargs="?", help=f"show this {one} in full")
         parser.add_argument(
             "--limit",
             type=arguments.positive_int,
             help=f"show at most this many {what} (default: 100)",
         )
-        parser.add_argument("--all", action="store_true", help=f"show every {what[:-1]}")
+        parser.add_argument("--all", action="store_true", help=f"show every {one}")
         parser.add_argument("--after", metavar="NAME", help="start after this name")
 
     command(
@@ -186,7 +189,6 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         help_texts.TASKS_EPILOG,
         aliases=["task"],
     )
-    tasks.add_argument("name", metavar="NAME", nargs="?", help="show this task in full")
     listing(tasks, "tasks")
 
     delete = command(
@@ -241,7 +243,6 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         "List the dead letters of a queue (tasks out of retries), or show one in full.",
         help_texts.DEAD_EPILOG,
     )
-    dead.add_argument("name", metavar="NAME", nargs="?", help="show this dead letter in full")
     listing(dead, "dead letters")
 
     redrive = command(

@@ -63,21 +63,12 @@ _REFUSED: Check = (None, False, False)
 
 
 # ------------------------------------------------------------------ App Engine's conversions
-def _ae_int(value: object) -> int | None:
-    """``validation.Type(int)``: int() of what the loader produced (5.5 becomes 5, "7" 7)."""
+def _ae_number(value: object, whole: bool) -> float | None:
+    """``validation.Type(int)`` or ``Type(float)``: int() or float() of what the loader produced
+    (as int, 5.5 becomes 5 and "7" 7); None where that raises."""
     if isinstance(value, int | float | str):
         try:
-            return int(value)
-        except (ValueError, OverflowError):
-            return None
-    return None
-
-
-def _ae_float(value: object) -> float | None:
-    """``validation.Type(float)``."""
-    if isinstance(value, int | float | str):
-        try:
-            return float(value)
+            return int(value) if whole else float(value)
         except (ValueError, OverflowError):
             return None
     return None
@@ -202,7 +193,7 @@ class Checker:
         if _skip(node):
             return _ABSENT if node.value is None else _REFUSED
         value = node.value
-        number = _ae_int(value) if whole else _ae_float(value)
+        number = _ae_number(value, whole)
         if number is None:
             self.error(node, path, f"{node.text!r} is not {what}")
             return _REFUSED

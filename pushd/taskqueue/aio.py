@@ -113,7 +113,7 @@ class AsyncQueue:
         deadline: float = 10,
     ) -> list[Task]:
         connection.validate_deadline(deadline)
-        plan = plans.lease_plan(self._name, lease_seconds, max_tasks, group_by_tag=True, tag=tag)
+        plan = queue_module.tag_lease_plan(self._name, lease_seconds, max_tasks, tag)
         return await self._run(plan)
 
     async def modify_task_lease(self, task: Task, lease_seconds: float) -> None:

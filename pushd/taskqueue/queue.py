@@ -127,8 +127,7 @@ class Queue:
     ) -> list[Task]:
         """Lease tasks of one tag; ``tag=None`` takes the tag of the earliest due task."""
         connection.validate_deadline(deadline)
-        plan = plans.lease_plan(self._name, lease_seconds, max_tasks, group_by_tag=True, tag=tag)
-        return self._run(plan)
+        return self._run(tag_lease_plan(self._name, lease_seconds, max_tasks, tag))
 
     def lease_tasks_by_tag_async(
         self,
@@ -137,8 +136,7 @@ class Queue:
         tag: bytes | str | None = None,
         rpc: RPC[Any] | None = None,
     ) -> RPC[Any]:
-        plan = plans.lease_plan(self._name, lease_seconds, max_tasks, group_by_tag=True, tag=tag)
-        return self._run_async(plan, rpc)
+        return self._run_async(tag_lease_plan(self._name, lease_seconds, max_tasks, tag), rpc)
 
     def modify_task_lease(self, task: Task, lease_seconds: float) -> None:
         """Renew (or with 0, release) a lease; the task's ETA becomes the new expiry."""
@@ -163,6 +161,13 @@ class Queue:
 
     def __hash__(self) -> int:
         return hash((self._name, self._url, self._token))
+
+
+def tag_lease_plan(
+    queue_name: str, lease_seconds: float, max_tasks: int, tag: bytes | str | None
+) -> plans.Plan[list[Task]]:
+    """What ``lease_tasks_by_tag`` asks, for :class:`Queue` and ``AsyncQueue`` alike."""
+    return plans.lease_plan(queue_name, lease_seconds, max_tasks, group_by_tag=True, tag=tag)
 
 
 def by_name(task_name: str | Iterable[str]) -> Task | list[Task]:
