@@ -77,17 +77,20 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     def command(
         name: str,
         help: str,
-        description: str,
         epilog: str,
+        description: str = "",
         aliases: Sequence[str] = (),
         queue: bool = True,
     ) -> argparse.ArgumentParser:
-        """A client command; ``queue``: it takes the queue's name first."""
+        """A client command; ``queue``: it takes the queue's name first.
+
+        The description is the one-line help as a sentence unless it says more.
+        """
         parser = _subcommand(
             commands,
             name,
             help,
-            description,
+            description or f"{help[0].upper()}{help[1:]}.",
             epilog,
             _client,
             aliases=list(aliases),
@@ -113,19 +116,14 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     command(
         "queues",
         "list the queues with their statistics",
-        "List every queue of the daemon with its statistics.",
         help_texts.QUEUES_EPILOG,
+        description="List every queue of the daemon with its statistics.",
         queue=False,
     )
 
-    command(
-        "stats",
-        "show one queue's configuration and statistics",
-        "Show one queue's configuration and statistics.",
-        help_texts.STATS_EPILOG,
-    )
+    command("stats", "show one queue's configuration and statistics", help_texts.STATS_EPILOG)
 
-    add = command("add", "add a task to a queue", "Add a task to a queue.", help_texts.ADD_EPILOG)
+    add = command("add", "add a task to a queue", help_texts.ADD_EPILOG)
     add.add_argument("--name", help="the task's name (default: one pushd picks)")
     add.add_argument("--url", help="relative URL to deliver to (default: /_ah/queue/QUEUE)")
     add.add_argument(
@@ -185,8 +183,8 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     tasks = command(
         "tasks",
         "list a queue's tasks, or show one",
-        "List a queue's tasks, or show one task in full.",
         help_texts.TASKS_EPILOG,
+        description="List a queue's tasks, or show one task in full.",
         aliases=["task"],
     )
     listing(tasks, "tasks")
@@ -194,18 +192,13 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     delete = command(
         "delete",
         "delete tasks by name",
-        "Delete tasks (or dead letters) by name.",
         help_texts.DELETE_EPILOG,
+        description="Delete tasks (or dead letters) by name.",
     )
     delete.add_argument("names", metavar="NAME", nargs="+", help="the tasks to delete")
     delete.add_argument("--dead", action="store_true", help="delete dead letters of these names")
 
-    lease = command(
-        "lease",
-        "lease tasks of a pull queue",
-        "Lease tasks of a pull queue.",
-        help_texts.LEASE_EPILOG,
-    )
+    lease = command("lease", "lease tasks of a pull queue", help_texts.LEASE_EPILOG)
     lease.add_argument(
         "--seconds", type=float, required=True, help="how long the lease lasts (at most 604800)"
     )
@@ -219,7 +212,10 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     )
 
     run = command(
-        "run", "make a task due now", "Make a waiting task due now.", help_texts.RUN_EPILOG
+        "run",
+        "make a task due now",
+        help_texts.RUN_EPILOG,
+        description="Make a waiting task due now.",
     )
     run.add_argument("name", metavar="NAME", help="the task to run now")
 
@@ -227,29 +223,24 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         ("pause", "pause a queue", help_texts.PAUSE_EPILOG),
         ("resume", "resume a paused queue", help_texts.RESUME_EPILOG),
     ):
-        command(name, help, f"{help[0].upper()}{help[1:]}.", epilog)
+        command(name, help, epilog)
 
-    purge = command(
-        "purge",
-        "delete every task of a queue",
-        "Delete every task of a queue.",
-        help_texts.PURGE_EPILOG,
-    )
+    purge = command("purge", "delete every task of a queue", help_texts.PURGE_EPILOG)
     purge.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
 
     dead = command(
         "dead",
         "list a queue's dead letters, or show one",
-        "List the dead letters of a queue (tasks out of retries), or show one in full.",
         help_texts.DEAD_EPILOG,
+        description="List the dead letters of a queue (tasks out of retries), or show one in full.",
     )
     listing(dead, "dead letters")
 
     redrive = command(
         "redrive",
         "put dead letters back into their queue",
-        "Put dead letters back into their queue, due now.",
         help_texts.REDRIVE_EPILOG,
+        description="Put dead letters back into their queue, due now.",
     )
     redrive.add_argument("names", metavar="NAME", nargs="*", help="the dead letters to redrive")
     redrive.add_argument("--all", action="store_true", help="redrive every dead letter")
