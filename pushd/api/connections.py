@@ -166,7 +166,9 @@ class Guard:
         async def read_body_in_time(
             request: web.Request, handler: typedefs.Handler
         ) -> web.StreamResponse:
-            if request.body_exists:
+            # A body that came whole with its head (most requests) has nothing left to wait
+            # for: the timer cost ~10 us a request (a quarter of a v1beta2 insert's CPU).
+            if request.body_exists and not request.content.is_eof():
                 protocol = request.protocol
                 self.reading_body.add(protocol)
                 try:
