@@ -292,15 +292,19 @@ class Claiming(Protocol):
         ...
 
 
-class Store(Leasing, Claiming, Protocol):
-    """The verbs pushd needs from storage. All times are µs since the epoch."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class ListAsk:
+    """One page's terms: the keywords of :meth:`Listing.list_tasks` in one value."""
 
-    # ---- producers
-    async def add(self, tasks: Sequence[models.Task], *, now_us: int) -> list[models.AddResult]:
-        """Insert each task unless its name is live (TaskAlreadyExistsError) or tombstoned."""
-        ...
+    queue: str
+    limit: int = 100
+    after_name: str | None = None
+    prefix: str = ""
+    tag: bytes | None = None
 
-    async def get(self, queue: str, name: str) -> models.Task | None: ...
+
+class Listing(Protocol):
+    """Listing a queue's tasks: one keyword front over each backend's ``_list_tasks``."""
 
     async def list_tasks(
         self,
@@ -313,7 +317,22 @@ class Store(Leasing, Claiming, Protocol):
     ) -> list[models.Task]:
         """Tasks of one queue in name order, ``limit`` at a time, after ``after_name``; only
         those whose name starts with ``prefix``, and with ``tag`` unless it is None."""
+        return await self._list_tasks(ListAsk(queue, limit, after_name, prefix, tag))
+
+    async def _list_tasks(self, ask: ListAsk) -> list[models.Task]:
+        """What a backend implements: :meth:`list_tasks` with its terms in one value."""
         ...
+
+
+class Store(Leasing, Claiming, Listing, Protocol):
+    """The verbs pushd needs from storage. All times are µs since the epoch."""
+
+    # ---- producers
+    async def add(self, tasks: Sequence[models.Task], *, now_us: int) -> list[models.AddResult]:
+        """Insert each task unless its name is live (TaskAlreadyExistsError) or tombstoned."""
+        ...
+
+    async def get(self, queue: str, name: str) -> models.Task | None: ...
 
     async def delete(self, queue: str, names: Sequence[str], *, now_us: int) -> list[bool]:
         """Delete live tasks by name (tombstoning them); False for unknown or tombstoned names."""

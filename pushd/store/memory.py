@@ -45,7 +45,7 @@ class _Queue:
         return sorted(self.tasks.values(), key=lambda t: (t.eta_us, t.name))
 
 
-class MemoryStore(base.Leasing, base.Claiming):
+class MemoryStore(base.Leasing, base.Claiming, base.Listing):
     """Reference implementation of the store contract, held in dicts and heaps."""
 
     def __init__(
@@ -92,24 +92,16 @@ class MemoryStore(base.Leasing, base.Claiming):
     async def get(self, queue: str, name: str) -> models.Task | None:
         return self._q(queue).tasks.get(name)
 
-    async def list_tasks(
-        self,
-        queue: str,
-        *,
-        limit: int = 100,
-        after_name: str | None = None,
-        prefix: str = "",
-        tag: bytes | None = None,
-    ) -> list[models.Task]:
-        tasks = self._q(queue).tasks
+    async def _list_tasks(self, ask: base.ListAsk) -> list[models.Task]:
+        tasks = self._q(ask.queue).tasks
         names = sorted(
             n
             for n, t in tasks.items()
-            if (after_name is None or n > after_name)
-            and n.startswith(prefix)
-            and (tag is None or t.tag == tag)
+            if (ask.after_name is None or n > ask.after_name)
+            and n.startswith(ask.prefix)
+            and (ask.tag is None or t.tag == ask.tag)
         )
-        return [tasks[n] for n in names[:limit]]
+        return [tasks[n] for n in names[: ask.limit]]
 
     async def delete(self, queue: str, names: Sequence[str], *, now_us: int) -> list[bool]:
         q = self._q(queue)

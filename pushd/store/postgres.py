@@ -45,7 +45,9 @@ def _task_columns(tasks: Sequence[models.Task]) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)]
 
 
-class PostgresStore(sqlbase.SqlStore, postgres_cluster.Cluster, base.Leasing, base.Claiming):
+class PostgresStore(
+    sqlbase.SqlStore, postgres_cluster.Cluster, base.Leasing, base.Claiming, base.Listing
+):
     """:class:`~pushd.store.base.Store` (and :class:`~pushd.store.base.Shared`) over asyncpg."""
 
     def __init__(

@@ -48,21 +48,13 @@ class SqlStore:
         row = await self._one("get_task", queue, name)
         return None if row is None else codec.task_from_row(row)
 
-    async def list_tasks(
-        self,
-        queue: str,
-        *,
-        limit: int = 100,
-        after_name: str | None = None,
-        prefix: str = "",
-        tag: bytes | None = None,
-    ) -> list[models.Task]:
-        after = after_name or ""
-        if prefix or tag is not None:
-            params = self._matching_params(queue, after, prefix, tag, limit)
+    async def _list_tasks(self, ask: base.ListAsk) -> list[models.Task]:
+        after = ask.after_name or ""
+        if ask.prefix or ask.tag is not None:
+            params = self._matching_params(ask.queue, after, ask.prefix, ask.tag, ask.limit)
             rows = await self._all("list_tasks_matching", *params)
         else:
-            rows = await self._all("list_tasks", queue, after, limit)
+            rows = await self._all("list_tasks", ask.queue, after, ask.limit)
         return [codec.task_from_row(r) for r in rows]
 
     async def next_eta(self, queue: str) -> int | None:

@@ -42,7 +42,7 @@ def _first(conn: sqlite3.Connection, query: str, *params: Any) -> Any:
     return conn.execute(Q[query], params).fetchone()
 
 
-class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming):
+class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming, base.Listing):
     """:class:`~pushd.store.base.Store` over one SQLite file."""
 
     def __init__(
