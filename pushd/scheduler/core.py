@@ -19,7 +19,7 @@ import anyio.abc
 from pushd import clock, errors, logs, metrics, models, throttle
 from pushd.scheduler import holds
 from pushd.scheduler.admission import Admission
-from pushd.scheduler.delivery import Deliver, Deliveries
+from pushd.scheduler.delivery import Deliver, Deliveries, Parts
 from pushd.scheduler.flusher import Flusher
 from pushd.scheduler.loops import QueueLoops
 from pushd.scheduler.queue import AWAKE, QueueState
@@ -63,24 +63,17 @@ class Scheduler:
             written=self._written,
             closing=lambda: self._stop.is_set() and not self._delivering,
         )
-        self._deliveries = Deliveries(
-            clk=clock,
-            deliver=deliver,
-            metrics_=self.metrics,
+        parts = Parts(
+            store=store,
+            clock=clock,
+            metrics=self.metrics,
             admission=self._admission,
             flusher=self._flusher,
-            max_connections=max_connections,
-            default_deadline_us=default_deadline_us,
-            stop=self._stop,
-        )
-        self._loop = QueueLoops(
-            store=store,
-            clk=clock,
-            admission=self._admission,
-            deliveries=self._deliveries,
             stop=self._stop,
             default_deadline_us=default_deadline_us,
         )
+        self._deliveries = Deliveries(parts, deliver=deliver, max_connections=max_connections)
+        self._loop = QueueLoops(parts, self._deliveries)
         self._loops: anyio.abc.TaskGroup | None = None
         self._delivering = False  # between start and the end of the shutdown grace
         # With a store shared by several daemons: the push queues this one dispatches (None:

@@ -13,6 +13,7 @@ ports: ``Attempt.local``) is not an attempt of the task: it is given back unchan
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, Protocol
 
@@ -41,37 +42,35 @@ class Deliver(Protocol):
     ) -> dispatch.Attempt: ...
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Parts:
+    """What the scheduler hands its deliveries and its queue loops alike: built once by
+    :class:`~pushd.scheduler.core.Scheduler`, so the two cannot be wired apart."""
+
+    store: base.Store
+    clock: clock.Clock
+    metrics: metrics.Metrics
+    admission: Admission
+    flusher: Flusher
+    stop: asyncio.Event
+    default_deadline_us: int
+
+
 class Deliveries:
     """The deliveries in flight: started by the queue loops, each a plain asyncio task."""
 
-    def __init__(
-        self,
-        *,
-        clk: clock.Clock,
-        deliver: Deliver,
-        metrics_: metrics.Metrics,
-        admission: Admission,
-        flusher: Flusher,
-        max_connections: int,
-        default_deadline_us: int,
-        stop: asyncio.Event,
-    ) -> None:
-        self.clock = clk
+    def __init__(self, parts: Parts, *, deliver: Deliver, max_connections: int) -> None:
+        self._p = parts
         self.deliver = deliver
-        self.metrics = metrics_
-        self.default_deadline_us = default_deadline_us
-        self._admission = admission
-        self._flusher = flusher
         self._limiter = asyncio.Semaphore(max_connections)
-        self._stop = stop
         self.abandoned = asyncio.Event()  # a forced stop: every claim is given back
         self._tasks: set[asyncio.Task[None]] = set()  # plain tasks: cheaper per delivery
         self._log_local_failure = logs.Limited(
-            "delivery_local_failure", logging.WARNING, clk.monotonic_us
+            "delivery_local_failure", logging.WARNING, parts.clock.monotonic_us
         )
 
     def start(self, rt: QueueState, claimed: base.Claimed, now: int, mono: int) -> None:
-        self._admission.started()
+        self._p.admission.started()
         rt.outstanding += 1
         rt.unsent.add(claimed.task.name)
         hold = rt.held[claimed.task.name] = Hold.of(claimed, now, mono)
@@ -87,7 +86,7 @@ class Deliveries:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _release(self, claimed: base.Claimed, hold: Hold, eta_us: int | None = None) -> None:
-        self._flusher.record(outcomes.given_back(claimed, eta_us), hold)
+        self._p.flusher.record(outcomes.given_back(claimed, eta_us), hold)
 
     async def _deliver_or_log(self, rt: QueueState, claimed: base.Claimed, hold: Hold) -> None:
         """One delivery; a bug in it fails that delivery alone, never the daemon.
@@ -125,8 +124,8 @@ class Deliveries:
                 if task.name in rt.dropped:  # deleted or purged while it waited: gone
                     rt.dropped.discard(task.name)
                     return
-                started = self.clock.now_us()
-                started_mono = self.clock.monotonic_us()
+                started = self._p.clock.now_us()
+                started_mono = self._p.clock.monotonic_us()
                 deadline_s = self._deadline_s(rt, claimed, hold, started_mono)
                 if deadline_s is None:
                     return
@@ -140,7 +139,7 @@ class Deliveries:
         finally:
             rt.outstanding -= 1
             rt.unsent.discard(task.name)
-            self._admission.finished()
+            self._p.admission.finished()
             rt.wake.set()
             if slot:
                 rt.release_slot()
@@ -154,7 +153,7 @@ class Deliveries:
         # Paused (or rate 0, removed, owned elsewhere) while it waited, or the daemon is
         # stopping: given back unsent, due again at once (here or at another daemon) instead
         # of when its claim ends.
-        if rt.halted or self._stop.is_set():
+        if rt.halted or self._p.stop.is_set():
             self._release(claimed, hold)
             return None
         # A task claimed ahead waited for a slot or a connection: its request must end
@@ -163,7 +162,7 @@ class Deliveries:
         budget_us = hold.ends_mono_us - started_mono - LEASE_SLACK_US
         if budget_us <= 0:
             return None  # its claim is over (an overloaded daemon): it runs again later
-        deadline_us = claimed.task.dispatch_deadline_us or self.default_deadline_us
+        deadline_us = claimed.task.dispatch_deadline_us or self._p.default_deadline_us
         return min(deadline_us, budget_us) / clock.US_PER_SECOND
 
     def _answered(
@@ -175,14 +174,14 @@ class Deliveries:
         started: int,
         started_mono: int,
     ) -> None:
-        now = self.clock.now_us()
+        now = self._p.clock.now_us()
         if attempt.local:
             self._local_failure(rt, claimed, hold, attempt, now)
             return
-        mono = self.clock.monotonic_us()
+        mono = self._p.clock.monotonic_us()
         rt.executed.append(mono)
         rt.count_executed(mono)  # bounded by one minute of deliveries, read or not
-        self.metrics.record_attempt(
+        self._p.metrics.record_attempt(
             rt.name,
             status=attempt.status,
             ok=attempt.ok,
@@ -192,7 +191,7 @@ class Deliveries:
         self._adapt(rt, attempt, mono)
         outcome = outcomes.decide(claimed, attempt, rt.cfg.retry, started_us=started, now_us=now)
         self._report(outcome, attempt, started, now)
-        self._flusher.record(outcome, hold)
+        self._p.flusher.record(outcome, hold)
 
     def _report(
         self, outcome: base.Outcome, attempt: dispatch.Attempt, started: int, now: int
@@ -214,9 +213,9 @@ class Deliveries:
             logs.event(
                 "task_dead_lettered", logging.WARNING, queue=queue, task=task, reason=outcome.reason
             )
-            self.metrics.record_dead(queue)
+            self._p.metrics.record_dead(queue)
         elif isinstance(outcome, base.Retry):
-            self.metrics.record_retry(queue)
+            self._p.metrics.record_retry(queue)
             delay_us = outcome.eta_us - now
             logs.event(
                 "task_retry",
@@ -232,9 +231,9 @@ class Deliveries:
         bucket changes, and cut short by a stop). False if the turn falls after the claim
         ends: the claim is better given back than held, a slot taken, for nothing."""
         while True:
-            mono = self.clock.monotonic_us()
+            mono = self._p.clock.monotonic_us()
             send_at = rt.limits.send_at(mono)
-            if send_at <= mono or self._stop.is_set():
+            if send_at <= mono or self._p.stop.is_set():
                 return True
             if send_at > hold.ends_mono_us - LEASE_SLACK_US:
                 rt.limits.wire.refund(mono)
@@ -242,7 +241,7 @@ class Deliveries:
             repaced = rt.repaced
             rt.pacing += 1
             try:
-                await wait_until(self.clock, None, repaced, mono_us=send_at)
+                await wait_until(self._p.clock, None, repaced, mono_us=send_at)
             finally:
                 rt.pacing -= 1
             if not repaced.is_set():
