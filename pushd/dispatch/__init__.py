@@ -32,7 +32,7 @@ import email.utils
 import hashlib
 import hmac
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Protocol
 
 import multidict
@@ -286,23 +286,16 @@ def make_transport(max_connections: int, kind: str = "aiohttp") -> Transport:
     return AiohttpTransport(make_session(max_connections))
 
 
+@dataclass(eq=False)
 class Deliverer:
     """The daemon's delivery function: routes a task to its target and sends it."""
 
-    def __init__(
-        self,
-        transport: Transport,
-        *,
-        targets: Mapping[str, str],
-        default_target: str,
-        signing_secret: str | None,
-        api_tickets: tickets.Tickets | None = None,
-    ) -> None:
-        self.transport = transport
-        self.targets = targets
-        self.default_target = default_target
-        self.signing_secret = signing_secret
-        self.api_tickets = api_tickets
+    transport: Transport
+    _: KW_ONLY
+    targets: Mapping[str, str]
+    default_target: str
+    signing_secret: str | None
+    api_tickets: tickets.Tickets | None = None
 
     def base_url(self, queue_target: str | None, task: models.Task) -> str:
         name = resolve_target(queue_target, task, self.targets)
