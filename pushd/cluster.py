@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets
@@ -56,27 +57,22 @@ def push_queues(queues: config.QueuesConfig) -> list[str]:
     return sorted(n for n, c in queues.queues.items() if c.mode is models.QueueMode.PUSH)
 
 
+@dataclasses.dataclass(eq=False)
 class Cluster:
     """Keeps this daemon's share of the push queues and applies the other daemons' changes."""
 
-    def __init__(
-        self,
-        store: base.Shared,
-        sched: scheduler.Scheduler,
-        queues: Callable[[], config.QueuesConfig],
-        clock_: clock.Clock,
-        *,
-        daemon: str,
-        initial: base.Ownership,
-    ) -> None:
-        self.store = store
-        self.sched = sched
-        self.queues = queues
-        self.clock = clock_
-        self.daemon = daemon
-        self.owned: frozenset[str] = frozenset()
+    store: base.Shared
+    sched: scheduler.Scheduler
+    queues: Callable[[], config.QueuesConfig]
+    clock: clock.Clock
+    _: dataclasses.KW_ONLY
+    daemon: str
+    initial: dataclasses.InitVar[base.Ownership]
+    owned: frozenset[str] = dataclasses.field(default=frozenset(), init=False)
+
+    def __post_init__(self, initial: base.Ownership) -> None:
         # How long the hold on its queues lasts, measured here: on the monotonic clock.
-        self._valid_until_us = clock_.monotonic_us() + OWNER_TTL_US - RENEW_US
+        self._valid_until_us = self.clock.monotonic_us() + OWNER_TTL_US - RENEW_US
         self._stop = asyncio.Event()
         self._renew_now = asyncio.Event()
         self._draining = False
