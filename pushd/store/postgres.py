@@ -58,12 +58,14 @@ class PostgresStore(
         tombstone_retention_us: int,
         dead_letter_retention_us: int,
     ) -> None:
+        super().__init__(
+            tombstone_retention_us=tombstone_retention_us,
+            dead_letter_retention_us=dead_letter_retention_us,
+        )
         self._pool = pool
         self._dsn = dsn
         self._listener: asyncpg.Connection | None = None
         self._on_change: Callable[[base.Change], None] | None = None
-        self.tombstone_retention_us = tombstone_retention_us
-        self.dead_letter_retention_us = dead_letter_retention_us
 
     @classmethod
     async def open(

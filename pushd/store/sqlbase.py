@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 class SqlStore:
     """The reads of :class:`~pushd.store.base.Store` over named SQL queries."""
 
-    tombstone_retention_us: int
-    dead_letter_retention_us: int
+    def __init__(self, *, tombstone_retention_us: int, dead_letter_retention_us: int) -> None:
+        self.tombstone_retention_us = tombstone_retention_us
+        self.dead_letter_retention_us = dead_letter_retention_us
 
     async def _one(self, query: str, *params: Any) -> Any:
         """The first row of the named query (None if none)."""

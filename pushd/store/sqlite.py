@@ -52,16 +52,16 @@ class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming, base.Listing):
         *,
         tombstone_retention_us: int,
         dead_letter_retention_us: int,
-        path: Path | None = None,
         lock: dbfile.FileLock | None = None,
         clock_: clock.Clock | None = None,
     ) -> None:
+        super().__init__(
+            tombstone_retention_us=tombstone_retention_us,
+            dead_letter_retention_us=dead_letter_retention_us,
+        )
         self._writer = write
         self._r = read
-        self.tombstone_retention_us = tombstone_retention_us
-        self.dead_letter_retention_us = dead_letter_retention_us
-        self._path = path
-        self._lock = lock
+        self._lock = lock  # on the database file, whose path it keeps
         self._clock = clock_ or clock.SystemClock()
         self._watcher: asyncio.Task[None] | None = None
 
@@ -95,7 +95,6 @@ class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming, base.Listing):
             read,
             tombstone_retention_us=tombstone_retention_us,
             dead_letter_retention_us=dead_letter_retention_us,
-            path=Path(path),
             lock=lock,
         )
         store._watcher = asyncio.get_running_loop().create_task(
@@ -136,9 +135,14 @@ class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming, base.Listing):
                 self._lock.release()
 
     # ---- the -wal file
+    @property
+    def _path(self) -> Path:
+        """The database file's path (the store was opened on a file: it holds its lock)."""
+        assert self._lock is not None
+        return self._lock.db
+
     async def _watch_wal(self, seen: tuple[int, int] | None, every_s: float) -> None:
         """Each ``every_s``: the ``-wal`` at the path must still be the file SQLite writes."""
-        assert self._path is not None
         while True:
             await self._clock.sleep(every_s)
             now = dbfile.wal_identity(self._path)
@@ -152,7 +156,6 @@ class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming, base.Listing):
         and a crash would lose every commit since the last checkpoint. Copy it all into the
         database file now (a checkpoint, synced), then open both connections again so that
         SQLite makes a new ``-wal`` at the path."""
-        assert self._path is not None
         wal = self._path.with_name(self._path.name + "-wal")
         logs.event(
             "wal_missing",
