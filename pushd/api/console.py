@@ -21,6 +21,7 @@ Searching a queue's tasks by name prefix and by tag is done by the store
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import hdrs, web
@@ -32,6 +33,7 @@ from pushd.api import errors as api_errors
 from pushd.api.keys import SESSIONS, TOKENS, service_of
 
 if TYPE_CHECKING:
+    from pushd import service
     from pushd.queue_yaml import config
     from pushd.store import base
 
@@ -266,53 +268,59 @@ def _done(queue: str, notice: str, anchor: str = "") -> web.Response:
     return view.redirect(queue_url(queue, done=notice) + anchor)
 
 
-async def pause(request: web.Request) -> web.Response:
-    cfg = _queue(request)
-    await _confirmed(request, "pause the queue")
-    await service_of(request).queues.pause(cfg.name)
-    return _done(cfg.name, "paused")
+async def _ask(request: web.Request, confirm: str | None) -> None:
+    """The button's form, ticked to confirm ``confirm`` when it says what to confirm."""
+    if confirm is None:
+        await _form(request)
+    else:
+        await _confirmed(request, confirm)
 
 
-async def resume(request: web.Request) -> web.Response:
-    cfg = _queue(request)
-    await _confirmed(request, "resume the queue")
-    await service_of(request).queues.resume(cfg.name)
-    return _done(cfg.name, "resumed")
+def _on_queue(
+    pick: Callable[[web.Request], config.QueueConfig],
+    confirm: str,
+    call: Callable[[service.Service], Callable[[str], Awaitable[object]]],
+    notice: str,
+) -> auth.Handler:
+    """A button on a queue's page: ask, call the service on the queue, say what was done."""
+
+    async def handler(request: web.Request) -> web.Response:
+        cfg = pick(request)
+        await _ask(request, confirm)
+        await call(service_of(request))(cfg.name)
+        return _done(cfg.name, notice)
+
+    return handler
 
 
-async def purge(request: web.Request) -> web.Response:
-    cfg = _held(request)
-    await _confirmed(request, "delete every task of the queue")
-    await service_of(request).queues.purge(cfg.name)
-    return _done(cfg.name, "purged")
+def _on_task(
+    pick: Callable[[web.Request], config.QueueConfig],
+    confirm: str | None,
+    call: Callable[[service.Service], Callable[[str, str], Awaitable[object]]],
+    notice: str,
+    anchor: str = "",
+) -> auth.Handler:
+    """A button on a task or dead letter: the same, on the task the path names."""
+
+    async def handler(request: web.Request) -> web.Response:
+        cfg, name = pick(request), _name(request)
+        await _ask(request, confirm)
+        await call(service_of(request))(cfg.name, name)
+        return _done(cfg.name, notice, anchor)
+
+    return handler
 
 
-async def run_task(request: web.Request) -> web.Response:
-    cfg, name = _queue(request), _name(request)
-    await _form(request)
-    await service_of(request).tasks.run_now(cfg.name, name)
-    return _done(cfg.name, "ran")
-
-
-async def delete_task(request: web.Request) -> web.Response:
-    cfg, name = _held(request), _name(request)
-    await _confirmed(request, "delete the task")
-    await service_of(request).tasks.delete_one(cfg.name, name)
-    return _done(cfg.name, "deleted")
-
-
-async def redrive(request: web.Request) -> web.Response:
-    cfg, name = _queue(request), _name(request)
-    await _form(request)
-    await service_of(request).dead.redrive(cfg.name, name)
-    return _done(cfg.name, "redriven")
-
-
-async def delete_dead(request: web.Request) -> web.Response:
-    cfg, name = _held(request), _name(request)
-    await _confirmed(request, "delete the dead letter")
-    await service_of(request).dead.forget(cfg.name, name)
-    return _done(cfg.name, "dead_deleted", "#dead")
+# Removed queues (_held) can still be purged and their tasks deleted, not paused or run.
+pause = _on_queue(_queue, "pause the queue", lambda s: s.queues.pause, "paused")
+resume = _on_queue(_queue, "resume the queue", lambda s: s.queues.resume, "resumed")
+purge = _on_queue(_held, "delete every task of the queue", lambda s: s.queues.purge, "purged")
+run_task = _on_task(_queue, None, lambda s: s.tasks.run_now, "ran")
+delete_task = _on_task(_held, "delete the task", lambda s: s.tasks.delete_one, "deleted")
+redrive = _on_task(_queue, None, lambda s: s.dead.redrive, "redriven")
+delete_dead = _on_task(
+    _held, "delete the dead letter", lambda s: s.dead.forget, "dead_deleted", "#dead"
+)
 
 
 # ------------------------------------------------------------------ login
