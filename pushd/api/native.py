@@ -9,6 +9,7 @@ An adapter over :class:`pushd.service.Service`: each handler decodes its request
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from pushd import errors, models, service, tasks, wire
@@ -73,6 +74,33 @@ def _gone(queue: str, name: str) -> web.Response:
 async def _one_queue(request: web.Request, cfg: config.QueueConfig) -> web.Response:
     [stats] = await service_of(request).queues.stats_of([cfg])
     return _json(wire.encode_queue(cfg, stats))
+
+
+def _answering_task(
+    pick: Callable[[web.Request], config.QueueConfig],
+    call: Callable[[service.Service], Callable[[str, str], Awaitable[models.Task]]],
+) -> auth.Handler:
+    """A verb on the task the path names, answered with that task (its payload included)."""
+
+    async def handler(request: web.Request) -> web.Response:
+        cfg, name = pick(request), _task_name(request)
+        return _task(await call(service_of(request))(cfg.name, name))
+
+    return handler
+
+
+def _deleting(
+    call: Callable[[service.Service], Callable[[str, str], Awaitable[None]]],
+) -> auth.Handler:
+    """Deleting the task or dead letter the path names (also of a queue removed from
+    queue.yaml), answered with what was deleted."""
+
+    async def handler(request: web.Request) -> web.Response:
+        cfg, name = _held(request), _task_name(request)
+        await call(service_of(request))(cfg.name, name)
+        return _gone(cfg.name, name)
+
+    return handler
 
 
 # ------------------------------------------------------------------ queues
@@ -140,17 +168,6 @@ async def list_tasks(request: web.Request) -> web.Response:
     return _json({"tasks": found, "next": page.next})
 
 
-async def get_task(request: web.Request) -> web.Response:
-    cfg, name = _held(request), _task_name(request)
-    return _task(await service_of(request).tasks.get(cfg.name, name))
-
-
-async def delete_task(request: web.Request) -> web.Response:
-    cfg, name = _held(request), _task_name(request)
-    await service_of(request).tasks.delete_one(cfg.name, name)
-    return _gone(cfg.name, name)
-
-
 async def delete_tasks(request: web.Request) -> web.Response:
     """Delete several tasks by name; each answers whether it was live (App Engine's
     ``was_deleted``): unknown and tombstoned names are not errors (SPEC 6)."""
@@ -160,11 +177,6 @@ async def delete_tasks(request: web.Request) -> web.Response:
     return _json(
         {"tasks": [{"name": n, "deleted": d} for n, d in zip(names, deleted, strict=True)]}
     )
-
-
-async def run_task(request: web.Request) -> web.Response:
-    cfg, name = _queue(request), _task_name(request)
-    return _task(await service_of(request).tasks.run_now(cfg.name, name))
 
 
 # ------------------------------------------------------------------ leases
@@ -213,15 +225,13 @@ async def get_dead(request: web.Request) -> web.Response:
     return _json(wire.encode_dead(dead.task, dead_us=dead.dead_us, reason=dead.reason))
 
 
-async def redrive_dead(request: web.Request) -> web.Response:
-    cfg, name = _queue(request), _task_name(request)
-    return _task(await service_of(request).dead.redrive(cfg.name, name))
+# ------------------------------------------------------------------ verbs on one task
 
-
-async def delete_dead(request: web.Request) -> web.Response:
-    cfg, name = _held(request), _task_name(request)
-    await service_of(request).dead.forget(cfg.name, name)
-    return _gone(cfg.name, name)
+get_task = _answering_task(_held, lambda s: s.tasks.get)
+delete_task = _deleting(lambda s: s.tasks.delete_one)
+run_task = _answering_task(_queue, lambda s: s.tasks.run_now)
+redrive_dead = _answering_task(_queue, lambda s: s.dead.redrive)
+delete_dead = _deleting(lambda s: s.dead.forget)
 
 
 # ------------------------------------------------------------------ routes
