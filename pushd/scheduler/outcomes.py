@@ -68,11 +68,7 @@ def given_back(claimed: base.Claimed, eta_us: int | None = None) -> base.Retry:
         name=task.name,
         lease_eta_us=claimed.lease_eta_us,
         eta_us=task.eta_us if eta_us is None else eta_us,
-        retry_count=task.retry_count,
-        execution_count=task.execution_count,
-        first_try_us=task.first_try_us,
-        last_status=task.last_status,
-        last_attempt=task.last_attempt,
+        **base.counters(task),
     )
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, TypedDict, runtime_checkable
 
 from pushd import errors
 
@@ -137,16 +137,35 @@ def leased(task: models.Task, lease_eta_us: int) -> models.Task:
     return dataclasses.replace(task, eta_us=lease_eta_us, retry_count=task.retry_count + 1)
 
 
+class Counters(TypedDict):
+    """A task's attempt counters: what an outcome carries from the attempt to the store."""
+
+    retry_count: int
+    execution_count: int
+    first_try_us: int | None
+    last_status: int | None
+    last_attempt: models.LastAttempt | None
+
+
+def counters(of: models.Task | Retry | DeadLetter) -> Counters:
+    """The attempt counters of a task or an outcome, to copy onto the other."""
+    return Counters(
+        retry_count=of.retry_count,
+        execution_count=of.execution_count,
+        first_try_us=of.first_try_us,
+        last_status=of.last_status,
+        last_attempt=of.last_attempt,
+    )
+
+
 def as_dead(task: models.Task, outcome: DeadLetter) -> models.Task:
     """``task`` with the counters of its last attempt, as kept in the dead letters."""
-    return dataclasses.replace(
-        task,
-        retry_count=outcome.retry_count,
-        execution_count=outcome.execution_count,
-        first_try_us=outcome.first_try_us,
-        last_status=outcome.last_status,
-        last_attempt=outcome.last_attempt,
-    )
+    return dataclasses.replace(task, **counters(outcome))
+
+
+def retried(task: models.Task, outcome: Retry) -> models.Task:
+    """``task`` as a failed attempt leaves it: due again at the outcome's ETA, its counters."""
+    return dataclasses.replace(task, eta_us=outcome.eta_us, **counters(outcome))
 
 
 def redriven(task: models.Task, now_us: int) -> models.Task:

@@ -191,17 +191,7 @@ class MemoryStore(base.Leasing, base.Claiming, base.Listing):
             if isinstance(outcome, base.Done):
                 self._remove(q, outcome.name, now_us)
             elif isinstance(outcome, base.Retry):
-                q.put(
-                    dataclasses.replace(
-                        task,
-                        eta_us=outcome.eta_us,
-                        retry_count=outcome.retry_count,
-                        execution_count=outcome.execution_count,
-                        first_try_us=outcome.first_try_us,
-                        last_status=outcome.last_status,
-                        last_attempt=outcome.last_attempt,
-                    )
-                )
+                q.put(base.retried(task, outcome))
             else:
                 self._remove(q, outcome.name, now_us)
                 q.dead[outcome.name] = base.DeadTask(

@@ -58,10 +58,7 @@ class PostgresStore(
         tombstone_retention_us: int,
         dead_letter_retention_us: int,
     ) -> None:
-        super().__init__(
-            tombstone_retention_us=tombstone_retention_us,
-            dead_letter_retention_us=dead_letter_retention_us,
-        )
+        super().__init__(tombstone_retention_us, dead_letter_retention_us)
         self._pool = pool
         self._dsn = dsn
         self._listener: asyncpg.Connection | None = None

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 class SqlStore:
     """The reads of :class:`~pushd.store.base.Store` over named SQL queries."""
 
-    def __init__(self, *, tombstone_retention_us: int, dead_letter_retention_us: int) -> None:
+    def __init__(self, tombstone_retention_us: int, dead_letter_retention_us: int) -> None:
+        """How long a deleted task's name stays tombstoned, and a dead letter is kept."""
         self.tombstone_retention_us = tombstone_retention_us
         self.dead_letter_retention_us = dead_letter_retention_us
 

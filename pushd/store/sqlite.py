@@ -55,10 +55,7 @@ class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming, base.Listing):
         lock: dbfile.FileLock | None = None,
         clock_: clock.Clock | None = None,
     ) -> None:
-        super().__init__(
-            tombstone_retention_us=tombstone_retention_us,
-            dead_letter_retention_us=dead_letter_retention_us,
-        )
+        super().__init__(tombstone_retention_us, dead_letter_retention_us)
         self._writer = write
         self._r = read
         self._lock = lock  # on the database file, whose path it keeps
