@@ -234,18 +234,8 @@ class Daemon:
                     signing_secret=s.signing_secret,
                     api_tickets=api_tickets,
                 )
-                sched = scheduler.Scheduler(
-                    store=store,
-                    clock=self.clock,
-                    queues=self.queues,
-                    deliver=deliverer,
-                    default_deadline_us=round(s.default_dispatch_deadline_s * us),
-                    max_connections=s.max_connections,
-                    paused=paused,
-                    grace_us=round(s.shutdown_grace_s * us),
-                    owned=None if ownership is None else ownership.owned,
-                    metrics_=counters,
-                )
+                owned = None if ownership is None else ownership.owned
+                sched = self._scheduler(store, deliverer, paused, owned, counters)
                 peers = None
                 if shared is not None and ownership is not None:
                     peers = cluster.Cluster(
@@ -271,6 +261,29 @@ class Daemon:
                 await transport.close()
         finally:
             await store.close()
+
+    def _scheduler(
+        self,
+        store: base.Store,
+        deliver: dispatch.Deliverer,
+        paused: set[str],
+        owned: frozenset[str] | None,
+        counters: metrics.Metrics,
+    ) -> scheduler.Scheduler:
+        """The push scheduler under the daemon's settings (deadline, connections, grace)."""
+        s, us = self.settings, clock.US_PER_SECOND
+        return scheduler.Scheduler(
+            store=store,
+            clock=self.clock,
+            queues=self.queues,
+            deliver=deliver,
+            default_deadline_us=round(s.default_dispatch_deadline_s * us),
+            max_connections=s.max_connections,
+            paused=paused,
+            grace_us=round(s.shutdown_grace_s * us),
+            owned=owned,
+            metrics_=counters,
+        )
 
     async def _find_removed(self, store: base.Store) -> None:
         """At start: the queues the store holds tasks of that queue.yaml lacks (removed while
