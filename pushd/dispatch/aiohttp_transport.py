@@ -18,14 +18,8 @@ import aiohttp
 import yarl
 from aiohttp import client_proto
 
-from pushd.dispatch.transport import (
-    LOCAL_ERRNOS,
-    MAX_HEAD_BYTES,
-    MAX_RESPONSE_READ,
-    Failure,
-    Request,
-    Response,
-)
+from pushd.dispatch import transport
+from pushd.dispatch.transport import Failure, Request, Response
 
 _RESET_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
 
@@ -57,10 +51,10 @@ def is_local_failure(exc: BaseException) -> bool:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, OSError) and current.errno in LOCAL_ERRNOS:
+        if isinstance(current, OSError) and current.errno in transport.LOCAL_ERRNOS:
             return True
         wrapped = getattr(current, "os_error", None)  # aiohttp's ClientConnectorError
-        if isinstance(wrapped, OSError) and wrapped.errno in LOCAL_ERRNOS:
+        if isinstance(wrapped, OSError) and wrapped.errno in transport.LOCAL_ERRNOS:
             return True
         current = current.__cause__ or current.__context__
     return False
@@ -103,7 +97,7 @@ class _BoundedResponseHandler(client_proto.ResponseHandler):
         if self._head_done:
             super().data_received(data)
             return
-        room = max(0, MAX_HEAD_BYTES - self._head_bytes)
+        room = max(0, transport.MAX_HEAD_BYTES - self._head_bytes)
         self._head_bytes += min(room, len(data))
         super().data_received(data[:room])
         rest = data[room:]
@@ -117,7 +111,7 @@ class _BoundedResponseHandler(client_proto.ResponseHandler):
         if self.exception() is None:
             self.set_exception(
                 AnswerTooLong(
-                    f"the receiver sent more than {MAX_HEAD_BYTES} bytes before a final "
+                    f"the receiver sent more than {transport.MAX_HEAD_BYTES} bytes before a final "
                     "answer (e.g. endless 100 Continue)"
                 )
             )
@@ -166,7 +160,7 @@ class AiohttpTransport:
                 timeout=aiohttp.ClientTimeout(total=request.deadline_s),
                 server_hostname=server_hostname,
             ) as resp:
-                await resp.content.read(MAX_RESPONSE_READ)
+                await resp.content.read(transport.MAX_RESPONSE_READ)
                 return Response(resp.status, resp.headers.get("Retry-After"))
         except TimeoutError as exc:
             return Failure(error_kind(exc), f"{type(exc).__name__}: {exc}")
