@@ -21,6 +21,16 @@ PAGE = (
 _Q = "/api/v1/queues/{queue}"
 
 
+def _record(**properties: schema.Schema) -> schema.Schema:
+    """An object schema whose properties are all required (an answer pushd always fills)."""
+    return {"type": "object", "properties": properties, "required": list(properties)}
+
+
+def _paged(summary: str, tag: str, answer: str) -> schema.Operation:
+    """A list answered a page at a time (``?limit=``, ``?after=``: :data:`PAGE`)."""
+    return schema.Operation(summary=summary, tag=tag, answer=answer, query=PAGE)
+
+
 def operations() -> dict[tuple[str, str], schema.Operation]:
     q, t, d = "queues", "tasks", "dead letters"
     return {
@@ -42,11 +52,10 @@ def operations() -> dict[tuple[str, str], schema.Operation]:
             answer_types=("text/plain",),
             errors=(),
         ),
-        ("GET", "/api/v1/queues"): schema.Operation(
-            summary="The queues of queue.yaml with their statistics, in name order, a page at a time",
-            tag=q,
-            answer="QueuePage",
-            query=PAGE,
+        ("GET", "/api/v1/queues"): _paged(
+            "The queues of queue.yaml with their statistics, in name order, a page at a time",
+            q,
+            "QueuePage",
         ),
         ("GET", _Q): schema.Operation(
             summary="One queue with its statistics", tag=q, answer=wire.QueueJSON
@@ -71,11 +80,8 @@ def operations() -> dict[tuple[str, str], schema.Operation]:
             answer="AddResults",
             errors=(400, 404, 413, 507),
         ),
-        ("GET", f"{_Q}/tasks"): schema.Operation(
-            summary="Tasks of the queue in name order, without payloads",
-            tag=t,
-            answer="TaskPage",
-            query=PAGE,
+        ("GET", f"{_Q}/tasks"): _paged(
+            "Tasks of the queue in name order, without payloads", t, "TaskPage"
         ),
         ("GET", f"{_Q}/tasks/{{name}}"): schema.Operation(
             summary="One task with its payload", tag=t, answer=wire.TaskJSON
@@ -104,11 +110,8 @@ def operations() -> dict[tuple[str, str], schema.Operation]:
         ("POST", f"{_Q}/tasks/{{name}}/run"): schema.Operation(
             summary="Make a task due now", tag=t, answer=wire.TaskJSON
         ),
-        ("GET", f"{_Q}/dead"): schema.Operation(
-            summary="Dead letters: tasks that ran out of retries",
-            tag=d,
-            answer="DeadTaskPage",
-            query=PAGE,
+        ("GET", f"{_Q}/dead"): _paged(
+            "Dead letters: tasks that ran out of retries", d, "DeadTaskPage"
         ),
         ("GET", f"{_Q}/dead/{{name}}"): schema.Operation(
             summary="One dead letter with its payload", tag=d, answer=wire.DeadTaskJSON
@@ -212,62 +215,21 @@ def components(s: schema.SchemaSet) -> None:
     )
     s.add("AddResults", schema.wrap("tasks", {"type": "array", "items": s.of(wire.AddResultJSON)}))
     s.add("TaskList", schema.wrap("tasks", {"type": "array", "items": s.of(wire.TaskJSON)}))
+    cursor = {"type": ["string", "null"]}
     s.add(
-        "QueuePage",
-        {
-            "type": "object",
-            "properties": {
-                "queues": {"type": "array", "items": s.of(wire.QueueJSON)},
-                "next": {"type": ["string", "null"]},
-            },
-            "required": ["queues", "next"],
-        },
+        "QueuePage", _record(queues={"type": "array", "items": s.of(wire.QueueJSON)}, next=cursor)
     )
     for name, item in (("TaskPage", wire.TaskJSON), ("DeadTaskPage", wire.DeadTaskJSON)):
-        s.add(
-            name,
-            {
-                "type": "object",
-                "properties": {
-                    "tasks": {"type": "array", "items": s.of(item)},
-                    "next": {"type": ["string", "null"]},
-                },
-                "required": ["tasks", "next"],
-            },
-        )
+        s.add(name, _record(tasks={"type": "array", "items": s.of(item)}, next=cursor))
     s.add("Health", schema.wrap("status", {"type": "string", "enum": ["ok"]}))
     s.add(
         "Unhealthy",
-        {
-            "type": "object",
-            "properties": {
-                "status": {"type": "string", "enum": ["unavailable"]},
-                "error": {"type": "string"},
-            },
-            "required": ["status", "error"],
-        },
+        _record(status={"type": "string", "enum": ["unavailable"]}, error={"type": "string"}),
     )
     s.add("OpenAPIDocument", {"type": "object"})
-    s.add(
-        "PurgeResult",
-        {
-            "type": "object",
-            "properties": {"queue": {"type": "string"}, "purged": {"type": "integer"}},
-            "required": ["queue", "purged"],
-        },
-    )
-    s.add(
-        "Deleted",
-        {
-            "type": "object",
-            "properties": {
-                "queue": {"type": "string"},
-                "name": {"type": "string"},
-                "deleted": {"type": "boolean"},
-            },
-            "required": ["queue", "name", "deleted"],
-        },
-    )
+    text, boolean = {"type": "string"}, {"type": "boolean"}
+    s.add("PurgeResult", _record(queue=text, purged={"type": "integer"}))
+    s.add("Deleted", _record(queue=text, name=text, deleted=boolean))
     s.add(
         "DeleteRequest",
         schema.wrap(
@@ -286,11 +248,7 @@ def components(s: schema.SchemaSet) -> None:
             "tasks",
             {
                 "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {"name": {"type": "string"}, "deleted": {"type": "boolean"}},
-                    "required": ["name", "deleted"],
-                },
+                "items": _record(name=text, deleted=boolean),
             },
         ),
     )
