@@ -30,6 +30,7 @@ import aiohttp
 
 from tests.integration.harness import api
 from tests.reliability.conftest import scale
+from tests.reliability.probes import healthz_watch
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -187,32 +188,15 @@ async def test_a_console_cookie_dies_with_its_logout(
 # ------------------------------------------------------------------ thousands of queues
 
 
-async def probe(d: Daemon, stop: asyncio.Event) -> float:
-    """The slowest ``/healthz`` answer (seconds) while ``stop`` is unset, one every 10 ms."""
-    worst = 0.0
-    async with aiohttp.ClientSession() as client:
-        while not stop.is_set():
-            started = time.perf_counter()
-            async with client.get(d.url + "/healthz") as response:
-                await response.read()
-            worst = max(worst, time.perf_counter() - started)
-            await asyncio.sleep(0.01)
-    return worst
-
-
 async def timed(d: Daemon, path: str, **kw: Any) -> tuple[float, float, int, bytes]:
     """(seconds taken, worst /healthz stall meanwhile, status, body) of one GET."""
-    stop = asyncio.Event()
-    watcher = asyncio.create_task(probe(d, stop))
-    await asyncio.sleep(0.05)  # the probe is polling
-    async with aiohttp.ClientSession() as client:
+    async with healthz_watch(d) as stall, aiohttp.ClientSession() as client:
         started = time.perf_counter()
         async with client.get(d.url + path, **kw) as response:
             body = await response.read()
             status = response.status
         took = time.perf_counter() - started
-    stop.set()
-    return took, await watcher, status, body
+    return took, stall.slowest_s, status, body
 
 
 async def test_thousands_of_queues_are_listed_in_bounded_pages(

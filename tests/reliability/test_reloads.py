@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from tests.integration.harness import Daemon, Receiver, api
 from tests.reliability.conftest import scale
+from tests.reliability.probes import healthz_watch
 
 if TYPE_CHECKING:
     import aiohttp
@@ -188,25 +189,12 @@ async def test_a_reload_of_5000_queues_keeps_the_api_answering(
     d = await start_daemon(_yaml(*entries))
     (tmp_path / "queue.yaml").write_text(_yaml(*(e.replace("5/s", "7/s") for e in entries)))
     await _settled(session, d)
-    slowest = 0.0
-    done = asyncio.Event()
-
-    async def probe() -> None:
-        nonlocal slowest
-        while not done.is_set():
-            started = time.monotonic()
-            status, _ = await api(session, d, "GET", "/healthz")
-            assert status == 200
-            slowest = max(slowest, time.monotonic() - started)
-            await asyncio.sleep(0.01)  # a request every 10 ms: the probe's own pace
-
-    prober = asyncio.create_task(probe())
-    started = time.monotonic()
-    await d.signal(signal.SIGHUP)
-    await d.wait_event("config_reloaded", timeout_s=40)
-    took = time.monotonic() - started
-    done.set()
-    await prober
+    async with healthz_watch(d) as stall:
+        started = time.monotonic()
+        await d.signal(signal.SIGHUP)
+        await d.wait_event("config_reloaded", timeout_s=40)
+        took = time.monotonic() - started
+    slowest = stall.slowest_s
     print(f"reload of {count} queues: {took:.2f} s; slowest /healthz meanwhile {slowest:.3f} s")
     status, info = await api(session, d, "GET", f"/api/v1/queues/q{count - 1}")
     assert (status, info["rate"]) == (200, "7/s")

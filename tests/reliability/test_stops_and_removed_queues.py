@@ -31,6 +31,7 @@ import pytest
 
 from tests.integration.harness import Daemon, Receiver, api
 from tests.reliability.conftest import scale
+from tests.reliability.probes import healthz_watch
 
 if TYPE_CHECKING:
     import aiohttp
@@ -246,24 +247,11 @@ async def test_a_reload_removing_thousands_of_queues_keeps_the_api_answering(
             await _add(session, d, name, {"name": "t", "countdown": 3600})
 
     await asyncio.gather(*(one(n) for n in names))
-    slowest = 0.0
-    done = asyncio.Event()
-
-    async def probe() -> None:
-        nonlocal slowest
-        while not done.is_set():
-            started = time.monotonic()
-            status, _ = await api(session, d, "GET", "/healthz")
-            assert status == 200
-            slowest = max(slowest, time.monotonic() - started)
-            await asyncio.sleep(0.01)  # a request every 10 ms: the probe's own pace
-
-    prober = asyncio.create_task(probe())
-    started = time.monotonic()
-    await _reload(d, tmp_path, "queue:\n- name: kept\n")
-    took = time.monotonic() - started
-    done.set()
-    await prober
+    async with healthz_watch(d) as stall:
+        started = time.monotonic()
+        await _reload(d, tmp_path, "queue:\n- name: kept\n")
+        took = time.monotonic() - started
+    slowest = stall.slowest_s
     assert len(d.events("queue_removed")) == count
     started = time.monotonic()
     status, body = await api(session, d, "GET", "/api/v1/queues?limit=1000")
