@@ -173,6 +173,21 @@ async def _shown_as_removed(
         assert line in metrics, line
 
 
+async def _dead_letter_stored(
+    session: aiohttp.ClientSession, d: Daemon, queue: str, name: str
+) -> None:
+    """Wait (20 ms steps, 10 s at most) until ``name`` is a stored dead letter of ``queue``:
+    ``task_dead_lettered`` is logged when the outcome is decided, and the flusher writes it a
+    moment later (a reload in between counted the task as waiting: seen once under CI load)."""
+    deadline = time.monotonic() + 10
+    while True:
+        status, _ = await api(session, d, "GET", f"/api/v1/queues/{queue}/dead/{name}")
+        if status == 200:
+            return
+        assert time.monotonic() < deadline, f"dead letter {queue}/{name} never stored ({status})"
+        await asyncio.sleep(0.02)
+
+
 async def test_a_removed_queue_is_shown_as_removed_and_its_tasks_stay_manageable(
     start_daemon: StartDaemon,
     receiver: Receiver,
@@ -189,6 +204,7 @@ async def test_a_removed_queue_is_shown_as_removed_and_its_tasks_stay_manageable
     for i in range(0, count, 100):  # a batch holds at most 100 tasks
         await _add(session, d, "gone", *later[i : i + 100])
     await d.wait_event("task_dead_lettered")
+    await _dead_letter_stored(session, d, "gone", "dies")  # the log line comes before the write
     await _reload(d, tmp_path, "queue:\n" + kept)
     [removed] = d.events("queue_removed")
     assert f"queue=gone tasks={count} dead_letters=1" in removed, removed
