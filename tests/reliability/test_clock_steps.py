@@ -32,7 +32,11 @@ if TYPE_CHECKING:
 
     from tests.integration.conftest import StartDaemon
 
-LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+#: Debian's libfaketime, under the machine's multiarch folder (x86_64-linux-gnu, aarch64-...).
+LIBFAKETIME = next(
+    iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))),
+    Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"),
+)
 HOUR_S = 3600
 #: How long a test waits for what should take about a second (a missed step takes hours).
 WAIT_S = 20.0
