@@ -133,12 +133,14 @@ def request_token(request: web.Request) -> settings.ApiToken | None:
     return request.get(TOKEN)
 
 
+def role_allows(token: settings.ApiToken | None, action: Action) -> bool:
+    """Whether ``token``'s role may do ``action`` (no token: nothing)."""
+    return token is not None and action in ROLE_ACTIONS.get(token.role, frozenset())
+
+
 def allows(request: web.Request, action: Action) -> bool:
     """Whether the request's token (any request, without tokens) may do ``action``."""
-    if not request.app[TOKENS]:
-        return True
-    token = request_token(request)
-    return token is not None and action in ROLE_ACTIONS.get(token.role, frozenset())
+    return not request.app[TOKENS] or role_allows(request_token(request), action)
 
 
 def acl_refusal(cfg: config.QueueConfig, token: settings.ApiToken, action: Action) -> str | None:
@@ -256,7 +258,7 @@ def auth_middleware(tokens: Sequence[settings.ApiToken]) -> api_errors.Middlewar
                 headers={hdrs.WWW_AUTHENTICATE: 'Bearer realm="pushd"'},
                 text="this API needs an 'Authorization: Bearer <token>' header with a known token",
             )
-        if action is not None and action not in ROLE_ACTIONS.get(token.role, frozenset()):
+        if action is not None and not role_allows(token, action):
             raise errors.PermissionDeniedError(
                 f"token {token.name!r} has role {token.role!r}, which may not {action.value}"
             )

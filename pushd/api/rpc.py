@@ -156,7 +156,7 @@ async def serve(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     now_us = svc.now_us()
     token = _holder(request, envelope.request_id, now_us)
-    if token is not None and method.action not in auth.ROLE_ACTIONS.get(token.role, set()):
+    if token is not None and not auth.role_allows(token, method.action):
         raise errors.PermissionDeniedError(
             f"token {token.name!r} has role {token.role!r}, which may not {method.action.value}"
         )

@@ -68,9 +68,7 @@ class Backend:
 
     def allows(self, token: settings.ApiToken | None, action: auth.Action) -> bool:
         """Whether ``token``'s role may do ``action`` (anyone may, without tokens)."""
-        if not self.tokens:
-            return True
-        return token is not None and action in auth.ROLE_ACTIONS.get(token.role, frozenset())
+        return not self.tokens or auth.role_allows(token, action)
 
     @property
     def _service(self) -> service.Service:
