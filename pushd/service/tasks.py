@@ -76,7 +76,7 @@ class Tasks:
 
     async def get(self, queue: str, name: str) -> models.Task:
         """The live task ``name`` of ``queue``, or :class:`errors.UnknownTaskError`."""
-        task = await self._p.store.get(queue, name)
+        task = await self.find(queue, name)
         if task is None:
             raise unknown(queue, name)
         return task
