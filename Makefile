@@ -75,7 +75,8 @@ chaos: $(STAMP)
 # compiled with their imports into one FileDescriptorSet, loaded into a private descriptor pool
 # at run time; tests/unit/test_cloudtasks_descriptors.py checks it is fresh.
 CLOUDTASKS_PROTOS := google/cloud/tasks/v2/cloudtasks.proto \
-	google/cloud/tasks/v2beta3/cloudtasks.proto google/cloud/location/locations.proto
+	google/cloud/tasks/v2beta3/cloudtasks.proto google/cloud/tasks/v2beta2/cloudtasks.proto \
+	google/cloud/location/locations.proto
 
 # The /rpc_http messages: pushd's own .proto files, compiled with the protobuf toolchain
 # (grpcio-tools' protoc, a dev dependency); the generated modules are committed, so the

@@ -86,6 +86,13 @@ class Backend:
         found = {**queues.removed, **queues.queues}
         return [found[name] for name in sorted(found) if found[name].mode is models.QueueMode.PUSH]
 
+    def all_queues(self) -> list[config.QueueConfig]:
+        """queue.yaml's queues, push and pull, and those removed from it that still hold
+        tasks, in name order (v2beta2 shows pull queues too)."""
+        queues = self._service.queues.current()
+        found = {**queues.removed, **queues.queues}
+        return [found[name] for name in sorted(found)]
+
     def queue(self, name: str) -> config.QueueConfig | None:
         """A queue of queue.yaml, or one removed from it that still holds tasks."""
         queues = self._service.queues.current()
@@ -116,8 +123,26 @@ class Backend:
         [result] = await self._service.tasks.add(cfg, [request])
         return result
 
+    async def add_batch(
+        self, requests: Sequence[tasks.TaskRequest], cfg: config.QueueConfig
+    ) -> list[models.AddResult]:
+        """Validate a whole batch (any invalid task: nothing stored, pushd's error propagates)
+        and store it in one store batch; a name clash fails only that task."""
+        return await self._service.tasks.add(cfg, requests)
+
+    def check(self, request: tasks.TaskRequest, cfg: config.QueueConfig) -> None:
+        """Run pushd's checks of one task for ``cfg`` without storing it (pushd's error
+        propagates), so a batch can say which of its tasks is invalid."""
+        now_us = self._service.now_us()
+        tasks.validate_batch([request], queue=cfg.name, mode=cfg.mode, now_us=now_us)
+
     async def get(self, queue: str, name: str) -> models.Task | None:
         return await self._service.tasks.find(queue, name)
+
+    async def tombstoned(self, queue: str, name: str) -> bool:
+        """Whether ``name`` is no live task of ``queue`` but was one recently (it ran, was
+        deleted or purged within the tombstone retention)."""
+        return await self._service.tasks.tombstoned(queue, name)
 
     async def list(self, queue: str, *, limit: int, after: str | None) -> list[models.Task]:
         """Up to ``limit`` live tasks of ``queue`` named after ``after``, in name order."""
@@ -135,3 +160,30 @@ class Backend:
             return await self._service.tasks.run_now(queue, name)
         except errors.UnknownTaskError:
             return None
+
+    # -------------------------------------------------------------- pull queues
+
+    async def lease(
+        self,
+        cfg: config.QueueConfig,
+        *,
+        lease_us: int,
+        max_tasks: int,
+        group_by_tag: bool,
+        tag: bytes | None,
+    ) -> Sequence[models.Task]:
+        """Lease up to ``max_tasks`` tasks of a pull queue (pushd's errors propagate: a paused
+        queue is :class:`errors.QueuePausedError`)."""
+        return await self._service.pull.lease(
+            cfg, lease_us=lease_us, max_tasks=max_tasks, group_by_tag=group_by_tag, tag=tag
+        )
+
+    async def renew(
+        self, cfg: config.QueueConfig, name: str, *, current_eta_us: int, lease_us: int
+    ) -> models.Task:
+        """Renew (with 0 µs, release) the lease whose end is ``current_eta_us`` (pushd's
+        errors propagate: :class:`errors.TaskLeaseExpiredError` for another holder's or a
+        lapsed lease)."""
+        return await self._service.pull.renew(
+            cfg, name, current_eta_us=current_eta_us, lease_us=lease_us
+        )

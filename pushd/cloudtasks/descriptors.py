@@ -1,6 +1,6 @@
 """The Cloud Tasks protos, loaded from a committed FileDescriptorSet into a private pool.
 
-``cloudtasks.fds`` is googleapis' ``google/cloud/tasks/{v2,v2beta3}/cloudtasks.proto`` and
+``cloudtasks.fds`` is googleapis' ``google/cloud/tasks/{v2,v2beta3,v2beta2}/cloudtasks.proto`` and
 ``google/cloud/location/locations.proto`` with every import (``google/api``, ``google/rpc``,
 ``google/iam/v1``, ``google/type``, ``google/longrunning``), compiled by ``make proto`` from
 ``third_party/googleapis`` (tests/unit/test_cloudtasks_descriptors.py checks it is fresh).
@@ -24,7 +24,7 @@ from google.protobuf import descriptor, descriptor_pb2, descriptor_pool, message
 
 FDS_PATH = Path(__file__).with_name("cloudtasks.fds")
 #: The API versions served, each a package ``google.cloud.tasks.<version>``.
-VERSIONS = ("v2", "v2beta3")
+VERSIONS = ("v2", "v2beta3", "v2beta2")
 LOCATIONS_SERVICE = "google.cloud.location.Locations"
 _HTTP_VERBS = ("get", "put", "post", "delete", "patch")
 

@@ -149,7 +149,11 @@ def _handler(
             answer = await call_rpc(call, message)
         except rpc.RpcError as exc:
             return error_response(exc.code, exc.message)
-        body = json_format.MessageToDict(answer, use_integers_for_enums=_wants_int_enums(request))
+        body = json_format.MessageToDict(
+            answer,
+            use_integers_for_enums=_wants_int_enums(request),
+            descriptor_pool=descriptors.pool(),  # an Operation's Any holds the private pool's types
+        )
         return web.Response(body=orjson.dumps(body), content_type=_JSON)
 
     handle.__name__ = f"cloudtasks_{version}_{call_rpc.method.name}"

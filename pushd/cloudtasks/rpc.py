@@ -81,6 +81,10 @@ QUEUE_NOT_FOUND = (
     "queue to initialize."
 )
 QUEUE_ALREADY_EXISTS = "Queue already exists"
+TASK_EXISTED_RECENTLY = (
+    "The task no longer exists, though a task with this name existed recently. The task either "
+    "successfully completed or was deleted."
+)
 
 
 class RpcError(Exception):

@@ -121,6 +121,14 @@ def _token(name: str) -> str:
     return base64.urlsafe_b64encode(name.encode("utf-8")).decode("ascii")
 
 
+async def missing_task(call: Call, queue: str, task: str) -> rpc.RpcError:
+    """NOT_FOUND for a task that is not live: the real service's "existed recently" message
+    while its name is tombstoned (it ran, was deleted or purged), else the plain one."""
+    if await call.backend.tombstoned(queue, task):
+        return rpc.RpcError(rpc.Code.NOT_FOUND, rpc.TASK_EXISTED_RECENTLY)
+    return rpc.RpcError(rpc.Code.NOT_FOUND, rpc.NOT_FOUND)
+
+
 def _from_yaml(cfg: config.QueueConfig | None, name: str, change: str) -> rpc.RpcError:
     if cfg is None:
         return rpc.RpcError(
@@ -296,7 +304,7 @@ async def get_task(call: Call, request: Any) -> Any:
     _, cfg = _queue(call, str(task_name.queue))
     task = await call.backend.get(cfg.name, task_name.task)
     if task is None:
-        raise rpc.RpcError(rpc.Code.NOT_FOUND, rpc.NOT_FOUND)
+        raise await missing_task(call, cfg.name, task_name.task)
     view = request.response_view or _VIEW_BASIC
     return convert.task_message(call.version, task_name.queue, task, view=view)
 
@@ -316,7 +324,7 @@ async def delete_task(call: Call, request: Any) -> Any:
     task_name = names.task(request.name)
     _, cfg = _queue(call, str(task_name.queue))
     if not await call.backend.delete(cfg.name, task_name.task):
-        raise rpc.RpcError(rpc.Code.NOT_FOUND, rpc.NOT_FOUND)
+        raise await missing_task(call, cfg.name, task_name.task)
     return descriptors.new("google.protobuf.Empty")
 
 
@@ -383,8 +391,16 @@ async def unimplemented(call: Call, request: Any) -> Any:
 
 def table(version: str) -> dict[str, Rpc]:
     """Every RPC of ``version`` (and the Locations mixin) with its handler; methods pushd does
-    not serve yet (v2beta3's batch and CMEK methods) answer UNIMPLEMENTED."""
+    not serve yet (the CMEK methods, BatchDeleteTasks) answer UNIMPLEMENTED. v2beta2's own
+    shapes and pull methods (:mod:`.pull`) and v2beta3's BatchCreateTasks (:mod:`.batch`)
+    replace or add to the v2 handlers; both build on this module, hence the late import."""
+    from pushd.cloudtasks import batch, pull
+
+    handlers = {
+        **_HANDLERS,
+        **{"v2beta2": pull.HANDLERS, "v2beta3": batch.HANDLERS}.get(version, {}),
+    }
     return {
-        name: Rpc(method, *_HANDLERS.get(name, (unimplemented, Action.ADMIN)))
+        name: Rpc(method, *handlers.get(name, (unimplemented, Action.ADMIN)))
         for name, method in descriptors.methods(version).items()
     }

@@ -74,6 +74,12 @@ class Tasks:
         """The live task ``name`` of ``queue``, if there is one."""
         return await self._p.store.get(queue, name)
 
+    async def tombstoned(self, queue: str, name: str) -> bool:
+        """Whether ``name`` is gone from ``queue`` but its name is still reserved (it ran,
+        was deleted or purged within the tombstone retention): Cloud Tasks tells that apart
+        from a name that never existed."""
+        return await self._p.store.tombstoned(queue, name, now_us=self._p.clock.now_us())
+
     async def get(self, queue: str, name: str) -> models.Task:
         """The live task ``name`` of ``queue``, or :class:`errors.UnknownTaskError`."""
         task = await self.find(queue, name)

@@ -357,6 +357,11 @@ class Store(Leasing, Claiming, Listing, Protocol):
 
     async def get(self, queue: str, name: str) -> models.Task | None: ...
 
+    async def tombstoned(self, queue: str, name: str, *, now_us: int) -> bool:
+        """Whether ``name`` is no live task but was one within the tombstone retention
+        (deleted, purged, run to success or to a dead letter)."""
+        ...
+
     async def delete(self, queue: str, names: Sequence[str], *, now_us: int) -> list[bool]:
         """Delete live tasks by name (tombstoning them); False for unknown or tombstoned names."""
         ...

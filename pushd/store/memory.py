@@ -92,6 +92,10 @@ class MemoryStore(base.Leasing, base.Claiming, base.Listing):
     async def get(self, queue: str, name: str) -> models.Task | None:
         return self._q(queue).tasks.get(name)
 
+    async def tombstoned(self, queue: str, name: str, *, now_us: int) -> bool:
+        q = self._q(queue)
+        return name not in q.tasks and self._tombstoned(q, name, now_us)
+
     async def _list_tasks(self, ask: base.ListAsk) -> list[models.Task]:
         tasks = self._q(ask.queue).tasks
         names = sorted(

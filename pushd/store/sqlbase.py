@@ -50,6 +50,10 @@ class SqlStore:
         row = await self._one("get_task", queue, name)
         return None if row is None else codec.task_from_row(row)
 
+    async def tombstoned(self, queue: str, name: str, *, now_us: int) -> bool:
+        live_after = now_us - self.tombstone_retention_us
+        return await self._one("live_tombstone", queue, name, live_after) is not None
+
     async def _list_tasks(self, ask: base.ListAsk) -> list[models.Task]:
         after = ask.after_name or ""
         if ask.prefix or ask.tag is not None:

@@ -87,6 +87,16 @@ async def test_tombstones_expire_after_the_retention_window(store: base.Store) -
     assert free.ok
 
 
+async def test_tombstoned_tells_a_used_name_from_a_live_or_unknown_one(store: base.Store) -> None:
+    await store.add([push("a"), push("b")], now_us=T0)
+    await store.delete("q", ["a"], now_us=T0)
+    assert await store.tombstoned("q", "a", now_us=T0 + 9 * DAY - 1)
+    assert not await store.tombstoned("q", "a", now_us=T0 + 9 * DAY)  # retention over
+    assert not await store.tombstoned("q", "b", now_us=T0)  # live
+    assert not await store.tombstoned("q", "never", now_us=T0)
+    assert not await store.tombstoned("r", "a", now_us=T0)  # another queue
+
+
 async def test_batch_add_is_per_task(store: base.Store) -> None:
     await store.add([push("b")], now_us=T0)
     results = await store.add([push("a"), push("b"), push("c")], now_us=T0)

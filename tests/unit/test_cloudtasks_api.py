@@ -215,10 +215,14 @@ async def test_names_already_exist_while_live_and_tombstoned(env: Env) -> None:
     await env.call("delete_task", {"name": f"{QUEUE}/tasks/dup"})
     tombstoned = await failure(env, "create_task", task_request("dup"))
     assert_failed(tombstoned, 409, rpc.ALREADY_EXISTS)
+    # within its tombstone: the real service's "existed recently", not the plain NOT_FOUND
     gone = await failure(env, "get_task", {"name": f"{QUEUE}/tasks/dup"})
-    assert_failed(gone, 404, rpc.NOT_FOUND)
+    assert_failed(gone, 404, rpc.TASK_EXISTED_RECENTLY)
     deleted = await failure(env, "delete_task", {"name": f"{QUEUE}/tasks/dup"})
-    assert_failed(deleted, 404, rpc.NOT_FOUND)
+    assert_failed(deleted, 404, rpc.TASK_EXISTED_RECENTLY)
+    never = await failure(env, "get_task", {"name": f"{QUEUE}/tasks/never"})
+    assert_failed(never, 404, rpc.NOT_FOUND)
+    assert rpc.TASK_EXISTED_RECENTLY not in str(never.message)
 
 
 async def test_task_errors_carry_the_real_messages(env: Env) -> None:

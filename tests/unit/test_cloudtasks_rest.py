@@ -163,10 +163,57 @@ async def test_v2beta3_over_rest(env: Env) -> None:
     assert status == 200, body
     assert body["name"].startswith(f"{QUEUE}/tasks/")
     assert_envelope(
-        await call(env, "POST", f"/v2beta3/{QUEUE}/tasks:batchCreate", json={}),
+        await call(env, "POST", f"/v2beta3/{QUEUE}/tasks:batchDelete", json={}),
         501,
         "UNIMPLEMENTED",
         "not served by pushd yet",
+    )
+
+
+async def test_batch_create_answers_a_done_operation_in_json(env: Env) -> None:
+    requests = [{"task": {"appEngineHttpRequest": {"relativeUri": f"/b{i}"}}} for i in range(2)]
+    status, body = await call(
+        env, "POST", f"/v2beta3/{QUEUE}/tasks:batchCreate", json={"requests": requests}
+    )
+    assert status == 200, body
+    assert body["done"] is True
+    assert body["name"].startswith(f"{PARENT}/operations/")
+    assert body["metadata"]["@type"].endswith("google.cloud.tasks.v2beta3.BatchCreateTasksMetadata")
+    assert body["metadata"]["state"] == "SUCCEEDED"
+    response = body["response"]
+    assert response["@type"].endswith("google.cloud.tasks.v2beta3.BatchCreateTasksResponse")
+    assert [t["appEngineHttpRequest"]["relativeUri"] for t in response["tasks"]] == ["/b0", "/b1"]
+    assert_envelope(
+        await call(env, "POST", f"/v2beta3/{QUEUE}/tasks:batchCreate", json={"requests": []}),
+        400,
+        "INVALID_ARGUMENT",
+        "requests must hold 1 to 100",
+    )
+
+
+async def test_v2beta2_lease_over_rest(env: Env) -> None:
+    work = f"{PARENT}/queues/work"
+    task = {"pullMessage": {"payload": "cGF5", "tag": "t"}}
+    status, body = await call(env, "POST", f"/v2beta2/{work}/tasks", json={"task": task})
+    assert status == 200, body
+    status, body = await call(
+        env,
+        "POST",
+        f"/v2beta2/{work}/tasks:lease",
+        json={"maxTasks": 5, "leaseDuration": "30s", "filter": "tag=t", "responseView": "FULL"},
+    )
+    assert status == 200, body
+    [leased] = body["tasks"]
+    assert leased["pullMessage"] == {"payload": "cGF5", "tag": "t"}
+    assert leased["scheduleTime"] == "2023-11-14T22:13:50Z"  # T0 + 30 s
+    ack = {"scheduleTime": leased["scheduleTime"]}
+    status, body = await call(env, "POST", f"/v2beta2/{leased['name']}:acknowledge", json=ack)
+    assert (status, body) == (200, {})
+    assert_envelope(
+        await call(env, "POST", f"/v2beta2/{leased['name']}:acknowledge", json=ack),
+        404,
+        "NOT_FOUND",
+        rpc.TASK_EXISTED_RECENTLY,
     )
 
 

@@ -1,0 +1,357 @@
+"""Cloud Tasks v2beta2: the v2 methods in v2beta2's shapes, with pull queues, and the pull
+methods (LeaseTasks, AcknowledgeTask, RenewLease, CancelLease) on pushd's pull queues.
+
+These handlers replace the v2 ones of :mod:`pushd.cloudtasks.service` in v2beta2's table
+(queue.yaml's pull queues appear with ``pull_target``, push queues with
+``app_engine_http_target``; messages from :mod:`pushd.cloudtasks.v2beta2_convert`). A lease is
+pushd's (SPEC 6): a leased task's ``schedule_time`` is its lease's end and the token a worker
+shows to acknowledge, renew or cancel it, as App Engine's ``modify_task_lease`` checks the ETA.
+
+Choices where Google leaves room (README "Using pushd as Cloud Tasks"):
+
+* A lease token that does not match (another worker's lease, or one that ran out) is
+  FAILED_PRECONDITION naming ``schedule_time`` (Google's message is not recorded).
+* AcknowledgeTask first renews the lease it is shown (so no other worker can take the task in
+  between), then deletes the task: it is tombstoned like any deleted task.
+* ``max_tasks`` 0 (unset) leases one task; the 10 LeaseTasks per second limit per queue is not
+  enforced.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from pushd import clock, errors, models
+from pushd.cloudtasks import backend as backend_
+from pushd.cloudtasks import convert, descriptors, names, rpc, service
+from pushd.cloudtasks import v2beta2_convert as beta2
+
+if TYPE_CHECKING:
+    from pushd.queue_yaml import config
+
+Action = backend_.Action
+Call = service.Call
+MAX_LEASED = 1000
+MAX_LEASE_US = 7 * 86400 * clock.US_PER_SECOND
+#: How long AcknowledgeTask holds the lease it checked while it deletes the task.
+ACK_HOLD_US = 60 * clock.US_PER_SECOND
+_TAG_FILTER = re.compile(r"\s*tag\s*=\s*(.*?)\s*", re.S)
+_OLDEST_TAG = re.compile(r"\s*tag_function\s*=\s*oldest_tag\(\)\s*")
+_VIEW_BASIC = 1
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _queue(call: Call, name: str) -> tuple[names.QueueName, config.QueueConfig]:
+    """A queue of either mode (v2beta2 has pull queues), NOT_FOUND as Google words it."""
+    queue_name = names.queue(name)
+    cfg = call.backend.queue(queue_name.queue)
+    if cfg is None:
+        raise rpc.RpcError(rpc.Code.NOT_FOUND, rpc.QUEUE_NOT_FOUND)
+    return queue_name, cfg
+
+
+def _pull_queue(call: Call, name: str) -> tuple[names.QueueName, config.QueueConfig]:
+    """A pull queue, RUNNING: a push queue, a paused or a DISABLED one is FAILED_PRECONDITION."""
+    queue_name, cfg = _queue(call, name)
+    if cfg.mode is not models.QueueMode.PULL:
+        raise rpc.RpcError(
+            rpc.Code.FAILED_PRECONDITION,
+            f"queue {cfg.name!r} is a push queue (app_engine_http_target): only pull queues "
+            "(mode: pull in queue.yaml) hold tasks to lease",
+        )
+    if call.backend.removed(cfg.name):
+        raise rpc.RpcError(
+            rpc.Code.FAILED_PRECONDITION,
+            f"queue {cfg.name!r} is DISABLED (removed from queue.yaml): put it back there to "
+            "lease its tasks",
+        )
+    return queue_name, cfg
+
+
+async def _queue_message(call: Call, name: names.QueueName, cfg: config.QueueConfig) -> Any:
+    paused = cfg.name in await call.backend.paused()
+    removed = call.backend.removed(cfg.name)
+    return beta2.queue_message(name, cfg, paused=paused, removed=removed)
+
+
+def _task_message(name: names.QueueName, task: models.Task, view: int) -> Any:
+    return beta2.task_message(name, task, view=view or _VIEW_BASIC)
+
+
+def _lease_us(duration: Any, field: str) -> int:
+    """A required lease ``duration`` truncated to the second, at most a week."""
+    us = int(duration.ToMicroseconds())
+    seconds = us // clock.US_PER_SECOND
+    if us < 0 or us > MAX_LEASE_US:
+        raise rpc.invalid(f"{field} must be between 1s and 604800s (1 week); got {us / 1e6}s")
+    if seconds == 0:
+        raise rpc.invalid(f"{field} is required: at least 1s (it is truncated to the second)")
+    return seconds * clock.US_PER_SECOND
+
+
+def _lease_token(request: Any) -> int:
+    if not request.HasField("schedule_time"):
+        raise rpc.invalid(
+            "schedule_time is required: the task's current schedule_time, as LeaseTasks or "
+            "RenewLease returned it"
+        )
+    return int(request.schedule_time.ToMicroseconds())
+
+
+def _lease_error(exc: errors.Error, name: names.TaskName, schedule_time: Any) -> rpc.RpcError:
+    """pushd's lease errors as Cloud Tasks codes; others as :func:`rpc.from_pushd` says."""
+    if isinstance(exc, errors.TaskLeaseExpiredError):
+        return rpc.RpcError(
+            rpc.Code.FAILED_PRECONDITION,
+            f"the lease on task {name.task!r} is not held: schedule_time "
+            f"{schedule_time.ToJsonString()} is not the end of its current lease (it ran out, "
+            "or another worker leased the task since)",
+        )
+    if isinstance(exc, errors.TombstonedTaskError):
+        return rpc.RpcError(rpc.Code.NOT_FOUND, rpc.TASK_EXISTED_RECENTLY)
+    if isinstance(exc, errors.QueuePausedError):
+        return rpc.RpcError(
+            rpc.Code.FAILED_PRECONDITION,
+            f"queue {name.queue.queue!r} is PAUSED: resume it to lease its tasks",
+        )
+    return rpc.from_pushd(exc)
+
+
+def _filter(text: str) -> tuple[bool, bytes | None]:
+    """LeaseTasks' ``filter`` as pushd's (group_by_tag, tag)."""
+    if not text.strip():
+        return False, None
+    if _OLDEST_TAG.fullmatch(text):
+        return True, None
+    match = _TAG_FILTER.fullmatch(text)
+    if match is None:
+        raise rpc.invalid(
+            f"filter {text!r} is not supported; use 'tag=<tag>' or 'tag_function=oldest_tag()'"
+        )
+    tag = match.group(1)
+    if len(tag) > beta2.MAX_TAG_CHARS:
+        raise rpc.invalid(f"filter: the tag must be less than 500 characters; got {len(tag)}")
+    return True, tag.encode("utf-8")
+
+
+def _state_filter(text: str) -> str | None:
+    if not text:
+        return None
+    match = service._STATE_FILTER.fullmatch(text)
+    if match is None:
+        raise rpc.invalid(
+            f"filter {text!r} is not supported; use 'state: PAUSED' (or RUNNING, DISABLED)"
+        )
+    return match.group(1)
+
+
+# ------------------------------------------------------------------ queues
+
+
+async def list_queues(call: Call, request: Any) -> Any:
+    parent = names.parent(request.parent)
+    state = _state_filter(request.filter)
+    size = service._page_size(request.page_size, service.MAX_QUEUE_PAGE)
+    after = service._after(request.page_token)
+    paused = await call.backend.paused()
+    response = beta2.new("ListQueuesResponse")
+    for cfg in call.backend.all_queues():
+        if after is not None and cfg.name <= after:
+            continue
+        removed = call.backend.removed(cfg.name)
+        queue = beta2.queue_message(
+            names.QueueName(parent, cfg.name), cfg, paused=cfg.name in paused, removed=removed
+        )
+        if state is not None and queue.State.Name(queue.state) != state:
+            continue
+        if len(response.queues) == size:
+            response.next_page_token = service._token(response.queues[-1].name.rpartition("/")[2])
+            break
+        response.queues.append(queue)
+    return response
+
+
+async def get_queue(call: Call, request: Any) -> Any:
+    return await _queue_message(call, *_queue(call, request.name))
+
+
+async def purge_queue(call: Call, request: Any) -> Any:
+    name, cfg = _queue(call, request.name)
+    now_us = call.backend.now_us()
+    await call.backend.purge(cfg.name)
+    queue = await _queue_message(call, name, cfg)
+    convert.set_timestamp(queue.purge_time, now_us)
+    return queue
+
+
+async def pause_queue(call: Call, request: Any) -> Any:
+    name, cfg = _queue(call, request.name)
+    service._runnable(call, cfg)
+    await call.backend.pause(cfg.name)
+    return await _queue_message(call, name, cfg)
+
+
+async def resume_queue(call: Call, request: Any) -> Any:
+    name, cfg = _queue(call, request.name)
+    service._runnable(call, cfg)
+    await call.backend.resume(cfg.name)
+    return await _queue_message(call, name, cfg)
+
+
+async def get_iam_policy(call: Call, request: Any) -> Any:
+    _queue(call, request.resource)
+    return descriptors.new("google.iam.v1.Policy")
+
+
+async def set_iam_policy(call: Call, request: Any) -> Any:
+    _queue(call, request.resource)
+    raise rpc.RpcError(
+        rpc.Code.FAILED_PRECONDITION,
+        "pushd has no IAM policies: who may call what is set by auth_tokens and their roles "
+        "in pushd's settings",
+    )
+
+
+# ------------------------------------------------------------------ tasks
+
+
+async def list_tasks(call: Call, request: Any) -> Any:
+    name, cfg = _queue(call, request.parent)
+    size = service._page_size(request.page_size, service.MAX_TASK_PAGE)
+    after = service._after(request.page_token)
+    found = await call.backend.list(cfg.name, limit=size + 1, after=after)
+    response = beta2.new("ListTasksResponse")
+    for task in found[:size]:
+        response.tasks.append(_task_message(name, task, request.response_view))
+    if len(found) > size:
+        response.next_page_token = service._token(found[size - 1].name)
+    return response
+
+
+async def get_task(call: Call, request: Any) -> Any:
+    task_name = names.task(request.name)
+    _, cfg = _queue(call, str(task_name.queue))
+    task = await call.backend.get(cfg.name, task_name.task)
+    if task is None:
+        raise await service.missing_task(call, cfg.name, task_name.task)
+    return _task_message(task_name.queue, task, request.response_view)
+
+
+async def create_task(call: Call, request: Any) -> Any:
+    name, cfg = _queue(call, request.parent)
+    service._runnable(call, cfg)
+    wanted = beta2.task_request(request.task, name, cfg, now_us=call.backend.now_us())
+    result = await call.backend.add(wanted, cfg)
+    if not result.ok:
+        raise rpc.RpcError(rpc.Code.ALREADY_EXISTS, rpc.ALREADY_EXISTS)
+    return _task_message(name, result.task, request.response_view)
+
+
+async def delete_task(call: Call, request: Any) -> Any:
+    task_name = names.task(request.name)
+    _, cfg = _queue(call, str(task_name.queue))
+    if not await call.backend.delete(cfg.name, task_name.task):
+        raise await service.missing_task(call, cfg.name, task_name.task)
+    return descriptors.new("google.protobuf.Empty")
+
+
+async def run_task(call: Call, request: Any) -> Any:
+    task_name = names.task(request.name)
+    _, cfg = _queue(call, str(task_name.queue))
+    if cfg.mode is models.QueueMode.PULL:
+        raise rpc.RpcError(
+            rpc.Code.FAILED_PRECONDITION,
+            f"RunTask cannot be called on a pull task: queue {cfg.name!r} is a pull queue "
+            "(lease its tasks with LeaseTasks)",
+        )
+    service._runnable(call, cfg)
+    task = await call.backend.run(cfg.name, task_name.task)
+    if task is None:
+        raise await service.missing_task(call, cfg.name, task_name.task)
+    return _task_message(task_name.queue, task, request.response_view)
+
+
+# ------------------------------------------------------------------ leases
+
+
+async def lease_tasks(call: Call, request: Any) -> Any:
+    name, cfg = _pull_queue(call, request.parent)
+    if not 0 <= request.max_tasks <= MAX_LEASED:
+        raise rpc.invalid(f"max_tasks must be between 1 and {MAX_LEASED}; got {request.max_tasks}")
+    if not request.HasField("lease_duration"):
+        raise rpc.invalid("lease_duration is required")
+    lease_us = _lease_us(request.lease_duration, "lease_duration")
+    group_by_tag, tag = _filter(request.filter)
+    try:
+        leased = await call.backend.lease(
+            cfg,
+            lease_us=lease_us,
+            max_tasks=request.max_tasks or 1,
+            group_by_tag=group_by_tag,
+            tag=tag,
+        )
+    except errors.QueuePausedError:
+        raise rpc.RpcError(
+            rpc.Code.FAILED_PRECONDITION,
+            f"queue {cfg.name!r} is PAUSED: resume it to lease its tasks",
+        ) from None
+    response = beta2.new("LeaseTasksResponse")
+    for task in leased:
+        response.tasks.append(_task_message(name, task, request.response_view))
+    return response
+
+
+async def _renew(call: Call, request: Any, lease_us: int) -> tuple[names.TaskName, models.Task]:
+    task_name = names.task(request.name)
+    _, cfg = _pull_queue(call, str(task_name.queue))
+    current = _lease_token(request)
+    try:
+        task = await call.backend.renew(
+            cfg, task_name.task, current_eta_us=current, lease_us=lease_us
+        )
+    except errors.Error as exc:
+        raise _lease_error(exc, task_name, request.schedule_time) from None
+    return task_name, task
+
+
+async def acknowledge_task(call: Call, request: Any) -> Any:
+    task_name, _ = await _renew(call, request, ACK_HOLD_US)
+    await call.backend.delete(task_name.queue.queue, task_name.task)
+    return descriptors.new("google.protobuf.Empty")
+
+
+async def renew_lease(call: Call, request: Any) -> Any:
+    if not request.HasField("lease_duration"):
+        raise rpc.invalid("lease_duration is required")
+    lease_us = _lease_us(request.lease_duration, "lease_duration")
+    task_name, task = await _renew(call, request, lease_us)
+    return _task_message(task_name.queue, task, request.response_view)
+
+
+async def cancel_lease(call: Call, request: Any) -> Any:
+    task_name, task = await _renew(call, request, 0)
+    return _task_message(task_name.queue, task, request.response_view)
+
+
+#: v2beta2's handlers over v2's (:func:`pushd.cloudtasks.service.table`).
+HANDLERS: dict[str, tuple[service.Handler, backend_.Action]] = {
+    "ListQueues": (list_queues, Action.READ_QUEUES),
+    "GetQueue": (get_queue, Action.READ_QUEUES),
+    "PurgeQueue": (purge_queue, Action.ADMIN),
+    "PauseQueue": (pause_queue, Action.ADMIN),
+    "ResumeQueue": (resume_queue, Action.ADMIN),
+    "GetIamPolicy": (get_iam_policy, Action.READ_QUEUES),
+    "SetIamPolicy": (set_iam_policy, Action.ADMIN),
+    "ListTasks": (list_tasks, Action.READ_TASKS),
+    "GetTask": (get_task, Action.READ_TASKS),
+    "CreateTask": (create_task, Action.ADD_TASKS),
+    "DeleteTask": (delete_task, Action.DELETE_TASKS),
+    "RunTask": (run_task, Action.ADMIN),
+    "LeaseTasks": (lease_tasks, Action.LEASE_TASKS),
+    "AcknowledgeTask": (acknowledge_task, Action.LEASE_TASKS),
+    "RenewLease": (renew_lease, Action.LEASE_TASKS),
+    "CancelLease": (cancel_lease, Action.LEASE_TASKS),
+}
