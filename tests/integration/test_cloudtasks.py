@@ -99,8 +99,10 @@ async def test_sync_client_creates_runs_and_dedups_tasks(
     # Delivered: the name is tombstoned, so a second create is refused as Google refuses it.
     with pytest.raises(exceptions.Conflict, match="Requested entity already exists"):
         await off_loop(lambda: client.create_task(parent=QUEUE, task=task))
-    with pytest.raises(exceptions.NotFound, match=re.escape("Requested entity was not found.")):
+    with pytest.raises(exceptions.NotFound, match="existed recently"):
         await off_loop(lambda: client.get_task(name=created.name))
+    with pytest.raises(exceptions.NotFound, match=re.escape("Requested entity was not found.")):
+        await off_loop(lambda: client.get_task(name=f"{QUEUE}/tasks/never-used"))
 
     later = {
         "name": f"{QUEUE}/tasks/later-1",
