@@ -184,7 +184,9 @@ def operations() -> dict[tuple[str, str], backend.Operation]:
                     tag=f"cloudtasks {version}",
                     body=object if rule.body else None,
                     answer=object,
-                    errors=(400, 401, 403, 404, 409, 500, 501),
+                    # 405: a resource name matched by a route of another method (a task name
+                    # ending ":pause" is a task path, which has no POST)
+                    errors=(400, 401, 403, 404, 405, 409, 500, 501),
                     error_schema=object,
                 )
     return found
