@@ -2,8 +2,9 @@
 SQLite file into PostgreSQL).
 
 The copy moves everything a daemon keeps: tasks with their counters and ETAs (leases of pull
-tasks included), tombstones (so a name that ran still cannot run again), dead letters and the
-paused flags. It runs in one PostgreSQL transaction: if anything fails nothing is copied. It
+tasks included), tombstones (so a name that ran still cannot run again), dead letters, the
+paused flags and the queues created through the Cloud Tasks API (with their 1-hour
+tombstones). It runs in one PostgreSQL transaction: if anything fails nothing is copied. It
 refuses a destination that already holds tasks, and checks every table's count afterwards.
 Stop the daemons using the SQLite file first: a task added after the copy began is not copied.
 """
@@ -26,8 +27,9 @@ TABLES = (
     ("tombstones", "pushd_tombstones", ["queue", "name", "at_us"]),
     ("dead_tasks", "pushd_dead_tasks", ["queue", "name", "dead_us", "reason", "task"]),
     ("queue_state", "pushd_queue_state", ["queue", "paused"]),
+    ("api_queues", "pushd_api_queues", ["name", "spec", "created_us", "deleted_us"]),
 )
-_BLOBS = {"headers", "payload", "tag", "retry_options", "task", "last_attempt"}
+_BLOBS = {"headers", "payload", "tag", "retry_options", "task", "last_attempt", "spec"}
 
 Say = Callable[[str], None]
 

@@ -8,6 +8,7 @@ unit in their name. Nothing here validates user input: :mod:`pushd.tasks` builds
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 
 # ------------------------------------------------------------------ limits (SPEC 1.1)
@@ -23,6 +24,8 @@ MAX_LEASE_SECONDS = 7 * 24 * 3600
 MAX_ETA_AHEAD_US = 30 * 24 * 3600 * 1_000_000  # 30 days
 MIN_DISPATCH_DEADLINE_US = 15 * 1_000_000  # 15 s
 MAX_DISPATCH_DEADLINE_US = 24 * 3600 * 1_000_000  # 24 h
+#: A queue deleted through the Cloud Tasks API keeps its name from reuse this long.
+API_QUEUE_TOMBSTONE_US = 3600 * 1_000_000  # 1 h (CLOUDTASKS.md 1.3)
 DEFAULT_DISPATCH_DEADLINE_US = 10 * 60 * 1_000_000  # 10 min, App Engine automatic scaling
 DEFAULT_QUEUE_NAME = "default"
 DEFAULT_QUEUE_PATH = "/_ah/queue"
@@ -170,3 +173,37 @@ class QueueStats:
     paused: bool = False
     dead_letters: int = 0
     removed: bool = False  # gone from queue.yaml, its tasks kept (and paused)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiQueue:
+    """A push queue created through the Cloud Tasks API, as the store keeps it (queue.yaml
+    holds the others). Its settings are in Cloud Tasks' terms, with Cloud Tasks' defaults
+    (CLOUDTASKS.md 1.3); the service maps them onto a queue.yaml queue (1.6). Whether it is
+    paused is kept with every other queue's paused flag."""
+
+    name: str
+    rate: float = 500.0  # max_dispatches_per_second
+    max_concurrent: int = 1000  # max_concurrent_dispatches
+    max_attempts: int = 100  # -1: unlimited
+    max_retry_duration_s: int = 0  # 0: unlimited
+    min_backoff_s: float = 0.1
+    max_backoff_s: float = 3600.0
+    max_doublings: int = 16
+    target: str | None = None  # app_engine_routing_override as an App Engine target
+    created_us: int = 0
+
+    @property
+    def max_burst(self) -> int:
+        """Cloud Tasks picks ``max_burst_size`` from the rate: pushd holds one second of
+        tokens, at least 1 and at most 100 (the 100 the real service shows at 500/s)."""
+        return max(1, min(100, math.ceil(self.rate)))
+
+
+class QueueSave(enum.Enum):
+    """What storing an API queue did (:meth:`pushd.store.base.Store.save_api_queue`)."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    EXISTS = "exists"  # a create of a queue that exists
+    RECENTLY_DELETED = "recently_deleted"  # its name is tombstoned for an hour

@@ -22,16 +22,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypedDict
+from typing import Protocol, TypedDict
 
-from pushd import errors
+from pushd import errors, models
 from pushd.store.sharing import Change as Change
 from pushd.store.sharing import Exclusive as Exclusive
 from pushd.store.sharing import Ownership as Ownership
 from pushd.store.sharing import Shared as Shared
-
-if TYPE_CHECKING:
-    from pushd import models
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +107,22 @@ class Holding:
     tasks: int = 0
     dead_letters: int = 0
     pull: bool = False  # its earliest task is a pull task (no task: False)
+
+
+def api_queue_save(
+    found: tuple[int, int | None] | None, *, create: bool, now_us: int
+) -> tuple[models.QueueSave, int]:
+    """What :meth:`Store.save_api_queue` does given the row of that name (its ``created_us``
+    and ``deleted_us``, None while it lives) and the creation time the row is to keep."""
+    if found is not None:
+        created_us, deleted_us = found
+        if deleted_us is None:
+            if create:
+                return models.QueueSave.EXISTS, created_us
+            return models.QueueSave.UPDATED, created_us
+        if now_us - deleted_us < models.API_QUEUE_TOMBSTONE_US:
+            return models.QueueSave.RECENTLY_DELETED, created_us
+    return models.QueueSave.CREATED, now_us
 
 
 def lease_limit(task: models.Task, queue_retry_limit: int | None) -> int | None:
@@ -430,6 +443,27 @@ class Store(Leasing, Claiming, Listing, Protocol):
 
     async def total_bytes(self) -> int:
         """Bytes of all stored tasks (their App Engine size), for ``total_storage_limit``."""
+        ...
+
+    # ---- queues created through the Cloud Tasks API
+    async def api_queues(self) -> list[models.ApiQueue]:
+        """Every API queue (not those deleted), in name order."""
+        ...
+
+    async def save_api_queue(
+        self, queue: models.ApiQueue, *, create: bool, now_us: int
+    ) -> models.QueueSave:
+        """Store ``queue`` (its ``created_us`` is ``now_us`` when it is new): with ``create``
+        only when no such queue exists (EXISTS), else created or updated (the creation time
+        kept). A name deleted less than ``models.API_QUEUE_TOMBSTONE_US`` ago is refused
+        (RECENTLY_DELETED), as Cloud Tasks refuses it. On a shared store every daemon hears
+        of the change (``Change("queues")``)."""
+        ...
+
+    async def delete_api_queue(self, name: str, *, now_us: int) -> bool:
+        """Delete the API queue ``name`` with everything of it (tasks, their tombstones, dead
+        letters, the paused flag: a queue made again later starts empty) and keep its name
+        from reuse for ``models.API_QUEUE_TOMBSTONE_US``; False if there is no such queue."""
         ...
 
     # ---- dead letters

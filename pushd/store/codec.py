@@ -217,3 +217,28 @@ def load_task(blob: bytes | str) -> models.Task:
         # absent from dead letters kept before schema 4
         last_attempt=_attempt(data.get("last_attempt")),
     )
+
+
+#: The settings of an API queue kept as JSON (the name and creation time are columns).
+_API_QUEUE_FIELDS = (
+    "rate",
+    "max_concurrent",
+    "max_attempts",
+    "max_retry_duration_s",
+    "min_backoff_s",
+    "max_backoff_s",
+    "max_doublings",
+    "target",
+)
+
+
+def dump_api_queue(queue: models.ApiQueue) -> bytes:
+    return orjson.dumps({f: getattr(queue, f) for f in _API_QUEUE_FIELDS})
+
+
+def load_api_queue(name: str, spec: bytes | str, created_us: int) -> models.ApiQueue:
+    """An API queue from its row; a key a newer pushd added is ignored, a missing one takes
+    its default."""
+    data = orjson.loads(spec)
+    known = {f: data[f] for f in _API_QUEUE_FIELDS if f in data}
+    return models.ApiQueue(name=name, created_us=created_us, **known)

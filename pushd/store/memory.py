@@ -55,6 +55,8 @@ class MemoryStore(base.Leasing, base.Claiming, base.Listing):
         dead_letter_retention_us: int = 7 * 86400 * 1_000_000,
     ) -> None:
         self._queues: dict[str, _Queue] = {}
+        # API queues: name -> (queue, deleted_us or None while it exists)
+        self._api: dict[str, tuple[models.ApiQueue, int | None]] = {}
         self.tombstone_retention_us = tombstone_retention_us
         self.dead_letter_retention_us = dead_letter_retention_us
 
@@ -260,6 +262,28 @@ class MemoryStore(base.Leasing, base.Claiming, base.Listing):
     async def total_bytes(self) -> int:
         return sum(t.size for q in self._queues.values() for t in q.tasks.values())
 
+    # ---- queues created through the Cloud Tasks API
+    async def api_queues(self) -> list[models.ApiQueue]:
+        return [q for name, (q, deleted) in sorted(self._api.items()) if deleted is None]
+
+    async def save_api_queue(
+        self, queue: models.ApiQueue, *, create: bool, now_us: int
+    ) -> models.QueueSave:
+        row = self._api.get(queue.name)
+        found = None if row is None else (row[0].created_us, row[1])
+        outcome, created_us = base.api_queue_save(found, create=create, now_us=now_us)
+        if outcome in (models.QueueSave.CREATED, models.QueueSave.UPDATED):
+            self._api[queue.name] = (dataclasses.replace(queue, created_us=created_us), None)
+        return outcome
+
+    async def delete_api_queue(self, name: str, *, now_us: int) -> bool:
+        row = self._api.get(name)
+        if row is None or row[1] is not None:
+            return False
+        self._api[name] = (row[0], now_us)
+        self._queues.pop(name, None)  # tasks, tombstones, dead letters, paused flag
+        return True
+
     # ---- dead letters
     async def list_dead(
         self, queue: str, *, limit: int = 100, after_name: str | None = None
@@ -297,6 +321,10 @@ class MemoryStore(base.Leasing, base.Claiming, base.Listing):
                 if now_us - dead.dead_us >= self.dead_letter_retention_us:
                     del q.dead[name]
                     dropped += 1
+        for name, (_, deleted) in list(self._api.items()):
+            if deleted is not None and now_us - deleted >= models.API_QUEUE_TOMBSTONE_US:
+                del self._api[name]
+                dropped += 1
         return dropped
 
     async def close(self) -> None:

@@ -36,6 +36,9 @@ from pushd.store.urls import describe_url
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "connect", "migrate"]
 
 POOL_MAX = 10
+LOCK_API_QUEUES = 0x7075736A  # advisory lock key: saving and deleting API queues
+#: What deleting an API queue drops with it: a queue made again under its name starts empty.
+_DROP_QUEUE = ("drop_queue_tasks", "drop_queue_tombstones", "drop_queue_dead", "drop_queue_state")
 
 
 def _task_columns(tasks: Sequence[models.Task]) -> list[list[Any]]:
@@ -305,6 +308,35 @@ class PostgresStore(
         tasks, oldest, size, dead = await self._one("counts", queue)
         return base.QueueCounts(tasks=tasks, oldest_eta_us=oldest, dead_letters=dead, bytes=size)
 
+    # ---- queues created through the Cloud Tasks API
+    async def save_api_queue(
+        self, queue: models.ApiQueue, *, create: bool, now_us: int
+    ) -> models.QueueSave:
+        async with self._tx() as conn:
+            # Two daemons creating one name at once: one creates it, the other finds it.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_API_QUEUES)
+            row = await conn.fetchrow(Q["find_api_queue"], queue.name)
+            found = None if row is None else (row[0], row[1])
+            outcome, created_us = base.api_queue_save(found, create=create, now_us=now_us)
+            if outcome in (models.QueueSave.CREATED, models.QueueSave.UPDATED):
+                spec = codec.dump_api_queue(queue)
+                await conn.execute(Q["put_api_queue"], queue.name, spec, created_us)
+                await announce(conn, base.Change("queues", queue.name))
+        return outcome
+
+    async def delete_api_queue(self, name: str, *, now_us: int) -> bool:
+        async with self._tx() as conn:
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_API_QUEUES)
+            status = await conn.execute(Q["delete_api_queue"], now_us, name)
+            if status == "UPDATE 0":
+                return False
+            for query in _DROP_QUEUE:
+                await conn.execute(Q[query], name)
+            await announce(conn, base.Change("forget", name))
+            await announce(conn, base.Change("paused", name, paused=False))
+            await announce(conn, base.Change("queues", name))
+        return True
+
     # ---- dead letters
     async def redrive(self, queue: str, name: str, *, now_us: int) -> models.Task | None:
         async with self._tx() as conn:
@@ -330,7 +362,8 @@ class PostgresStore(
         async with self._tx() as conn:
             a = await conn.execute(Q["expire_tombstones"], now_us - self.tombstone_retention_us)
             b = await conn.execute(Q["expire_dead"], now_us - self.dead_letter_retention_us)
-        return int(a.split()[-1]) + int(b.split()[-1])
+            c = await conn.execute(Q["expire_api_queues"], now_us - models.API_QUEUE_TOMBSTONE_US)
+        return int(a.split()[-1]) + int(b.split()[-1]) + int(c.split()[-1])
 
 
 def _first_of_each(

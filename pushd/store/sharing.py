@@ -21,10 +21,11 @@ class Change:
 
     ``due``: a push task of ``queue`` became due at ``eta_us`` (added, run now, redriven);
     ``paused``: the operator paused or resumed ``queue``; ``forget``: tasks ``names`` of
-    ``queue`` were deleted (all of them, purged, when ``names`` is None).
+    ``queue`` were deleted (all of them, purged, when ``names`` is None); ``queues``: the
+    Cloud Tasks API created, changed or deleted the queue ``queue`` (read them again).
     """
 
-    kind: Literal["due", "paused", "forget"]
+    kind: Literal["due", "paused", "forget", "queues"]
     queue: str
     eta_us: int | None = None
     paused: bool | None = None

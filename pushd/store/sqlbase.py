@@ -83,6 +83,10 @@ class SqlStore:
     async def paused_queues(self) -> set[str]:
         return {row[0] for row in await self._all("paused_queues")}
 
+    async def api_queues(self) -> list[models.ApiQueue]:
+        rows = await self._all("api_queues")
+        return [codec.load_api_queue(name, spec, created) for name, spec, created in rows]
+
     async def total_bytes(self) -> int:
         row = await self._one("total_bytes")
         return int(row[0])

@@ -35,7 +35,14 @@ from pushd.store import base, codec, dbfile, reader, sql, sqlbase, writer
 
 Q = sql.queries("sqlite.sql")
 WAL_CHECK_S = 1.0  # how often the -wal file's identity is compared with the one SQLite writes
-_TRY_AGAIN = (-1, -1)  # no file's identity: the next look handles the -wal again
+_TRY_AGAIN = (-1, -1)
+#: What deleting an API queue drops with it: a queue made again under its name starts empty.
+_DROP_QUEUE = (
+    "drop_queue_tasks",
+    "drop_queue_tombstones",
+    "drop_queue_dead",
+    "drop_queue_state",
+)  # no file's identity: the next look handles the -wal again
 
 
 def _first(conn: sqlite3.Connection, query: str, *params: Any) -> Any:
@@ -394,6 +401,31 @@ class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming, base.Listing):
         (dead,) = await self._one("count_dead", queue)
         return base.QueueCounts(tasks=tasks, oldest_eta_us=oldest, dead_letters=dead, bytes=size)
 
+    # ---- queues created through the Cloud Tasks API
+    async def save_api_queue(
+        self, queue: models.ApiQueue, *, create: bool, now_us: int
+    ) -> models.QueueSave:
+        def job(conn: sqlite3.Connection) -> models.QueueSave:
+            row = _first(conn, "find_api_queue", queue.name)
+            found = None if row is None else (row[0], row[1])
+            outcome, created_us = base.api_queue_save(found, create=create, now_us=now_us)
+            if outcome in (models.QueueSave.CREATED, models.QueueSave.UPDATED):
+                spec = codec.dump_api_queue(queue)
+                conn.execute(Q["put_api_queue"], (queue.name, spec, created_us))
+            return outcome
+
+        return await self._writer.submit(job)
+
+    async def delete_api_queue(self, name: str, *, now_us: int) -> bool:
+        def job(conn: sqlite3.Connection) -> bool:
+            if not conn.execute(Q["delete_api_queue"], (now_us, name)).rowcount:
+                return False
+            for query in _DROP_QUEUE:
+                conn.execute(Q[query], (name,))
+            return True
+
+        return await self._writer.submit(job)
+
     # ---- dead letters
     async def redrive(self, queue: str, name: str, *, now_us: int) -> models.Task | None:
         def job(conn: sqlite3.Connection) -> models.Task | None:
@@ -423,6 +455,7 @@ class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming, base.Listing):
         def job(conn: sqlite3.Connection) -> int:
             a = conn.execute(Q["expire_tombstones"], (now_us - self.tombstone_retention_us,))
             b = conn.execute(Q["expire_dead"], (now_us - self.dead_letter_retention_us,))
-            return a.rowcount + b.rowcount
+            c = conn.execute(Q["expire_api_queues"], (now_us - models.API_QUEUE_TOMBSTONE_US,))
+            return a.rowcount + b.rowcount + c.rowcount
 
         return await self._writer.submit(job)

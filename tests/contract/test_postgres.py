@@ -8,6 +8,7 @@ announced to the other daemons, queue ownership, migrations, an unreachable serv
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -317,3 +318,33 @@ async def test_a_retry_or_a_claim_given_back_is_announced_to_the_queue_s_new_own
     await a.finish(retries, now_us=T0 + S)
     await until(1)
     assert seen == [base.Change("due", "q", eta_us=T0 + 3 * S)]
+
+
+async def test_api_queue_changes_reach_the_other_daemons(two: Pair) -> None:
+    a, b = two
+    seen, until = await _changes(b)
+    queue = models.ApiQueue(name="api")
+    await a.save_api_queue(queue, create=True, now_us=T0)
+    await a.save_api_queue(queue, create=True, now_us=T0)  # exists: nothing announced
+    await a.save_api_queue(dataclasses.replace(queue, rate=1.0), create=False, now_us=T0)
+    await a.delete_api_queue("api", now_us=T0 + S)
+    await until(5)
+    assert seen == [
+        base.Change("queues", "api"),
+        base.Change("queues", "api"),
+        base.Change("forget", "api"),
+        base.Change("paused", "api", paused=False),
+        base.Change("queues", "api"),
+    ]
+    assert await b.api_queues() == []
+
+
+async def test_two_daemons_creating_one_api_queue_at_once_make_it_once(two: Pair) -> None:
+    a, b = two
+    for i in range(5):
+        queue = models.ApiQueue(name=f"q{i}")
+        made = await asyncio.gather(
+            a.save_api_queue(queue, create=True, now_us=T0),
+            b.save_api_queue(queue, create=True, now_us=T0),
+        )
+        assert sorted(m.value for m in made) == ["created", "exists"]

@@ -236,3 +236,26 @@ def test_store_unavailable_is_logged_once_per_cause_every_few_seconds(
     lines = [r for r in caplog.records if r.getMessage() == "store_unavailable"]
     assert [r.fields["repeated"] for r in lines] == [0, 99, 0]  # type: ignore[attr-defined]
     assert [r.levelno for r in lines] == [logging.WARNING, logging.WARNING, logging.ERROR]
+
+
+async def test_a_schema_4_file_gains_the_api_queues_table_with_its_tasks_kept(
+    tmp_path: Path,
+) -> None:
+    """A file of the pushd before API queues (schema 4) opens at schema 5, its tasks kept."""
+    path = tmp_path / "pushd.sqlite3"
+    s = await SqliteStore.open(path)
+    await s.add([push("a")], now_us=T0)
+    await s.close()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE api_queues")
+    conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    s = await SqliteStore.open(path)
+    try:
+        assert await s.api_queues() == []
+        assert await s.get("q", "a") is not None
+        [version] = await s._one("schema_version_now")
+        assert version == "5"
+    finally:
+        await s.close()

@@ -490,7 +490,7 @@ async def test_a_schema_1_database_migrates_and_counts_what_it_holds(tmp_path: P
         await s.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
-            "4",
+            "5",
         )
 
 
@@ -555,7 +555,7 @@ async def test_a_schema_3_database_gains_last_attempts_and_keeps_its_tasks(
         await s.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
-            "4",
+            "5",
         )
 
 
@@ -862,3 +862,65 @@ async def test_a_job_raising_a_base_exception_fails_alone(tmp_path: Path) -> Non
         assert {t.name for t in await s.list_tasks("q")} == {"a", "b"}
     finally:
         await s.close()
+
+
+# ------------------------------------------------------------------ queues of the Cloud Tasks API
+
+HOUR = 3600 * S
+
+
+async def test_api_queues_are_created_updated_and_read_back(store: base.Store) -> None:
+    assert await store.api_queues() == []
+    made = models.ApiQueue(name="b", rate=20.5, max_attempts=-1, target="v1.worker")
+    assert await store.save_api_queue(made, create=True, now_us=T0) is models.QueueSave.CREATED
+    other = models.ApiQueue(name="a", max_retry_duration_s=60, min_backoff_s=1.5)
+    assert await store.save_api_queue(other, create=True, now_us=T0 + S) is models.QueueSave.CREATED
+    assert await store.api_queues() == [
+        dataclasses.replace(other, created_us=T0 + S),
+        dataclasses.replace(made, created_us=T0),
+    ]
+    again = await store.save_api_queue(made, create=True, now_us=T0 + 2 * S)
+    assert again is models.QueueSave.EXISTS
+    changed = dataclasses.replace(made, rate=3.0, max_doublings=0)
+    updated = await store.save_api_queue(changed, create=False, now_us=T0 + 3 * S)
+    assert updated is models.QueueSave.UPDATED
+    [_, b] = await store.api_queues()
+    assert b == dataclasses.replace(changed, created_us=T0)  # the creation time is kept
+
+
+async def test_a_deleted_api_queue_takes_its_tasks_and_keeps_its_name_an_hour(
+    store: base.Store,
+) -> None:
+    queue = models.ApiQueue(name="q")
+    await store.save_api_queue(queue, create=True, now_us=T0)
+    await store.add([push("a"), push("b")], now_us=T0)
+    await store.delete("q", ["b"], now_us=T0)  # a tombstone of the queue's
+    await store.set_paused("q", True)
+    await store.add([push("keep", queue="r")], now_us=T0)
+    assert await store.delete_api_queue("q", now_us=T0 + S)
+    assert not await store.delete_api_queue("q", now_us=T0 + S)
+    assert not await store.delete_api_queue("never", now_us=T0 + S)
+    assert await store.api_queues() == []
+    assert await store.get("q", "a") is None
+    assert await store.paused_queues() == set()
+    assert (await store.counts("q")).tasks == 0
+    assert await store.get("r", "keep") is not None
+    for create in (True, False):  # UpdateQueue creates a missing queue: refused too
+        refused = await store.save_api_queue(queue, create=create, now_us=T0 + S + HOUR - 1)
+        assert refused is models.QueueSave.RECENTLY_DELETED
+    assert await store.api_queues() == []
+    back = await store.save_api_queue(queue, create=True, now_us=T0 + S + HOUR)
+    assert back is models.QueueSave.CREATED
+    assert await store.api_queues() == [dataclasses.replace(queue, created_us=T0 + S + HOUR)]
+    # The new queue starts empty: the old tasks' names are free again.
+    [result] = await store.add([push("b")], now_us=T0 + S + HOUR)
+    assert result.ok
+
+
+async def test_expired_api_queue_tombstones_are_dropped(store: base.Store) -> None:
+    await store.save_api_queue(models.ApiQueue(name="q"), create=True, now_us=T0)
+    await store.delete_api_queue("q", now_us=T0)
+    assert await store.expire(now_us=T0 + HOUR - 1) == 0
+    assert await store.expire(now_us=T0 + HOUR) == 1
+    made = await store.save_api_queue(models.ApiQueue(name="q"), create=False, now_us=T0 + HOUR)
+    assert made is models.QueueSave.CREATED

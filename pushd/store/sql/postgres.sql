@@ -99,6 +99,16 @@ CREATE TABLE pushd_secrets (
 -- A push task keeps its last failed attempt (time, status or error, message, URL) as JSON.
 ALTER TABLE pushd_tasks ADD COLUMN last_attempt bytea;
 
+-- name: migration_3
+-- Queues created through the Cloud Tasks API; a deleted one keeps its row (deleted_us set) for
+-- an hour, so its name cannot be used again meanwhile.
+CREATE TABLE pushd_api_queues (
+    name text COLLATE "C" PRIMARY KEY,
+    spec bytea NOT NULL,
+    created_us bigint NOT NULL,
+    deleted_us bigint
+);
+
 -- name: meta_table
 CREATE TABLE IF NOT EXISTS pushd_meta (key text PRIMARY KEY, value text NOT NULL);
 
@@ -321,3 +331,32 @@ SELECT value FROM pushd_secrets WHERE name = $1;
 
 -- name: put_secret
 INSERT INTO pushd_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING;
+
+-- name: api_queues
+SELECT name, spec, created_us FROM pushd_api_queues WHERE deleted_us IS NULL ORDER BY name;
+
+-- name: find_api_queue
+SELECT created_us, deleted_us FROM pushd_api_queues WHERE name = $1 FOR UPDATE;
+
+-- name: put_api_queue
+INSERT INTO pushd_api_queues (name, spec, created_us, deleted_us) VALUES ($1, $2, $3, NULL)
+ON CONFLICT (name) DO UPDATE
+SET spec = excluded.spec, created_us = excluded.created_us, deleted_us = NULL;
+
+-- name: delete_api_queue
+UPDATE pushd_api_queues SET deleted_us = $1 WHERE name = $2 AND deleted_us IS NULL;
+
+-- name: drop_queue_tasks
+DELETE FROM pushd_tasks WHERE queue = $1;
+
+-- name: drop_queue_tombstones
+DELETE FROM pushd_tombstones WHERE queue = $1;
+
+-- name: drop_queue_dead
+DELETE FROM pushd_dead_tasks WHERE queue = $1;
+
+-- name: drop_queue_state
+DELETE FROM pushd_queue_state WHERE queue = $1;
+
+-- name: expire_api_queues
+DELETE FROM pushd_api_queues WHERE deleted_us <= $1;

@@ -258,3 +258,48 @@ DELETE FROM tasks WHERE id IN (
      AND t.eta_us = json_extract(j.value, '$[2]')
 )
 RETURNING queue, name;
+
+-- name: schema_5
+-- Schema 5: queues created through the Cloud Tasks API; a deleted one keeps its row (deleted_us
+-- set) for an hour, so its name cannot be used again meanwhile.
+BEGIN IMMEDIATE;
+CREATE TABLE IF NOT EXISTS api_queues (
+    name TEXT PRIMARY KEY,
+    spec BLOB NOT NULL,               -- JSON: the queue's Cloud Tasks settings
+    created_us INTEGER NOT NULL,
+    deleted_us INTEGER                -- NULL while the queue exists
+);
+UPDATE meta SET value = '5' WHERE key = 'schema_version' AND value = '4';
+COMMIT;
+
+-- name: api_queues
+SELECT name, spec, created_us FROM api_queues WHERE deleted_us IS NULL ORDER BY name;
+
+-- name: find_api_queue
+SELECT created_us, deleted_us FROM api_queues WHERE name = ?;
+
+-- name: put_api_queue
+INSERT INTO api_queues (name, spec, created_us, deleted_us) VALUES (?, ?, ?, NULL)
+ON CONFLICT (name) DO UPDATE
+SET spec = excluded.spec, created_us = excluded.created_us, deleted_us = NULL;
+
+-- name: delete_api_queue
+UPDATE api_queues SET deleted_us = ? WHERE name = ? AND deleted_us IS NULL;
+
+-- name: drop_queue_tasks
+DELETE FROM tasks WHERE queue = ?;
+
+-- name: drop_queue_tombstones
+DELETE FROM tombstones WHERE queue = ?;
+
+-- name: drop_queue_dead
+DELETE FROM dead_tasks WHERE queue = ?;
+
+-- name: drop_queue_state
+DELETE FROM queue_state WHERE queue = ?;
+
+-- name: expire_api_queues
+DELETE FROM api_queues WHERE deleted_us <= ?;
+
+-- name: schema_version_now
+SELECT value FROM meta WHERE key = 'schema_version';
