@@ -15,8 +15,9 @@ scale out; many queues do. (Sharing tokens through the database instead would pu
 every claim and take tokens at claim time rather than at send time; see the note of issue 8.)
 
 **Changes** made through any daemon (tasks added or made due, pause and resume, deletes and
-purges) arrive through :meth:`pushd.store.base.Shared.watch` and are applied to this daemon's
-scheduler: the owner of a queue wakes when another daemon's API adds to it.
+purges, queues created, changed or deleted through the Cloud Tasks API) arrive through
+:meth:`pushd.store.base.Shared.watch` and are applied to this daemon's scheduler: the owner of
+a queue wakes when another daemon's API adds to it.
 
 If the connection listening for changes is lost (the server restarted), it is opened again at
 the next renewal and every queue looks for due tasks, since changes may have been missed.
@@ -68,6 +69,8 @@ class Cluster:
     _: dataclasses.KW_ONLY
     daemon: str
     initial: dataclasses.InitVar[base.Ownership]
+    #: The Cloud Tasks API's queues changed (or changes may have been missed): read them again.
+    on_queues: Callable[[], None] = lambda: None
     owned: frozenset[str] = dataclasses.field(default=frozenset(), init=False)
 
     def __post_init__(self, initial: base.Ownership) -> None:
@@ -97,6 +100,8 @@ class Cluster:
             self.sched.set_paused(change.queue, change.paused)
         elif change.kind == "forget":
             self.sched.forget(change.queue, change.names)
+        elif change.kind == "queues":
+            self.on_queues()
 
     def drain(self) -> None:
         """The daemon is stopping: keep renewing what it holds, take nothing new."""
@@ -135,7 +140,9 @@ class Cluster:
         self._renew_now.clear()
 
     async def _resync(self) -> None:
-        """Read the paused flags again and have every queue look at the store."""
+        """Read the paused flags and the API's queues again and have every queue look at the
+        store."""
+        self.on_queues()
         paused = await self.store.paused_queues()
         for queue in push_queues(self.queues()):
             self.sched.set_paused(queue, queue in paused)

@@ -17,6 +17,10 @@ everywhere as removed and paused, their tasks listable, deletable and purgeable
 The scheduler, the API and the signal handling share one anyio task group, so a crash in any
 of them stops the daemon loudly instead of leaving it half alive.
 
+Queues created through the Cloud Tasks API are stored; the daemon runs them beside queue.yaml's
+(:mod:`pushd.service.api_queues`): read at start, applied again after each API change (and,
+on PostgreSQL, each change another daemon announces), kept by every reload.
+
 A reload is all or nothing: the SIGHUP handler only raises a flag; a task of the daemon reads
 and validates the file in a thread (thousands of queues take most of a second to parse),
 refuses a mode change that would strand stored tasks, then applies the whole file (scheduler
@@ -48,6 +52,7 @@ from pushd import (
     errors,
     logs,
     metrics,
+    models,
     reports,
     scheduler,
     service,
@@ -59,7 +64,8 @@ from pushd.cloudtasks import backend as cloudtasks_backend
 from pushd.cloudtasks import grpc_server
 from pushd.cloudtasks import rest as cloudtasks_rest
 from pushd.queue_yaml import config
-from pushd.store import base, describe_url, open_store, server_versions
+from pushd.service import api_queues
+from pushd.store import base, describe_url, health, open_store, server_versions
 
 #: The exit code of a forced stop is this plus the signal's number (the shell's convention).
 SIGNAL_EXIT_BASE = 128
@@ -84,6 +90,10 @@ class Daemon:
         # ``queues`` given: queue.yaml does not exist yet (the implicit default queue); SIGHUP
         # loads it once it does.
         self.queues = config.load_file(self.queue_yaml) if queues is None else queues
+        self._file = self.queues  # queue.yaml alone; self.queues adds the API's queues
+        self._api: list[models.ApiQueue] = []
+        self._applying = asyncio.Lock()  # a reload and an API queue change, one at a time
+        self._api_wanted = asyncio.Event()  # another daemon changed the API queues
         self._stop = asyncio.Event()
         self._reload_wanted = asyncio.Event()
         self.versions: dict[str, Any] = {}  # log fields: python=, sqlite=, postgresql=
@@ -147,23 +157,63 @@ class Daemon:
                 first = str(exc.issues[0]) if exc.issues else ""
                 self._reject(first, problems=len(exc.issues))
                 return False
-            if (problem := await self._mode_problem(new, store)) is not None:
-                self._reject(*problem)
-                return False
-            try:
-                held = await store.unlisted(new.queues)
-                paused = await store.paused_queues()
-            except errors.TransientError as exc:
-                self._reject(f"cannot read which queues the store holds tasks of: {exc}")
-                return False
-            await sched.reconfigure_in_chunks(new, paused=paused)
-            old, self.queues = self.queues, reports.with_removed(new, held)  # the API's view, now
+            async with self._applying:
+                file, new = new, api_queues.merged(new, self._api)
+                if (problem := await self._mode_problem(new, store)) is not None:
+                    self._reject(*problem)
+                    return False
+                try:
+                    held = await store.unlisted(new.queues)
+                    paused = await store.paused_queues()
+                except errors.TransientError as exc:
+                    self._reject(f"cannot read which queues the store holds tasks of: {exc}")
+                    return False
+                await sched.reconfigure_in_chunks(new, paused=paused)
+                self._file = file
+                old, self.queues = self.queues, reports.with_removed(new, held)  # API's view, now
         await reports.log_removed(sorted(old.queues.keys() - new.queues.keys()), held)
         if peers is not None:
             peers.renew_soon()  # new push queues get an owner now, not at the next renewal
-        logs.event("config_reloaded", file=str(self.queue_yaml), queues=len(new.queues))
+        logs.event("config_reloaded", file=str(self.queue_yaml), queues=len(file.queues))
         reports.log_routes(new, self.settings, unmapped_only=True)
         return True
+
+    async def apply_api_queues(
+        self,
+        sched: scheduler.Scheduler,
+        store: base.Store,
+        peers: cluster.Cluster | None = None,
+    ) -> None:
+        """Read the API queues from the store and run them with queue.yaml's, as a reload
+        applies a file: a new one starts (paused if its flag is stored), a changed one takes
+        its new settings, a deleted one stops (nothing of it is left to send)."""
+        async with self._applying:
+            found = await store.api_queues()
+            if found == self._api:
+                return
+            new = api_queues.merged(self._file, found)
+            held = await store.unlisted(new.queues)
+            paused = await store.paused_queues()
+            await sched.reconfigure_in_chunks(new, paused=paused)
+            for queue in {q.name for q in found} | {q.name for q in self._api}:
+                sched.set_paused(queue, queue in paused)  # a queue made again starts running
+            self._api, self.queues = found, reports.with_removed(new, held)
+        if peers is not None:
+            peers.renew_soon()  # a new push queue gets an owner now, not at the next renewal
+
+    async def _api_queue_refresher(
+        self, sched: scheduler.Scheduler, store: base.Store, peers: cluster.Cluster | None
+    ) -> None:
+        """PostgreSQL: apply the API queue changes other daemons announce."""
+        while True:
+            await self._api_wanted.wait()
+            self._api_wanted.clear()
+            try:
+                await self.apply_api_queues(sched, store, peers)
+            except errors.TransientError as exc:
+                health.report("reading the API queues", exc)
+                self._api_wanted.set()  # again at the next change or resync
+                await self.clock.sleep(1.0)
 
     async def _mode_problem(
         self, new: config.QueuesConfig, store: base.Store
@@ -211,6 +261,8 @@ class Daemon:
         )
         try:
             await self._give_back_claims(store)
+            self._api = await store.api_queues()
+            self.queues = api_queues.merged(self._file, self._api)
             await self._find_removed(store)
             paused = await store.paused_queues()
             shared = store if isinstance(store, base.Shared) else None
@@ -245,6 +297,7 @@ class Daemon:
                         self.clock,
                         daemon=me,
                         initial=ownership,
+                        on_queues=self._api_wanted.set,
                     )
                 domain = service.Service(
                     store=store,
@@ -252,6 +305,7 @@ class Daemon:
                     queues=self.current_queues,
                     engine=sched,
                     metrics_=counters,
+                    apply_api_queues=lambda: self.apply_api_queues(sched, store, peers),
                 )
                 app = api.create_app(service=domain, settings=s, api_tickets=api_tickets)
                 cloudtasks_rest.add_routes(app)  # the Cloud Tasks API under /v2/, /v2beta3/
@@ -371,6 +425,9 @@ class Daemon:
             with background:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._reloader, sched, store, peers, name="pushd-reloader")
+                    tg.start_soon(
+                        self._api_queue_refresher, sched, store, peers, name="pushd-api-queues"
+                    )
                     tg.start_soon(
                         reports.report_stranded, store, self.queues, name="pushd-stranded-report"
                     )

@@ -37,6 +37,9 @@ Event names (the ``event`` field) are a public interface for log processors:
 ``queue_paused``            the operator paused a queue (API, console or CLI)
 ``queue_resumed``           the operator resumed a queue
 ``queue_purged``            the operator purged a queue (``tasks``)
+``api_queue_created``       the Cloud Tasks API created a queue (``queue``, ``rate``)
+``api_queue_updated``       the Cloud Tasks API changed a queue it created (``queue``, ``rate``)
+``api_queue_deleted``       the Cloud Tasks API deleted a queue it created, with its tasks
 ``queue_throttled``         a 503/429 lowered a queue's enforced rate
 ``queue_recovered``         a queue's enforced rate is back at its configured rate (once, idle or not)
 ``config_reloaded``         SIGHUP reloaded queue.yaml, all of it (``queues``)

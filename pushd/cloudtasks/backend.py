@@ -116,6 +116,17 @@ class Backend:
     async def purge(self, queue: str) -> int:
         return await self._service.queues.purge(queue)
 
+    async def api_queue(self, name: str) -> models.ApiQueue | None:
+        """The stored settings of a queue created through the API, None for any other."""
+        return await self._service.api_queues.find(name)
+
+    async def save_api_queue(self, queue: models.ApiQueue, *, create: bool) -> models.QueueSave:
+        """Store a queue of the API and run it (only if new, with ``create``)."""
+        return await self._service.api_queues.save(queue, create=create)
+
+    async def delete_api_queue(self, name: str) -> bool:
+        return await self._service.api_queues.delete(name)
+
     # -------------------------------------------------------------- tasks
 
     async def add(self, request: tasks.TaskRequest, cfg: config.QueueConfig) -> models.AddResult:

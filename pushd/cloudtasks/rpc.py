@@ -85,6 +85,9 @@ TASK_EXISTED_RECENTLY = (
     "The task no longer exists, though a task with this name existed recently. The task either "
     "successfully completed or was deleted."
 )
+QUEUE_RECENTLY_DELETED = (
+    "The queue cannot be created because a queue with this name existed too recently."
+)
 
 
 class RpcError(Exception):

@@ -5,10 +5,14 @@ each :class:`Rpc` also names the :class:`~pushd.api.auth.Action` a token's role 
 
 Choices where pushd differs from Google's service (README "Using pushd as Cloud Tasks"):
 
-* queue.yaml is definitive: CreateQueue of a queue.yaml queue is ALREADY_EXISTS, of any other
-  name FAILED_PRECONDITION naming queue.yaml (pushd does not store API-created queues yet), and
-  UpdateQueue and DeleteQueue are FAILED_PRECONDITION naming queue.yaml. Pull queues are not in
-  the v2 API (it has none).
+* Queues created through the API are stored and run beside queue.yaml's
+  (:mod:`pushd.service.api_queues`); their fields: :mod:`pushd.cloudtasks.queues`. UpdateQueue of
+  a missing queue creates it, as the real service does. A deleted queue takes its tasks with it
+  and its name cannot be used again for an hour (FAILED_PRECONDITION, the real message): the
+  real service says 7 days for the name, 1 hour for the task names of such a queue.
+* queue.yaml is definitive for the names it holds: CreateQueue of a queue.yaml queue is
+  ALREADY_EXISTS, UpdateQueue and DeleteQueue of one FAILED_PRECONDITION naming queue.yaml.
+  Pull queues are not in the v2 API (it has none).
 * IAM: pushd has no IAM. GetIamPolicy answers an empty policy, SetIamPolicy FAILED_PRECONDITION
   (access is ``auth_tokens`` and their roles), TestIamPermissions the permissions the caller's
   token role allows (all without tokens; none for an unknown queue, as Google answers).
@@ -27,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from pushd import errors, models, settings
 from pushd.cloudtasks import backend as backend_
-from pushd.cloudtasks import convert, descriptors, names, rpc
+from pushd.cloudtasks import convert, descriptors, names, queues, rpc
 
 if TYPE_CHECKING:
     from pushd.queue_yaml import config
@@ -129,13 +133,7 @@ async def missing_task(call: Call, queue: str, task: str) -> rpc.RpcError:
     return rpc.RpcError(rpc.Code.NOT_FOUND, rpc.NOT_FOUND)
 
 
-def _from_yaml(cfg: config.QueueConfig | None, name: str, change: str) -> rpc.RpcError:
-    if cfg is None:
-        return rpc.RpcError(
-            rpc.Code.FAILED_PRECONDITION,
-            f"pushd's queues are defined by queue.yaml, which has no queue {name!r}; add it "
-            "there and reload pushd (SIGHUP) rather than create it through the API",
-        )
+def _from_yaml(name: str, change: str) -> rpc.RpcError:
     return rpc.RpcError(
         rpc.Code.FAILED_PRECONDITION,
         f"queue {name!r} is defined by queue.yaml, which stays definitive; {change} it there "
@@ -189,18 +187,37 @@ async def create_queue(call: Call, request: Any) -> Any:
     name = names.queue(request.queue.name)
     if name.parent != parent:
         raise rpc.invalid(names.QUEUE_NAME_FORMAT)
-    cfg = call.backend.queue(name.queue)
-    if cfg is not None:
+    if call.backend.queue(name.queue) is not None:
         raise rpc.RpcError(rpc.Code.ALREADY_EXISTS, rpc.QUEUE_ALREADY_EXISTS)
-    raise _from_yaml(None, name.queue, "add")
+    wanted = queues.api_queue(call.version, request.queue, models.ApiQueue(name=name.queue), None)
+    return await _save(call, name, wanted, create=True)
+
+
+async def _save(call: Call, name: names.QueueName, wanted: models.ApiQueue, *, create: bool) -> Any:
+    outcome = await call.backend.save_api_queue(wanted, create=create)
+    if outcome is models.QueueSave.EXISTS:
+        raise rpc.RpcError(rpc.Code.ALREADY_EXISTS, rpc.QUEUE_ALREADY_EXISTS)
+    if outcome is models.QueueSave.RECENTLY_DELETED:
+        raise rpc.RpcError(rpc.Code.FAILED_PRECONDITION, rpc.QUEUE_RECENTLY_DELETED)
+    cfg = call.backend.queue(name.queue)
+    if cfg is None:  # deleted again meanwhile, by another call
+        raise rpc.RpcError(rpc.Code.NOT_FOUND, rpc.QUEUE_NOT_FOUND)
+    if not cfg.api:  # queue.yaml took the name meanwhile (a reload)
+        raise _from_yaml(name.queue, "change")
+    return await _queue_message(call, name, cfg)
 
 
 async def update_queue(call: Call, request: Any) -> Any:
     name = names.queue(request.queue.name)
     cfg = call.backend.queue(name.queue)
-    if cfg is not None:
+    if cfg is not None and not cfg.api:
         _runnable(call, cfg)
-    raise _from_yaml(cfg, name.queue, "change")
+        raise _from_yaml(name.queue, "change")
+    mask = list(request.update_mask.paths) if request.HasField("update_mask") else None
+    stored = await call.backend.api_queue(name.queue)
+    base = models.ApiQueue(name=name.queue) if stored is None else stored
+    wanted = queues.api_queue(call.version, request.queue, base, mask or None)
+    return await _save(call, name, wanted, create=False)
 
 
 async def delete_queue(call: Call, request: Any) -> Any:
@@ -208,8 +225,12 @@ async def delete_queue(call: Call, request: Any) -> Any:
     cfg = call.backend.queue(name.queue)
     if cfg is None:
         raise rpc.RpcError(rpc.Code.NOT_FOUND, rpc.NOT_FOUND)
-    _runnable(call, cfg)
-    raise _from_yaml(cfg, name.queue, "remove")
+    if not cfg.api:
+        _runnable(call, cfg)
+        raise _from_yaml(name.queue, "remove")
+    if not await call.backend.delete_api_queue(name.queue):
+        raise rpc.RpcError(rpc.Code.NOT_FOUND, rpc.NOT_FOUND)
+    return descriptors.new("google.protobuf.Empty")
 
 
 async def purge_queue(call: Call, request: Any) -> Any:

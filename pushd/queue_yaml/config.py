@@ -94,6 +94,8 @@ class QueueConfig:
     target: str | None = None
     acl: tuple[AclEntry, ...] = ()
     line: int = 0  # line of queue.yaml where the entry starts; 0 for the implicit default queue
+    #: Created through the Cloud Tasks API (stored), not read from queue.yaml.
+    api: bool = False
 
     @property
     def paused(self) -> bool:

@@ -9,16 +9,17 @@ grouped by what they act on:
 * :attr:`Service.queues` (:mod:`.queues`): which queues exist, statistics, pause, resume, purge;
 * :attr:`Service.tasks` (:mod:`.tasks`): add a batch, read, list, delete, run now;
 * :attr:`Service.pull` (:mod:`.pull`): lease, renew, lease statistics;
-* :attr:`Service.dead` (:mod:`.dead`): dead letters: read, list, redrive, delete.
+* :attr:`Service.dead` (:mod:`.dead`): dead letters: read, list, redrive, delete;
+* :attr:`Service.api_queues` (:mod:`.api_queues`): the queues the Cloud Tasks API creates.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from pushd import metrics
-from pushd.service import dead, engine, leases, parts, pull, queues, tasks
+from pushd.service import api_queues, dead, engine, leases, parts, pull, queues, tasks
 from pushd.store import health
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class Service:
         queues: Callable[[], config.QueuesConfig],
         engine: Engine,
         metrics_: metrics.Metrics | None = None,
+        apply_api_queues: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         recorder = metrics_ or metrics.Metrics(clock)
         self.parts = parts.Parts(
@@ -55,11 +57,13 @@ class Service:
             engine=engine,
             metrics=recorder,
             leases=leases.LeaseMeter(recorder),
+            **({} if apply_api_queues is None else {"apply_api_queues": apply_api_queues}),
         )
         self.queues = _queues(self.parts)  # the argument ``queues`` hides the module
         self.tasks = tasks.Tasks(self.parts)
         self.pull = pull.Pull(self.parts)
         self.dead = dead.DeadLetters(self.parts)
+        self.api_queues = api_queues.ApiQueues(self.parts)
 
     @property
     def clock(self) -> clock.Clock:

@@ -3,7 +3,7 @@ metrics and the current queue.yaml; and the page, the unit every listing answers
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
@@ -27,11 +27,17 @@ class Parts:
     engine: engine.Engine
     metrics: metrics.Metrics
     leases: leases.LeaseMeter
+    #: Read the API queues again and run them (the daemon's; nothing to do without one).
+    apply_api_queues: Callable[[], Awaitable[None]] = lambda: _nothing()
 
     def notify(self, task: models.Task) -> None:
         """Wake the scheduler for a push task that became due (pull tasks wait to be leased)."""
         if not task.is_pull:
             self.engine.notify(task.queue, task.eta_us)
+
+
+async def _nothing() -> None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from google.oauth2 import credentials as oauth2_credentials
 from pushd import api, clock, service, settings
 from pushd.cloudtasks import backend, grpc_server, rest
 from pushd.queue_yaml import config
+from pushd.service import api_queues
 from pushd.store import memory
 from tests.unit.test_api import FakeEngine
 
@@ -121,11 +122,22 @@ async def running(
     store = memory.MemoryStore()
     fake_clock = clock.FakeClock(T0)
     engine = FakeEngine(store)
-    queues = dataclasses.replace(
+    file = dataclasses.replace(
         config.load_text(queue_yaml),
         removed={name: config.removed_queue(name, pull=False) for name in removed},
     )
-    domain = service.Service(store=store, clock=fake_clock, queues=lambda: queues, engine=engine)
+    current = [file]
+
+    async def apply_api_queues() -> None:  # as the daemon does, without a scheduler
+        current[0] = api_queues.merged(file, await store.api_queues())
+
+    domain = service.Service(
+        store=store,
+        clock=fake_clock,
+        queues=lambda: current[0],
+        engine=engine,
+        apply_api_queues=apply_api_queues,
+    )
     app = api.create_app(service=domain, settings=settings.Settings(auth_tokens=tokens))
     rest.add_routes(app)
     server = await grpc_server.GrpcServer.start(backend.Backend(app), "127.0.0.1", 0)
