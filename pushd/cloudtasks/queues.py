@@ -157,6 +157,12 @@ def api_queue(
 ) -> models.ApiQueue:
     """``base`` (a stored queue, or Cloud Tasks' defaults for a new one) with what the request
     sets; INVALID_ARGUMENT naming the field for a value the real service refuses."""
+    if version not in _ROUTING:  # v2beta2: its queues' shapes are another's (pull queues)
+        raise rpc.RpcError(
+            rpc.Code.FAILED_PRECONDITION,
+            f"pushd creates and updates queues through v2 and v2beta3, not {version}: call "
+            "CreateQueue or UpdateQueue there (the queue is then served by every version)",
+        )
     if version == "v2beta3" and queue.type == 1:  # PULL
         raise rpc.invalid(
             "Queue.type PULL is not served by v2beta3 in pushd; use pushd's pull queues "

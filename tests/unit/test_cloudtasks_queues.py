@@ -200,3 +200,32 @@ async def test_queue_yaml_names_stay_queue_yaml_s(env: Env) -> None:
     delete = await failure(env, "delete_queue", {"name": QUEUE})
     assert_failed(delete, 400, "remove it there")
     assert await env.store.api_queues() == []
+
+
+async def test_rest_masks_in_camel_case_and_v2beta_versions() -> None:
+    """REST sends ``updateMask`` in camelCase; v2beta3 takes the routing in its own place;
+    v2beta2 (pull queues, another Queue shape) sends creates to v2 or v2beta3."""
+    async with running() as env:
+        made = f"/v2beta3/{PARENT}/queues"
+        routed = {
+            "name": NEW,
+            "appEngineHttpQueue": {"appEngineRoutingOverride": {"service": "w"}},
+        }
+        async with env.http.post(made, json=routed) as response:
+            assert response.status == 200, await response.text()
+        path = f"/v2/{NEW}?updateMask=rateLimits.maxConcurrentDispatches"
+        body = {
+            "name": NEW,
+            "rateLimits": {"maxConcurrentDispatches": 3, "maxDispatchesPerSecond": 9},
+        }
+        async with env.http.patch(path, json=body) as response:
+            queue = await response.json()
+            assert response.status == 200, queue
+        assert queue["rateLimits"]["maxConcurrentDispatches"] == 3
+        assert queue["rateLimits"]["maxDispatchesPerSecond"] == 500
+        assert queue["appEngineRoutingOverride"]["service"] == "w"
+        beta2 = {"name": f"{PARENT}/queues/other"}
+        async with env.http.post(f"/v2beta2/{PARENT}/queues", json=beta2) as response:
+            error = (await response.json())["error"]
+            assert (response.status, error["status"]) == (400, "FAILED_PRECONDITION"), error
+        assert "through v2 and v2beta3" in error["message"]
