@@ -276,7 +276,7 @@ class Daemon:
             api_tickets = tickets.Tickets(key)
             counters = metrics.Metrics(self.clock)
             transport = dispatch.make_transport(s.max_connections, s.transport)
-            if s.transport != "aiohttp":  # docs/RELIABILITY.md, "Transport seam"
+            if s.transport == "pyreqwest":  # docs/RELIABILITY.md, "Transport seam"
                 logs.event("transport_experimental", logging.WARNING, transport=s.transport)
             try:
                 deliverer = dispatch.Deliverer(

@@ -36,7 +36,7 @@ ROLES = ("admin", "producer", "consumer")
 DURABILITY = ("full", "normal")
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 #: The HTTP clients deliveries can go through (``transport``; pushd.dispatch.make_transport).
-TRANSPORTS = ("aiohttp", "pyreqwest")
+TRANSPORTS = ("aiohttp", "h1", "pyreqwest")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -5,8 +5,9 @@ user headers, its body for POST and PUT, and the dispatcher's ``X-AppEngine-*`` 
 Redirects are not followed; any 2xx is success and everything else, a refused connection or
 the dispatch deadline passing is a failure. The dispatcher knows nothing of the store or of
 retries: it returns an :class:`Attempt` and the scheduler decides. Nor of the HTTP client: a
-:class:`~pushd.dispatch.transport.Transport` sends the request (aiohttp's by default,
-:mod:`pushd.dispatch.aiohttp_transport`), under the rules written in that module.
+:class:`~pushd.dispatch.transport.Transport` sends the request (pushd's own HTTP/1.1 client by
+default, :mod:`pushd.dispatch.h1_transport`; aiohttp's with ``transport: aiohttp``), under the
+rules written in :mod:`pushd.dispatch.transport`.
 
 Two kinds of failure are told apart: a request that never left because this machine ran out of
 something (open files, memory, local ports: :data:`LOCAL_ERRNOS`) is ``local``, not an attempt of
@@ -45,6 +46,7 @@ from pushd.dispatch.aiohttp_transport import (
     is_local_failure,
     make_session,
 )
+from pushd.dispatch.h1_transport import H1Transport
 from pushd.dispatch.transport import (
     LOCAL_ERRNOS,
     MAX_HEAD_BYTES,
@@ -65,6 +67,7 @@ __all__ = [
     "Attempt",
     "Deliverer",
     "Failure",
+    "H1Transport",
     "Request",
     "Response",
     "Transport",
@@ -276,14 +279,16 @@ async def deliver(
 TRANSPORTS = settings.TRANSPORTS
 
 
-def make_transport(max_connections: int, kind: str = "aiohttp") -> Transport:
+def make_transport(max_connections: int, kind: str = TRANSPORTS[0]) -> Transport:
     """The daemon's transport of ``kind`` (one of :data:`TRANSPORTS`), at most
     ``max_connections`` requests in flight."""
     if kind == "pyreqwest":
         from pushd.dispatch.reqwest_transport import ReqwestTransport  # optional: pip install
 
         return ReqwestTransport(max_connections)
-    return AiohttpTransport(make_session(max_connections))
+    if kind == "aiohttp":
+        return AiohttpTransport(make_session(max_connections))
+    return H1Transport(max_connections)
 
 
 @dataclass(eq=False)

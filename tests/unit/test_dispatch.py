@@ -56,7 +56,19 @@ async def receiver() -> AsyncIterator[tuple[Recorder, str]]:
 
 @pytest.fixture(params=dispatch.TRANSPORTS)
 async def transport(request: pytest.FixtureRequest) -> AsyncIterator[dispatch.Transport]:
-    """Each transport, as the daemon makes it: every test taking it runs against both."""
+    """Each transport, as the daemon makes it: every test taking it runs against all."""
+    t = dispatch.make_transport(4, request.param)
+    yield t
+    await t.close()
+
+
+#: The transports that keep every delivery rule (pyreqwest does not: docs/RELIABILITY.md).
+RULE_KEEPERS = ("h1", "aiohttp")
+
+
+@pytest.fixture(params=RULE_KEEPERS)
+async def keeper(request: pytest.FixtureRequest) -> AsyncIterator[dispatch.Transport]:
+    """Each transport that keeps every delivery rule: the tests of those rules run on each."""
     t = dispatch.make_transport(4, request.param)
     yield t
     await t.close()
@@ -187,9 +199,10 @@ async def test_refused_connection_is_a_failure_without_status(
         "http://127.0.0.1:9/send?x=1",
     )
     assert last.message.startswith(
-        "ClientConnectorError: Cannot connect to host 127.0.0.1:9"
-        if isinstance(transport, dispatch.AiohttpTransport)
-        else "ConnectError: Connection refused"
+        {
+            dispatch.AiohttpTransport: "ClientConnectorError: Cannot connect to host 127.0.0.1:9",
+            dispatch.H1Transport: "ConnectionRefusedError: cannot connect to 127.0.0.1:9",
+        }.get(type(transport), "ConnectError: Connection refused")
     )
 
 
@@ -206,7 +219,7 @@ async def test_an_http_failure_keeps_its_status_and_url(
     )
 
 
-async def test_a_connection_reset_before_an_answer_is_reset() -> None:
+async def test_a_connection_reset_before_an_answer_is_reset(keeper: dispatch.Transport) -> None:
     """A receiver that reads the request and closes its socket without answering."""
 
     async def slam(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -215,7 +228,7 @@ async def test_a_connection_reset_before_an_answer_is_reset() -> None:
 
     server = await asyncio.start_server(slam, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    transport = dispatch.make_transport(4)
+    transport = keeper
     try:
         attempt = await dispatch.deliver(
             transport,
@@ -459,7 +472,9 @@ async def test_a_refused_connection_is_not_local(transport: dispatch.Transport) 
     assert not attempt.local
 
 
-async def test_an_endless_stream_of_100_continue_is_cut_after_max_answer_bytes() -> None:
+async def test_an_endless_stream_of_100_continue_is_cut_after_max_answer_bytes(
+    keeper: dispatch.Transport,
+) -> None:
     """The receiver streams ``100 Continue`` forever: the attempt fails having read about
     MAX_HEAD_BYTES, long before its deadline, and is charged to the task."""
     read = 0
@@ -477,7 +492,7 @@ async def test_an_endless_stream_of_100_continue_is_cut_after_max_answer_bytes()
 
     server = await asyncio.start_server(stream, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    transport = dispatch.make_transport(4)
+    transport = keeper
     try:
         attempt = await dispatch.deliver(
             transport,
@@ -496,7 +511,9 @@ async def test_an_endless_stream_of_100_continue_is_cut_after_max_answer_bytes()
     assert f"more than {dispatch.MAX_HEAD_BYTES} bytes" in (attempt.error or "")
 
 
-async def test_a_big_answer_after_a_100_continue_is_still_a_success() -> None:
+async def test_a_big_answer_after_a_100_continue_is_still_a_success(
+    keeper: dispatch.Transport,
+) -> None:
     """The head bound applies before the final answer only: a 100 Continue, then a 200 with a
     4 MiB body (read 64 KiB of, as always) is delivered."""
 
@@ -511,7 +528,7 @@ async def test_a_big_answer_after_a_100_continue_is_still_a_success() -> None:
 
     server = await asyncio.start_server(answer, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    transport = dispatch.make_transport(4)
+    transport = keeper
     try:
         attempt = await dispatch.deliver(
             transport,
@@ -530,12 +547,13 @@ async def test_a_big_answer_after_a_100_continue_is_still_a_success() -> None:
 
 async def test_a_pinned_address_is_connected_to_with_the_urls_host(
     receiver: tuple[Recorder, str],
+    keeper: dispatch.Transport,
 ) -> None:
     """``connect_to``: the request goes to the vetted address, never resolving the URL's host
-    (``.invalid`` cannot resolve), and carries that host in ``Host``. aiohttp only: pyreqwest
+    (``.invalid`` cannot resolve), and carries that host in ``Host``. Not pyreqwest:
     pins addresses per client, not per request (its transport refuses ``connect_to``)."""
     rec, url = receiver
-    transport = dispatch.make_transport(4)
+    transport = keeper
     port = url.rsplit(":", 1)[1]
     attempt = await dispatch.deliver(
         transport,
@@ -567,9 +585,9 @@ async def test_an_unresolvable_host_without_a_pin_is_dns(transport: dispatch.Tra
     assert (attempt.status, attempt.kind) == (None, "dns")
 
 
-async def test_header_names_leave_with_their_case() -> None:
+async def test_header_names_leave_with_their_case(keeper: dispatch.Transport) -> None:
     """The exact bytes of the request head: App Engine's names as App Engine writes them and
-    the task's own as given. aiohttp only: pyreqwest (hyper) title-cases every name
+    the task's own as given. not pyreqwest: hyper title-cases every name
     (``X-Appengine-Queuename``), one reason it is not the default transport."""
     heads: list[bytes] = []
 
@@ -581,7 +599,7 @@ async def test_header_names_leave_with_their_case() -> None:
 
     server = await asyncio.start_server(record, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    transport = dispatch.make_transport(4)
+    transport = keeper
     try:
         attempt = await dispatch.deliver(
             transport,
