@@ -10,6 +10,8 @@ pushd, sending pushd's very requests (every header, built by pushd's dispatcher)
   (:func:`benchmarks.harness.raw_posts`).
 * ``pyreqwest``: one ``pyreqwest`` client (Rust: hyper and reqwest, an asyncio API),
   ``max_connections=concurrency``, no redirects, no decompression.
+* ``h1``: pushd's own transport (:class:`pushd.dispatch.H1Transport`, ``max_connections =
+  concurrency``), each request a :class:`pushd.dispatch.Request` as pushd sends it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 from benchmarks import harness
 
-CLIENTS = ("aiohttp", "pyreqwest")
+CLIENTS = ("aiohttp", "h1", "pyreqwest")
 
 
 def process_cpu_s() -> float:
@@ -75,19 +77,59 @@ async def reqwest_posts(
         return time.monotonic() - start, process_cpu_s() - cpu
 
 
+async def h1_posts(
+    url_for: Callable[[int], str],
+    n: int,
+    concurrency: int,
+    *,
+    body: bytes = harness.PAYLOAD.encode(),
+    headers_for: Callable[[int], Any] | None = None,
+    progress: harness.Progress | None = None,
+) -> tuple[float, float]:
+    """The h1 loop, the same shape as :func:`benchmarks.harness.raw_posts`."""
+    import multidict
+
+    from pushd import dispatch
+
+    counter = iter(range(n))
+    warm = itertools.count()
+    client = dispatch.H1Transport(concurrency)
+
+    async def worker(numbers: Any, total: int | None) -> None:
+        for i in numbers:
+            if total is not None and i >= total:
+                return
+            headers = multidict.CIMultiDict(headers_for(i) if headers_for is not None else ())
+            outcome = await client.send(dispatch.Request("POST", url_for(i), headers, body, 60.0))
+            if not isinstance(outcome, dispatch.Response):
+                raise RuntimeError(f"h1 request {i} failed: {outcome}")
+            if progress is not None and total is None:
+                progress.update(i + 1)
+
+    try:
+        await asyncio.gather(*(worker(warm, concurrency) for _ in range(concurrency)))
+        cpu, start = process_cpu_s(), time.monotonic()
+        await asyncio.gather(*(worker(counter, None) for _ in range(concurrency)))
+        return time.monotonic() - start, process_cpu_s() - cpu
+    finally:
+        await client.close()
+
+
 async def posts(
     client: str, url_for: Callable[[int], str], n: int, concurrency: int, **kw: Any
 ) -> tuple[float, float]:
     """The bare loop of ``client`` (one of :data:`CLIENTS`)."""
     if client == "pyreqwest":
         return await reqwest_posts(url_for, n, concurrency, **kw)
+    if client == "h1":
+        return await h1_posts(url_for, n, concurrency, **kw)
     return await harness.raw_posts(url_for, n, concurrency, **kw)
 
 
 def available() -> tuple[str, ...]:
-    """The clients whose loops can run here: aiohttp always, pyreqwest when installed."""
+    """The clients whose loops can run here: aiohttp and h1 always, pyreqwest when installed."""
     try:
         import pyreqwest  # noqa: F401
     except ImportError:
-        return ("aiohttp",)
+        return ("aiohttp", "h1")
     return CLIENTS

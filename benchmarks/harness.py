@@ -263,9 +263,13 @@ def push_queue_yaml(
 
 
 def settings_yaml(
-    max_connections: int = 64, durability: str = "full", transport: str = "aiohttp"
+    max_connections: int = 64, durability: str = "full", transport: str | None = None
 ) -> str:
-    return f"max_connections: {max_connections}\ndurability: {durability}\ntransport: {transport}\n"
+    """A daemon's settings; ``transport`` None: pushd's default (the first of TRANSPORTS)."""
+    from pushd import settings  # the daemon's own list, so a new default is measured
+
+    chosen = transport or settings.TRANSPORTS[0]
+    return f"max_connections: {max_connections}\ndurability: {durability}\ntransport: {chosen}\n"
 
 
 async def add_tasks(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Hashable
-from typing import Protocol
+from typing import Protocol, cast
 
 import httptools
 
@@ -39,6 +39,8 @@ class Owner(Protocol):
     """The pool a connection reports to (:class:`pushd.dispatch.h1_pool.Pool`)."""
 
     def done(self, conn: Connection, reusable: bool) -> None: ...
+
+    def draining(self, conn: Connection) -> None: ...
 
     def lost(self, conn: Connection) -> None: ...
 
@@ -106,11 +108,15 @@ class Connection(asyncio.Protocol):
         """After bytes were parsed: answer once the final head is in, release once done."""
         if not self._busy or not self._status:
             return
-        if self._waiter is not None:
+        answered_now = self._waiter is not None
+        if answered_now:
             self._answer(Response(self._status, self._retry_after))
         if not self._reusable:
             self.close()
-        elif self._complete:
+        elif not self._complete:
+            if answered_now:  # the body is read on, until the deadline, only to keep the socket
+                self._owner.draining(self)
+        else:
             self._busy = False
             if self._timer is not None:
                 self._timer.cancel()
@@ -125,8 +131,8 @@ class Connection(asyncio.Protocol):
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, only alike
+        self._transport = cast("asyncio.Transport", transport)
 
     def data_received(self, data: bytes) -> None:
         if not self._busy:  # bytes nobody asked for: the connection cannot be trusted

@@ -4,9 +4,8 @@ Connections are kept per key (scheme, host, port, pinned address) and handed out
 first-out, so a steady load keeps reusing the same few warm ones while the rest age out after
 :data:`IDLE_TIMEOUT_S` unused. The cap counts every socket, busy, idle and being opened, to
 all targets together: at the cap, a new connection first closes the connection idle longest
-(to any target) and otherwise waits for one to be released (the scheduler's own limit of
-deliveries in flight makes that wait rare: only answers whose body is still being read keep
-a connection past their attempt).
+(to any target), else one still reading the body of an answer already given, and only otherwise waits for a
+socket to be released (rare: the scheduler's own limit of deliveries in flight is the same).
 """
 
 from __future__ import annotations
@@ -32,6 +31,8 @@ class Pool:
         self._open: set[Connection] = set()
         self._opening = 0
         self._idle: dict[Hashable, list[Connection]] = {}
+        #: Answered, their body still being read to keep them: closed first when room is short.
+        self._draining: set[Connection] = set()
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._sweep: asyncio.TimerHandle | None = None
 
@@ -82,8 +83,15 @@ class Pool:
         self._wake()
 
     # ------------------------------------------------------------------ from the connections
+    def draining(self, conn: Connection) -> None:
+        """``conn`` was answered and reads the rest of its body: a connection to close for
+        room before anyone waits (it no longer carries an attempt)."""
+        self._draining.add(conn)
+        self._wake()
+
     def done(self, conn: Connection, reusable: bool) -> None:
         """An exchange of ``conn`` is over; it goes back to the idle connections if reusable."""
+        self._draining.discard(conn)
         if not reusable or conn.lost:
             conn.close()
             return
@@ -94,6 +102,7 @@ class Pool:
 
     def lost(self, conn: Connection) -> None:
         """``conn`` is closed: it leaves the pool and its room goes to a waiter."""
+        self._draining.discard(conn)
         if conn in self._open:
             self._open.discard(conn)
             idle = self._idle.get(conn.key)
@@ -110,15 +119,19 @@ class Pool:
                 return
 
     def _evict_one(self) -> bool:
-        """Close the connection idle longest, to any target; False if none is idle."""
+        """Close the connection idle longest, to any target, else one reading the body of an
+        answer already given; False if there is none."""
         oldest: list[Connection] | None = None
         for idle in self._idle.values():
             if idle and (oldest is None or idle[0].idle_since < oldest[0].idle_since):
                 oldest = idle
-        if oldest is None:
-            return False
-        oldest.pop(0).close()
-        return True
+        if oldest is not None:
+            oldest.pop(0).close()
+            return True
+        if self._draining:
+            self._draining.pop().close()
+            return True
+        return False
 
     def _expire(self) -> None:
         """Close the connections idle for :data:`IDLE_TIMEOUT_S`; come back for the next."""

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,27 @@ import pytest
 from tests.integration.harness import Daemon, Receiver
 
 StartDaemon = Callable[..., Awaitable[Daemon]]
+
+#: The transports the delivery rules are checked on, both in ``make test`` (docs/RELIABILITY.md,
+#: "Transport seam"); ``PUSHD_TEST_TRANSPORT=h1`` (or ``aiohttp``) runs one.
+DELIVERY_TRANSPORTS = tuple(
+    t for t in os.environ.get("PUSHD_TEST_TRANSPORT", "h1,aiohttp").split(",") if t
+)
+
+
+@pytest.fixture(scope="module", params=DELIVERY_TRANSPORTS)
+def delivery_transport(request: pytest.FixtureRequest) -> str:
+    """Each transport a daemon's deliveries are checked on (``transport`` in its settings)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def each_transport(delivery_transport: str) -> Iterator[str]:
+    """Every daemon this test starts delivers through ``delivery_transport``
+    (``PUSHD_TRANSPORT``, which the daemon reads from its environment)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PUSHD_TRANSPORT", delivery_transport)
+        yield delivery_transport
 
 
 @pytest.fixture

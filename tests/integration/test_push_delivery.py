@@ -12,6 +12,9 @@ import pytest
 
 from tests.integration.harness import Daemon, Receiver, api
 
+#: Every delivery test runs on each transport that keeps the delivery rules.
+pytestmark = pytest.mark.usefixtures("each_transport")
+
 if TYPE_CHECKING:
     import aiohttp
 

@@ -25,4 +25,11 @@ def chaos_full() -> bool:
 
 
 # The real daemon, receiver and HTTP session of the integration tests.
-from tests.integration.conftest import receiver, session, start_daemon  # noqa: E402, F401
+from tests.integration.conftest import (  # noqa: E402, F401
+    DELIVERY_TRANSPORTS,
+    delivery_transport,
+    each_transport,
+    receiver,
+    session,
+    start_daemon,
+)

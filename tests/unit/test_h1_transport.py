@@ -418,3 +418,36 @@ async def test_https_checks_the_certificate_against_the_urls_host_with_a_pinned_
         assert isinstance(failure, Failure)
         assert failure.kind == "connection"
         assert "certificate" in failure.message.lower() or "CERTIFICATE" in failure.message
+
+
+def test_on_uvloop_the_daemons_event_loop() -> None:
+    """The daemon runs on uvloop, whose transports are its own C classes: keep-alive, a
+    timeout and a refused connection there too."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> list[Response | Failure]:
+        async def hang_second(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter, i: int
+        ) -> bool:
+            if i == 0:
+                writer.write(OK)
+                await writer.drain()
+                return True
+            await reader.read()
+            return False
+
+        t = H1Transport(4)
+        try:
+            async with serving(hang_second) as srv:
+                got = [await t.send(post(srv.port)), await t.send(post(srv.port, deadline_s=0.2))]
+                assert srv.connections == 1
+            got.append(await t.send(post(9)))
+            return got
+        finally:
+            await t.close()
+
+    ok, hung, refused = uvloop.run(scenario())
+    assert ok == Response(200)
+    assert isinstance(hung, Failure)
+    assert isinstance(refused, Failure)
+    assert (hung.kind, refused.kind) == ("timeout", "refused")
