@@ -36,7 +36,7 @@ ROLES = ("admin", "producer", "consumer")
 DURABILITY = ("full", "normal")
 EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 #: The HTTP clients deliveries can go through (``transport``; pushd.dispatch.make_transport).
-TRANSPORTS = ("aiohttp", "h1", "pyreqwest")
+TRANSPORTS = ("h1", "aiohttp", "pyreqwest")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,10 +96,11 @@ class Settings:
     #: ``auto``: uvloop when it is installed (it is a dependency on Linux and macOS), else
     #: asyncio's own loop; ``uvloop`` or ``asyncio`` to choose.
     event_loop: str = "auto"
-    #: The HTTP client deliveries go through (pushd.dispatch.TRANSPORTS): ``aiohttp`` keeps
-    #: every delivery rule; ``pyreqwest`` (pip install pyreqwest) is cheaper per request but
-    #: title-cases header names and cannot pin addresses (docs/RELIABILITY.md, "Transport seam").
-    transport: str = "aiohttp"
+    #: The HTTP client deliveries go through (pushd.dispatch.TRANSPORTS): ``h1``, pushd's own
+    #: (pushd/dispatch/h1_transport.py), and ``aiohttp`` keep every delivery rule; ``pyreqwest``
+    #: (pip install pyreqwest) title-cases header names and cannot pin addresses
+    #: (docs/RELIABILITY.md, "Transport seam").
+    transport: str = "h1"
     auth_tokens: tuple[ApiToken, ...] = ()
     #: How long a web console login lasts; logging out ends it sooner.
     console_session_s: float = 12 * 3600.0

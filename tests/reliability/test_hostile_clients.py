@@ -173,6 +173,7 @@ class Slowloris:
             await self._pause(random.uniform(0.5, 1.5))
 
 
+@pytest.mark.usefixtures("each_transport")  # deliveries: on h1 and on aiohttp
 async def test_half_open_heads_keep_neither_the_api_nor_deliveries_waiting(
     tmp_path: Path, receiver: Receiver
 ) -> None:
@@ -231,6 +232,7 @@ async def test_half_open_heads_keep_neither_the_api_nor_deliveries_waiting(
         await d.kill()
 
 
+@pytest.mark.usefixtures("each_transport")  # deliveries: on h1 and on aiohttp
 async def test_running_out_of_files_is_not_charged_to_tasks(
     tmp_path: Path, receiver: Receiver
 ) -> None:
@@ -294,6 +296,7 @@ class EndlessContinue:
         writer.close()
 
 
+@pytest.mark.usefixtures("each_transport")  # deliveries: on h1 and on aiohttp
 async def test_endless_100_continue_keeps_memory_small(tmp_path: Path) -> None:
     """Every attempt against a receiver streaming ``100 Continue`` fails after a bounded read;
     the daemon's peak memory grows by less than 16 MiB over all of them."""

@@ -56,7 +56,11 @@ MAX_CONNECTIONS = scale(24, 64)
 DRAIN_TIMEOUT_S = scale(45, 900)
 NXDOMAIN = "http://does-not-exist.invalid:80"  # RFC 6761: .invalid never resolves
 
-pytestmark = pytest.mark.timeout(scale(120, 1800))
+pytestmark = [
+    pytest.mark.timeout(scale(120, 1800)),
+    # every check on each transport that keeps the delivery rules (h1 and aiohttp)
+    pytest.mark.usefixtures("each_transport"),
+]
 
 
 @dataclass(frozen=True)
@@ -381,7 +385,7 @@ async def _idle_fds(pid: int, baseline: int, timeout_s: float) -> int:
         await asyncio.sleep(0.1)
 
 
-async def run_campaign(tmp: Path, seed: int, count: int) -> Campaign:
+async def run_campaign(tmp: Path, seed: int, count: int, transport: str) -> Campaign:
     planned = make_plans(count, seed)
     rx = await FaultReceiver().start()
     rx.plans.update({p.name: p.plan for p in planned})
@@ -398,7 +402,13 @@ async def run_campaign(tmp: Path, seed: int, count: int) -> Campaign:
         f"targets:\n  closed: {closed_url}\n  nxdomain: {NXDOMAIN}\n"
     )
     c = Campaign(seed, planned, rx)
-    d = Daemon(tmp, _queue_yaml(), default_target=rx.url, extra_args=["--settings", str(settings)])
+    d = Daemon(
+        tmp,
+        _queue_yaml(),
+        default_target=rx.url,
+        extra_args=["--settings", str(settings)],
+        env={"PUSHD_TRANSPORT": transport},
+    )
     try:
         await d.start()
         assert d.proc is not None
@@ -456,10 +466,10 @@ async def run_campaign(tmp: Path, seed: int, count: int) -> Campaign:
 
 
 @pytest.fixture(scope="module")
-def campaign() -> Campaign:
+def campaign(delivery_transport: str) -> Campaign:
     with tempfile.TemporaryDirectory(prefix="pushd-faults-") as tmp:
-        c = asyncio.run(run_campaign(Path(tmp), SEED, TASKS))
-    report = c.summary()
+        c = asyncio.run(run_campaign(Path(tmp), SEED, TASKS, delivery_transport))
+    report = {"transport": delivery_transport, **c.summary()}
     print("\nreceiver faults campaign:", json.dumps(report, indent=1))
     if path := os.environ.get("PUSHD_CHAOS_REPORT_FAULTS"):
         Path(path).write_text(json.dumps(report, indent=1) + "\n")

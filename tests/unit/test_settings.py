@@ -92,9 +92,10 @@ def test_values_are_checked_after_merging(tmp_path: Path) -> None:
     with pytest.raises(errors.ConfigError, match="event_loop: 'trio' is not one of"):
         settings.from_mapping({"event_loop": "trio"})
     assert settings.from_mapping({"event_loop": "asyncio"}).event_loop == "asyncio"
-    with pytest.raises(errors.ConfigError, match="transport: 'curl' is not one of aiohttp, py"):
+    with pytest.raises(errors.ConfigError, match="transport: 'curl' is not one of h1, aiohttp, py"):
         settings.from_mapping({"transport": "curl"})
-    assert settings.from_mapping({}).transport == "aiohttp"
+    assert settings.from_mapping({}).transport == "h1"
+    assert settings.from_mapping({"transport": "aiohttp"}).transport == "aiohttp"
     assert settings.from_mapping({"transport": "pyreqwest"}).transport == "pyreqwest"
     with pytest.raises(errors.ConfigError, match="between 1s and 24h"):
         settings.from_mapping({"default_dispatch_deadline_s": "0.5s"})
