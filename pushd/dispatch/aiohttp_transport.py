@@ -1,4 +1,5 @@
-"""The aiohttp transport: the daemon's first and default way of sending a request.
+"""The aiohttp transport: the daemon's first way of sending a request (``transport: aiohttp``;
+the default is now pushd's own, :mod:`pushd.dispatch.h1_transport`, which keeps the same rules).
 
 One shared ``ClientSession`` with keep-alive and at most ``max_connections`` requests in flight
 (:func:`make_session`); the connection protocol bounds the bytes before an answer's head
