@@ -26,7 +26,8 @@ from typing import Any
 from benchmarks import bare, harness
 from benchmarks.harness import Progress, cpu_s, memory_kib, post_json, say, span_rate
 from benchmarks.scenarios import Context, Result, Target
-from pushd import dispatch, models, settings, tickets
+from pushd import dispatch, models, tickets
+from pushd import settings as pushd_settings
 
 CONCURRENCY = 64
 DELIVERY_TIMEOUT_S = 300.0
@@ -125,7 +126,7 @@ async def pushd_delivery(
         "n": n,
         "concurrency": concurrency,
         "durability": durability,
-        "transport": transport or settings.TRANSPORTS[0],
+        "transport": transport or pushd_settings.TRANSPORTS[0],
         "deliveries_per_s": round(span_rate([h.t for h in mine]), 1),
         "delivered": len(mine),
         "duplicates": len(mine) - len(names),
@@ -175,7 +176,7 @@ async def run(ctx: Context) -> Result:
     rounds = ctx.n(full=3, quick=3, smoke=1)
     clients = bare.available()
     # pushd on its default transport, and on aiohttp beside it while aiohttp is not the default
-    default = settings.TRANSPORTS[0]
+    default = pushd_settings.TRANSPORTS[0]
     also = [t for t in ("aiohttp",) if t != default]
     # Ceilings and pushd take turns and the medians count: on a shared VM one run can be half
     # as fast as the next, and a single pair of runs swung the ratio from 0.39 to 0.62.
