@@ -306,11 +306,13 @@ class Daemon:
                     engine=sched,
                     metrics_=counters,
                     apply_api_queues=lambda: self.apply_api_queues(sched, store, peers),
+                    oidc_issuer=s.cloud_tasks.oidc_issuer,
                 )
+                await domain.oidc.refresh()  # the first start makes the OIDC signing key
                 app = api.create_app(service=domain, settings=s, api_tickets=api_tickets)
                 cloudtasks_rest.add_routes(app)  # the Cloud Tasks API under /v2/, /v2beta3/
                 self.versions = await server_versions(store)  # for the `listening` line
-                await self._serve(sched, store, app, peers)
+                await self._serve(sched, store, app, peers, domain)
             finally:
                 await transport.close()
         finally:
@@ -361,6 +363,7 @@ class Daemon:
         store: base.Store,
         app: object,
         peers: cluster.Cluster | None,
+        domain: service.Service,
     ) -> None:
         # The handlers come before the ``listening`` line: a SIGHUP sent as soon as it shows
         # (a deploy script, a test) killed the daemon, SIGHUP's default action.
@@ -376,6 +379,8 @@ class Daemon:
                 delivery_files=s.max_connections,
             )
             srv = await server.Server.start(app, s.host, s.port, limits=limits)  # type: ignore[arg-type]
+            if s.cloud_tasks.oidc_issuer is None:  # tokens name the daemon that signed them
+                domain.oidc.issuer = srv.url
             try:
                 grpc_srv = await self._start_grpc(app)
                 try:

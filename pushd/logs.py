@@ -52,6 +52,9 @@ Event names (the ``event`` field) are a public interface for log processors:
 ``queue_given_up``          PostgreSQL: another daemon dispatches ``queue`` from now on
 ``queues_dropped``          PostgreSQL: the database was unreachable too long to keep them
 ``changes_listening_again`` PostgreSQL: the change listener was lost and is back
+``oidc_key_created``        the first OIDC signing key was made and stored (``kid``)
+``oidc_key_rotated``        the operator rotated the OIDC signing key: ``kid`` signs from now on
+``oidc_keys_dropped``       retired OIDC keys whose last token has expired were dropped (``keys``)
 ``shutdown``                the daemon is stopping (``in_flight``)
 ==========================  ==============================================================
 """

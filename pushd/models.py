@@ -207,3 +207,15 @@ class QueueSave(enum.Enum):
     UPDATED = "updated"
     EXISTS = "exists"  # a create of a queue that exists
     RECENTLY_DELETED = "recently_deleted"  # its name is tombstoned for an hour
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SigningKey:
+    """One of the RSA keys pushd signs OIDC ID tokens with (:mod:`pushd.oidc`), as stored: the
+    daemons of one store share them. The current key has no ``retired_us``; a retired one
+    stays published until its last token has expired, then is dropped."""
+
+    kid: str
+    pem: bytes  # the private key, PKCS#8 PEM
+    created_us: int
+    retired_us: int | None = None

@@ -55,9 +55,12 @@ class ApiToken:
 class CloudTasks:
     """The Cloud Tasks API (``cloud_tasks:``): REST is always served under ``/v2/`` and
     ``/v2beta3/`` on the API port; ``grpc_port`` (also ``--grpc-port``, ``PUSHD_GRPC_PORT``)
-    turns the gRPC listener on at the daemon's host (0 picks a free port)."""
+    turns the gRPC listener on at the daemon's host (0 picks a free port); ``oidc_issuer`` is
+    the ``iss`` of the OIDC tokens pushd mints (default: the daemon's URL; receivers that only
+    accept Google's issuer need ``https://accounts.google.com``)."""
 
     grpc_port: int | None = None
+    oidc_issuer: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -316,8 +319,10 @@ def _cloud_tasks(value: Any, issues: _Issues) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, item in _mapping(value, issues, "cloud_tasks", shape).items():
         path = f"cloud_tasks.{key}"
-        if key != "grpc_port":
-            issues.add(path, f"unknown setting {key!r}; known: grpc_port")
+        if key == "oidc_issuer":
+            _oidc_issuer(item, path, issues, out)
+        elif key != "grpc_port":
+            issues.add(path, f"unknown setting {key!r}; known: grpc_port, oidc_issuer")
         elif item is None:
             out[key] = None
         elif _port(item) is None:
@@ -325,6 +330,16 @@ def _cloud_tasks(value: Any, issues: _Issues) -> dict[str, Any]:
         else:
             out[key] = _port(item)
     return out
+
+
+def _oidc_issuer(item: object, path: str, issues: _Issues, out: dict[str, Any]) -> None:
+    """``cloud_tasks.oidc_issuer``: a URL such as ``https://accounts.google.com`` (or None)."""
+    if item is None:
+        out["oidc_issuer"] = None
+    elif not isinstance(item, str) or not item.strip() or any(c.isspace() for c in item):
+        issues.add(path, f"{item!r} is not an issuer such as 'https://accounts.google.com'")
+    else:
+        out["oidc_issuer"] = item
 
 
 #: Settings with a range: (name, least, most, the issue outside it). Tasks' own deadlines

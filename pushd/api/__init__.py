@@ -6,7 +6,7 @@ middlewares: the JSON error envelope (outermost, :mod:`pushd.api.errors`) and, w
 ``settings.auth_tokens`` is non-empty, bearer-token authentication
 (:func:`auth.auth_middleware`). A request without a known token gets 401; a token whose role does not allow the route's action gets 403
 (``producer``: add tasks; ``consumer``: read and delete tasks; ``admin``: everything).
-``/healthz`` is always open. The console's pages (:mod:`pushd.api.console`) also take the
+``/healthz`` and the OIDC keys (:mod:`pushd.api.oidc`) are always open. The console's pages (:mod:`pushd.api.console`) also take the
 cookie its login form sets.
 """
 
@@ -21,6 +21,7 @@ from pushd.api import (
     keys,
     native,
     observe,
+    oidc,
     openapi,
     rpc,
     rpc_taskqueue,
@@ -60,5 +61,6 @@ def create_app(
     rpc.add_routes(app, {"taskqueue": rpc_taskqueue.METHODS}, api_tickets or tickets.Tickets())
     auth.add_routes(app, openapi.ROUTES)
     auth.add_routes(app, observe.ROUTES)
+    auth.add_routes(app, oidc.ROUTES)
     console.add_routes(app)
     return app

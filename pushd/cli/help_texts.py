@@ -7,8 +7,8 @@ The command is pushdctl, not pushd: bash and zsh run their own `pushd` builtin (
 stack) instead of any program of that name. `python -m pushd` works too.
 
 The client commands (queues, stats, add, tasks, delete, lease, run, pause, resume, purge,
-dead, redrive) talk to a running `pushdctl serve`: at --server URL, else $PUSHD_URL, else
-http://127.0.0.1:8460, with the bearer token --token, else $PUSHD_TOKEN. They print tables
+dead, redrive, oidc-rotate) talk to a running `pushdctl serve`: at --server URL, else
+$PUSHD_URL, else http://127.0.0.1:8460, with the bearer token --token, else $PUSHD_TOKEN. They print tables
 for people; --json prints the daemon's JSON answer for scripts. Errors go to stderr as one
 "pushdctl: <message>" line.
 
@@ -207,6 +207,17 @@ concurrency limits still apply.
 
 examples:
   pushdctl run reports nightly-2024-05-01
+"""
+
+OIDC_ROTATE_EPILOG = """\
+A new RSA key signs the OIDC ID tokens pushd sends with Cloud Tasks' oidc_token from now on
+(every daemon of the store within a minute). The old key stays published at /oauth2/v1/certs
+and /oauth2/v3/certs until the last token it signed has expired (1 h and a margin), then is
+dropped. Needs an admin token. Prints the new key's id and the ids published now.
+
+examples:
+  pushdctl oidc-rotate
+  pushdctl oidc-rotate --json | jq -r .kid
 """
 
 PAUSE_EPILOG = """\

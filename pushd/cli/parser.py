@@ -245,6 +245,13 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     redrive.add_argument("names", metavar="NAME", nargs="*", help="the dead letters to redrive")
     redrive.add_argument("--all", action="store_true", help="redrive every dead letter")
 
+    command(
+        "oidc-rotate",
+        "make a new key sign the OIDC tokens of Cloud Tasks deliveries",
+        help_texts.OIDC_ROTATE_EPILOG,
+        queue=False,
+    )
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

@@ -1,4 +1,4 @@
-"""``pushdctl queues``, ``stats``, ``pause``, ``resume``, ``purge``."""
+"""``pushdctl queues``, ``stats``, ``pause``, ``resume``, ``purge``; ``oidc-rotate``."""
 
 from __future__ import annotations
 
@@ -156,4 +156,15 @@ def purge(ctx: context.Context, args: argparse.Namespace) -> int:
         ctx.emit(answer)
     else:
         ctx.line(f"purged {render.plural(answer['purged'], 'task')} from queue {answer['queue']}")
+    return exit_codes.EXIT_OK
+
+
+def oidc_rotate(ctx: context.Context, args: argparse.Namespace) -> int:
+    """A new OIDC signing key; the old ones stay published until their tokens expire."""
+    answer = ctx.api.call("POST", "/api/v1/oidc/rotate")
+    if ctx.json:
+        ctx.emit(answer)
+    else:
+        ctx.line(f"OIDC tokens are signed by key {answer['kid']} from now on")
+        ctx.line(f"published keys: {', '.join(answer['published'])}")
     return exit_codes.EXIT_OK

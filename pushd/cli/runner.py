@@ -27,6 +27,7 @@ COMMANDS: dict[str, context.Command] = {
     "lease": task_commands.lease,
     "dead": dead_commands.dead,
     "redrive": dead_commands.redrive,
+    "oidc-rotate": queue_commands.oidc_rotate,
 }
 
 

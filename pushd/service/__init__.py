@@ -11,6 +11,8 @@ grouped by what they act on:
 * :attr:`Service.pull` (:mod:`.pull`): lease, renew, lease statistics;
 * :attr:`Service.dead` (:mod:`.dead`): dead letters: read, list, redrive, delete;
 * :attr:`Service.api_queues` (:mod:`.api_queues`): the queues the Cloud Tasks API creates.
+* :attr:`Service.oidc` (:mod:`.oidc`): the OIDC ID tokens Cloud Tasks deliveries carry, and
+  the keys they are signed with.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from pushd import metrics
-from pushd.service import api_queues, dead, engine, leases, parts, pull, queues, tasks
+from pushd.service import api_queues, dead, engine, leases, oidc, parts, pull, queues, tasks
 from pushd.store import health
 
 if TYPE_CHECKING:
@@ -48,6 +50,7 @@ class Service:
         engine: Engine,
         metrics_: metrics.Metrics | None = None,
         apply_api_queues: Callable[[], Awaitable[None]] | None = None,
+        oidc_issuer: str | None = None,
     ) -> None:
         recorder = metrics_ or metrics.Metrics(clock)
         self.parts = parts.Parts(
@@ -64,6 +67,7 @@ class Service:
         self.pull = pull.Pull(self.parts)
         self.dead = dead.DeadLetters(self.parts)
         self.api_queues = api_queues.ApiQueues(self.parts)
+        self.oidc = oidc.Oidc(store=store, clock=clock, issuer=oidc_issuer)
 
     @property
     def clock(self) -> clock.Clock:

@@ -360,7 +360,26 @@ class Listing(Protocol):
         ...
 
 
-class Store(Leasing, Claiming, Listing, Protocol):
+class SigningKeys(Protocol):
+    """The OIDC signing keys (:mod:`pushd.oidc`), kept in the store so that every daemon of one
+    store signs with the same key and publishes the same set."""
+
+    async def signing_keys(self) -> list[models.SigningKey]:
+        """Every stored key, oldest first: the current one (no ``retired_us``) last."""
+        ...
+
+    async def add_signing_key(self, key: models.SigningKey, *, rotate: bool) -> None:
+        """Store ``key`` as the current key. Without ``rotate`` only if there is none yet (the
+        first daemon to start makes it; another starting at once keeps the one stored first);
+        with ``rotate`` the current key is retired at ``key.created_us`` first."""
+        ...
+
+    async def drop_signing_keys(self, *, retired_before_us: int) -> int:
+        """Drop the keys retired before ``retired_before_us``; returns how many."""
+        ...
+
+
+class Store(Leasing, Claiming, Listing, SigningKeys, Protocol):
     """The verbs pushd needs from storage. All times are µs since the epoch."""
 
     # ---- producers

@@ -242,3 +242,13 @@ def load_api_queue(name: str, spec: bytes | str, created_us: int) -> models.ApiQ
     data = orjson.loads(spec)
     known = {f: data[f] for f in _API_QUEUE_FIELDS if f in data}
     return models.ApiQueue(name=name, created_us=created_us, **known)
+
+
+def signing_key_from_row(row: Row) -> models.SigningKey:
+    """A ``signing_keys`` row (kid, pem, created_us, retired_us)."""
+    return models.SigningKey(
+        kid=row["kid"],
+        pem=bytes(row["pem"]),
+        created_us=row["created_us"],
+        retired_us=row["retired_us"],
+    )

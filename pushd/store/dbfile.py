@@ -154,6 +154,7 @@ def connect(path: str, synchronous: str, *, check: bool = False) -> sqlite3.Conn
             conn.execute(Q["add_last_attempt_column"])
         conn.execute(Q["schema_4"])
         conn.executescript(Q["schema_5"])
+        conn.executescript(Q["schema_6"])
     except sqlite3.DatabaseError as exc:
         conn.close()
         refuse_damaged(path, exc)

@@ -57,6 +57,7 @@ class MemoryStore(base.Leasing, base.Claiming, base.Listing):
         self._queues: dict[str, _Queue] = {}
         # API queues: name -> (queue, deleted_us or None while it exists)
         self._api: dict[str, tuple[models.ApiQueue, int | None]] = {}
+        self._keys: list[models.SigningKey] = []  # oldest first
         self.tombstone_retention_us = tombstone_retention_us
         self.dead_letter_retention_us = dead_letter_retention_us
 
@@ -245,6 +246,26 @@ class MemoryStore(base.Leasing, base.Claiming, base.Listing):
     # ---- queue state
     async def set_paused(self, queue: str, paused: bool) -> None:
         self._q(queue).paused = paused
+
+    # ---- OIDC signing keys
+    async def signing_keys(self) -> list[models.SigningKey]:
+        return list(self._keys)
+
+    async def add_signing_key(self, key: models.SigningKey, *, rotate: bool) -> None:
+        current = [k for k in self._keys if k.retired_us is None]
+        if current and not rotate:
+            return
+        self._keys = [
+            dataclasses.replace(k, retired_us=key.created_us) if k.retired_us is None else k
+            for k in self._keys
+        ]
+        self._keys.append(key)
+
+    async def drop_signing_keys(self, *, retired_before_us: int) -> int:
+        kept = [k for k in self._keys if k.retired_us is None or k.retired_us >= retired_before_us]
+        dropped = len(self._keys) - len(kept)
+        self._keys = kept
+        return dropped
 
     async def paused_queues(self) -> set[str]:
         return {name for name, q in self._queues.items() if q.paused}

@@ -304,6 +304,18 @@ class PostgresStore(
             await conn.execute(Q["set_paused"], queue, paused)
             await announce(conn, base.Change("paused", queue, paused=paused))
 
+    # ---- OIDC signing keys (reads: sqlbase)
+    async def add_signing_key(self, key: models.SigningKey, *, rotate: bool) -> None:
+        async with self._tx() as conn:
+            if rotate:
+                await conn.execute(Q["retire_signing_key"], key.created_us)
+            await conn.execute(Q["insert_signing_key"], key.kid, key.pem, key.created_us)
+
+    async def drop_signing_keys(self, *, retired_before_us: int) -> int:
+        async with self._tx() as conn:
+            status = await conn.execute(Q["drop_signing_keys"], retired_before_us)
+        return int(status.split()[-1])
+
     async def counts(self, queue: str) -> base.QueueCounts:
         tasks, oldest, size, dead = await self._one("counts", queue)
         return base.QueueCounts(tasks=tasks, oldest_eta_us=oldest, dead_letters=dead, bytes=size)

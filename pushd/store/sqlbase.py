@@ -80,6 +80,9 @@ class SqlStore:
             for q, tasks, pull, dead in rows
         }
 
+    async def signing_keys(self) -> list[models.SigningKey]:
+        return [codec.signing_key_from_row(row) for row in await self._all("signing_keys")]
+
     async def paused_queues(self) -> set[str]:
         return {row[0] for row in await self._all("paused_queues")}
 

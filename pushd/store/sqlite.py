@@ -396,6 +396,21 @@ class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming, base.Listing):
 
         await self._writer.submit(job)
 
+    # ---- OIDC signing keys (reads: sqlbase)
+    async def add_signing_key(self, key: models.SigningKey, *, rotate: bool) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            if rotate:
+                conn.execute(Q["retire_signing_key"], (key.created_us,))
+            conn.execute(Q["insert_signing_key"], (key.kid, key.pem, key.created_us))
+
+        await self._writer.submit(job)
+
+    async def drop_signing_keys(self, *, retired_before_us: int) -> int:
+        def job(conn: sqlite3.Connection) -> int:
+            return conn.execute(Q["drop_signing_keys"], (retired_before_us,)).rowcount
+
+        return await self._writer.submit(job)
+
     async def counts(self, queue: str) -> base.QueueCounts:
         tasks, oldest, size = await self._one("counts", queue)
         (dead,) = await self._one("count_dead", queue)

@@ -256,6 +256,6 @@ async def test_a_schema_4_file_gains_the_api_queues_table_with_its_tasks_kept(
         assert await s.api_queues() == []
         assert await s.get("q", "a") is not None
         [version] = await s._one("schema_version_now")
-        assert version == "5"
+        assert version == "6"
     finally:
         await s.close()

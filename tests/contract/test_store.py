@@ -490,7 +490,7 @@ async def test_a_schema_1_database_migrates_and_counts_what_it_holds(tmp_path: P
         await s.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
-            "5",
+            "6",
         )
 
 
@@ -555,7 +555,7 @@ async def test_a_schema_3_database_gains_last_attempts_and_keeps_its_tasks(
         await s.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
-            "5",
+            "6",
         )
 
 

@@ -109,6 +109,18 @@ CREATE TABLE pushd_api_queues (
     deleted_us bigint
 );
 
+-- name: migration_4
+-- The RSA keys OIDC tokens are signed with (pushd.oidc), shared by every daemon; at most one
+-- current key (retired_us NULL), the retired ones kept while tokens they signed may be presented.
+CREATE TABLE pushd_signing_keys (
+    kid text PRIMARY KEY,
+    pem bytea NOT NULL,
+    created_us bigint NOT NULL,
+    retired_us bigint
+);
+CREATE UNIQUE INDEX pushd_signing_keys_current ON pushd_signing_keys ((retired_us IS NULL))
+WHERE retired_us IS NULL;
+
 -- name: meta_table
 CREATE TABLE IF NOT EXISTS pushd_meta (key text PRIMARY KEY, value text NOT NULL);
 
@@ -360,3 +372,16 @@ DELETE FROM pushd_queue_state WHERE queue = $1;
 
 -- name: expire_api_queues
 DELETE FROM pushd_api_queues WHERE deleted_us <= $1;
+
+-- name: signing_keys
+SELECT kid, pem, created_us, retired_us FROM pushd_signing_keys
+ORDER BY retired_us IS NULL, created_us, kid;
+
+-- name: retire_signing_key
+UPDATE pushd_signing_keys SET retired_us = $1 WHERE retired_us IS NULL;
+
+-- name: insert_signing_key
+INSERT INTO pushd_signing_keys (kid, pem, created_us) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING;
+
+-- name: drop_signing_keys
+DELETE FROM pushd_signing_keys WHERE retired_us IS NOT NULL AND retired_us < $1;

@@ -144,6 +144,34 @@ ALTER TABLE tasks ADD COLUMN last_attempt BLOB;
 -- name: schema_4
 UPDATE meta SET value = '4' WHERE key = 'schema_version' AND value = '3';
 
+-- name: schema_6
+-- Schema 6: the RSA keys OIDC tokens are signed with (pushd.oidc); at most one current key
+-- (retired_us NULL), the retired ones kept while tokens they signed may still be presented.
+BEGIN IMMEDIATE;
+CREATE TABLE IF NOT EXISTS signing_keys (
+    kid TEXT PRIMARY KEY,
+    pem BLOB NOT NULL,
+    created_us INTEGER NOT NULL,
+    retired_us INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS signing_keys_current ON signing_keys ((retired_us IS NULL))
+WHERE retired_us IS NULL;
+UPDATE meta SET value = '6' WHERE key = 'schema_version' AND value = '5';
+COMMIT;
+
+-- name: signing_keys
+SELECT kid, pem, created_us, retired_us FROM signing_keys
+ORDER BY retired_us IS NULL, created_us, kid;
+
+-- name: retire_signing_key
+UPDATE signing_keys SET retired_us = ? WHERE retired_us IS NULL;
+
+-- name: insert_signing_key
+INSERT OR IGNORE INTO signing_keys (kid, pem, created_us) VALUES (?, ?, ?);
+
+-- name: drop_signing_keys
+DELETE FROM signing_keys WHERE retired_us IS NOT NULL AND retired_us < ?;
+
 -- name: give_back_claims
 UPDATE tasks SET eta_us = MIN(eta_us, ?), claimed = 0 WHERE claimed = 1;
 
