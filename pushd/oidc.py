@@ -26,7 +26,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, TypedDict
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -54,6 +54,34 @@ CERTS_MAX_AGE_S = 300
 MAX_CACHED = 10_000
 RSA_BITS = 2048
 _CERT_VALID = datetime.timedelta(days=3650)
+
+
+class JwkJSON(TypedDict):
+    """One public key of ``/oauth2/v3/certs``."""
+
+    kty: str
+    alg: str
+    use: str
+    kid: str
+    n: str
+    e: str
+
+
+class JwksJSON(TypedDict):
+    """``/oauth2/v3/certs``: the keys OIDC tokens are signed with, as a JWK set."""
+
+    keys: list[JwkJSON]
+
+
+class DiscoveryJSON(TypedDict):
+    """``/.well-known/openid-configuration`` of pushd as an issuer of ID tokens."""
+
+    issuer: str
+    jwks_uri: str
+    response_types_supported: list[str]
+    subject_types_supported: list[str]
+    id_token_signing_alg_values_supported: list[str]
+    claims_supported: list[str]
 
 
 def _b64url(data: bytes) -> str:
@@ -154,7 +182,7 @@ class Key:
         return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
     @cached_property
-    def jwk(self) -> dict[str, str]:
+    def jwk(self) -> JwkJSON:
         """The public key as a JWK (Google's v3 format). ``alg`` is ``RS256``: PyJWT ignores a
         key whose alg it does not know (an emulator's ``RSA256`` left it with no usable key)."""
         numbers = self._private.public_key().public_numbers()
@@ -173,12 +201,12 @@ def pem_certs(keys: list[Key]) -> dict[str, str]:
     return {key.kid: key.certificate for key in keys}
 
 
-def jwks(keys: list[Key]) -> dict[str, list[dict[str, str]]]:
+def jwks(keys: list[Key]) -> JwksJSON:
     """``/oauth2/v3/certs``: a JWK set."""
     return {"keys": [key.jwk for key in keys]}
 
 
-def discovery(issuer: str, base_url: str) -> dict[str, Any]:
+def discovery(issuer: str, base_url: str) -> DiscoveryJSON:
     """``/.well-known/openid-configuration`` of an issuer that only signs ID tokens; its URLs
     are under ``base_url``, the address the receiver reached pushd at."""
     return {

@@ -9,7 +9,7 @@ receiver verifying a token has no pushd token to present. ``POST /api/v1/oidc/ro
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from pushd import oidc
 from pushd.api import auth
@@ -21,6 +21,13 @@ if TYPE_CHECKING:
 
 #: As Google's certs answers: cacheable by anyone, for :data:`oidc.CERTS_MAX_AGE_S`.
 CACHE_CONTROL = f"public, max-age={oidc.CERTS_MAX_AGE_S}, must-revalidate, no-transform"
+
+
+class RotatedJSON(TypedDict):
+    """The key that signs from now on, and every key published now (oldest first)."""
+
+    kid: str
+    published: list[str]
 
 
 def _public(body: object) -> web.Response:
@@ -48,7 +55,7 @@ async def rotate(request: web.Request) -> web.Response:
     svc = service_of(request).oidc
     kid = await svc.rotate()
     published = [key.kid for key in await svc.published()]
-    return api_errors.json_response({"kid": kid, "published": published})
+    return api_errors.json_response(RotatedJSON(kid=kid, published=published))
 
 
 ROUTES: tuple[auth.Route, ...] = (

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from pushd import service, wire
+from pushd import oidc, service, wire
 from pushd.api import native
+from pushd.api import oidc as api_oidc
 from pushd.api.openapi import schema
 
 PAGE = (
@@ -44,6 +45,32 @@ def operations() -> dict[tuple[str, str], schema.Operation]:
         ),
         ("GET", "/openapi.json"): schema.Operation(
             summary="This document", tag="daemon", answer="OpenAPIDocument", errors=()
+        ),
+        ("GET", "/oauth2/v1/certs"): schema.Operation(
+            summary="The OIDC signing keys as Google publishes its own: key id -> self-signed "
+            "X.509 certificate (PEM); open without a token",
+            tag="oidc",
+            answer=dict[str, str],
+            errors=(),
+        ),
+        ("GET", "/oauth2/v3/certs"): schema.Operation(
+            summary="The OIDC signing keys as a JWK set (RS256); open without a token",
+            tag="oidc",
+            answer=oidc.JwksJSON,
+            errors=(),
+        ),
+        ("GET", "/.well-known/openid-configuration"): schema.Operation(
+            summary="pushd as an OIDC issuer: issuer, jwks_uri, RS256; open without a token",
+            tag="oidc",
+            answer=oidc.DiscoveryJSON,
+            errors=(),
+        ),
+        ("POST", "/api/v1/oidc/rotate"): schema.Operation(
+            summary="A new key signs OIDC tokens from now on; the old ones stay published "
+            "until their last token has expired (admin)",
+            tag="oidc",
+            answer=api_oidc.RotatedJSON,
+            errors=(),
         ),
         ("GET", "/metrics"): schema.Operation(
             summary="Prometheus metrics: per queue counters, gauges and histograms",
