@@ -28,8 +28,10 @@ TABLES = (
     ("dead_tasks", "pushd_dead_tasks", ["queue", "name", "dead_us", "reason", "task"]),
     ("queue_state", "pushd_queue_state", ["queue", "paused"]),
     ("api_queues", "pushd_api_queues", ["name", "spec", "created_us", "deleted_us"]),
+    # tokens signed before the move stay verifiable, and the daemons go on signing with the key
+    ("signing_keys", "pushd_signing_keys", ["kid", "pem", "created_us", "retired_us"]),
 )
-_BLOBS = {"headers", "payload", "tag", "retry_options", "task", "last_attempt", "spec"}
+_BLOBS = {"headers", "payload", "tag", "retry_options", "task", "last_attempt", "spec", "pem"}
 
 Say = Callable[[str], None]
 

@@ -173,7 +173,8 @@ def migrate_db(args: argparse.Namespace) -> int:
         return exit_codes.EXIT_INVALID
     print(
         f"copied {copied['tasks']:,} tasks, {copied['tombstones']:,} tombstones, "
-        f"{copied['dead_tasks']:,} dead letters, {copied['queue_state']:,} queue states"
+        f"{copied['dead_tasks']:,} dead letters, {copied['queue_state']:,} queue states, "
+        f"{copied['signing_keys']:,} OIDC signing keys"
     )
     return exit_codes.EXIT_OK
 

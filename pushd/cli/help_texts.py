@@ -105,9 +105,10 @@ examples:
 
 MIGRATE_DB_EPILOG = """\
 Copies everything a daemon keeps in a SQLite file (tasks with their retry counters and ETAs,
-leases, tombstones, dead letters, paused flags) into a PostgreSQL database, in one transaction:
-on any error nothing is copied. The destination must hold no tasks. Stop the daemon using the
-file first; then start the daemons with --db postgresql://... (see README, "Scale-out").
+leases, tombstones, dead letters, paused flags, OIDC signing keys) into a PostgreSQL database,
+in one transaction: on any error nothing is copied. The destination must hold no tasks. Stop
+the daemon using the file first; then start the daemons with --db postgresql://... (see
+README, "Scale-out").
 
 examples:
   pushdctl migrate-db --from pushd.sqlite3 --to postgresql://pushd@db.internal/pushd

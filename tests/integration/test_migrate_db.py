@@ -94,6 +94,10 @@ async def fill(path: Path, now_us: int) -> None:
             now_us=now_us,
         )
         await store.set_paused("jobs", True)
+        key = models.SigningKey(kid="old", pem=b"pem of old", created_us=now_us - 2 * S)
+        await store.add_signing_key(key, rotate=False)
+        key = models.SigningKey(kid="current", pem=b"pem of current", created_us=now_us - S)
+        await store.add_signing_key(key, rotate=True)
     finally:
         await store.close()
 
@@ -107,6 +111,7 @@ async def snapshot(url: str) -> dict[str, object]:
             "paused": await store.paused_queues(),
             "counts": [await store.counts(q) for q in ("work", "jobs")],
             "bytes": await store.total_bytes(),
+            "keys": await store.signing_keys(),
         }
     finally:
         await store.close()
@@ -123,7 +128,9 @@ async def test_a_sqlite_file_moves_to_postgresql_whole(
 
     code, out, err = await pushd("migrate-db", "--from", str(db), "--to", pg_url)
     assert code == 0, err
-    assert "copied 3 tasks, 2 tombstones, 1 dead letters, 1 queue states" in out
+    assert (
+        "copied 3 tasks, 2 tombstones, 1 dead letters, 1 queue states, 2 OIDC signing keys" in out
+    )
     assert await snapshot(pg_url) == before
     moved = await open_store(pg_url)
     try:

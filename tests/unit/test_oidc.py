@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -13,7 +14,7 @@ import pytest
 from google.auth import exceptions as google_exceptions
 from google.auth import jwt as google_jwt
 
-from pushd import clock, oidc
+from pushd import clock, errors, oidc, settings
 from pushd.service import oidc as service_oidc
 from pushd.store import memory
 
@@ -173,3 +174,18 @@ def test_the_certificate_is_the_same_on_every_daemon() -> None:
     stored = oidc.new_key(T0)
     assert oidc.Key(stored).certificate == oidc.Key(stored).certificate
     assert oidc.Key(stored).jwk["alg"] == "RS256"  # not "RSA256": PyJWT would drop the key
+
+
+def test_the_issuer_setting(tmp_path: Path) -> None:
+    path = tmp_path / "pushd.yaml"
+    path.write_text("cloud_tasks:\n  oidc_issuer: https://accounts.google.com\n")
+    assert settings.load(path, environ={}).cloud_tasks.oidc_issuer == "https://accounts.google.com"
+    assert settings.load(None, environ={}).cloud_tasks.oidc_issuer is None
+
+
+@pytest.mark.parametrize("value", ["", "two words", 5, ["x"]])
+def test_a_bad_issuer_is_refused_naming_the_setting(value: object) -> None:
+    with pytest.raises(errors.ConfigError) as caught:
+        settings.from_mapping({"cloud_tasks": {"oidc_issuer": value}})
+    assert "cloud_tasks.oidc_issuer: " in str(caught.value)
+    assert "is not an issuer such as 'https://accounts.google.com'" in str(caught.value)
