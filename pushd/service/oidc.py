@@ -51,6 +51,11 @@ class Oidc:
             current, issuer=self.issuer, audience=audience, email=email, now_us=now_us
         )
 
+    async def mint(self, audience: str, email: str) -> str:
+        """:meth:`token` with positional arguments: the delivery's minter (the ``Authorization``
+        of an HTTP task with an ``oidc_token``, at each attempt)."""
+        return await self.token(audience=audience, email=email)
+
     async def current(self) -> oidc.Key:
         """The key that signs now (made on first use)."""
         await self.refresh()

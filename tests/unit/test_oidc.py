@@ -105,6 +105,7 @@ async def test_a_token_is_reused_until_five_minutes_before_it_expires() -> None:
     assert renewed != first
     assert _part(renewed, 1)["iat"] == T0_S + 3300
     assert _part(renewed, 1)["exp"] == T0_S + 3300 + 3600
+    assert await minter.mint(AUD, EMAIL) == renewed  # the delivery's minter: the same cache
     # each audience and each service account has its own token
     assert await minter.token(audience="https://other", email=EMAIL) != renewed
     assert await minter.token(audience=AUD, email="b@p.iam.gserviceaccount.com") != renewed
