@@ -308,7 +308,6 @@ class Daemon:
                     apply_api_queues=lambda: self.apply_api_queues(sched, store, peers),
                     oidc_issuer=s.cloud_tasks.oidc_issuer,
                 )
-                await domain.oidc.refresh()  # the first start makes the OIDC signing key
                 app = api.create_app(service=domain, settings=s, api_tickets=api_tickets)
                 cloudtasks_rest.add_routes(app)  # the Cloud Tasks API under /v2/, /v2beta3/
                 self.versions = await server_versions(store)  # for the `listening` line
