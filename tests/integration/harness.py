@@ -35,6 +35,25 @@ class Delivery:
     all_headers: list[tuple[str, str]]
     body: bytes
     status: int
+    peer_port: int = 0  # the sender's local port: which process sent it (see local_ports)
+
+
+def local_ports(pid: int) -> set[int]:
+    """The local TCP ports of process ``pid``'s sockets (from /proc): which deliveries it sent."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(OSError):
+            for row in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+                cols = row.split()
+                if cols[9] in inodes:
+                    ports.add(int(cols[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 Responder = Callable[[web.Request, int], Any]  # (request, index) -> status or (status, headers)
@@ -70,6 +89,7 @@ class Receiver:
 
     async def _handle(self, request: web.Request) -> web.Response:
         started_at = time.monotonic()
+        peer = request.transport.get_extra_info("peername") if request.transport else None
         body = await request.read()
         index = len(self.deliveries)
         self.in_flight += 1
@@ -94,6 +114,7 @@ class Receiver:
                 all_headers=list(request.headers.items()),
                 body=body,
                 status=status,
+                peer_port=int(peer[1]) if peer else 0,
             )
         )
         async with self._changed:
