@@ -1,6 +1,8 @@
 """Google's official Node.js client (``@google-cloud/tasks``, pinned in tests/node/package.json)
-against a real daemon, over gRPC and over REST (gax's HTTP/1.1 fallback), unchanged: the small
-script tests/node/scenario.js runs one scenario and prints what it saw.
+against a real daemon on SQLite, over gRPC and over REST (gax's HTTP/1.1 fallback), unchanged:
+the small script tests/node/scenario.js runs issue 19's scenario (the steps and queues of
+test_cloudtasks_scenario.py) in two phases around a restart and prints what it saw; this test
+checks that and the deliveries.
 
 ``npm ci`` fills tests/node/node_modules once (``.ci/run`` does it too); later runs use it.
 """
@@ -8,24 +10,32 @@ script tests/node/scenario.js runs one scenario and prints what it saw.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
 
+from tests.integration import test_cloudtasks_scenario as scenario
+
 if TYPE_CHECKING:
     from tests.integration.conftest import StartDaemon
-    from tests.integration.harness import Receiver
+    from tests.integration.harness import Daemon, Receiver
 
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
-QUEUE_YAML = "queue:\n- name: jobs\n  rate: 20/s\n"
-QUEUE = "projects/node-project/locations/europe-west1/queues/jobs"
+PARENT = "projects/node-project/locations/europe-west1"
 GRPC = re.compile(r"\bgrpc=(\S+)")
+#: What each failure carries: gRPC's code, or the REST fallback's HTTP status (as against Google).
+CODES = {
+    "grpc": {"ALREADY_EXISTS": 6, "NOT_FOUND": 5, "INVALID_ARGUMENT": 3},
+    "rest": {"ALREADY_EXISTS": 409, "NOT_FOUND": 404, "INVALID_ARGUMENT": 400},
+}
 
 
 def message(error: dict[str, Any]) -> str:
@@ -51,47 +61,80 @@ def node_client() -> Path:
     return NODE_DIR
 
 
-@pytest.mark.timeout(300)  # the first run installs the packages
-@pytest.mark.parametrize("mode", ["grpc", "rest"])
-async def test_node_client(
-    start_daemon: StartDaemon, receiver: Receiver, node_client: Path, mode: str
-) -> None:
-    daemon = await start_daemon(QUEUE_YAML, extra_args=["--grpc-port", "0"])
-    match = GRPC.search(daemon.events("listening")[0])
-    assert match
+async def run_node(node_dir: Path, mode: str, daemon: Daemon, phase: str) -> dict[str, Any]:
+    """One phase of tests/node/scenario.js against ``daemon``: what it printed."""
     if mode == "grpc":
+        match = GRPC.search(daemon.events("listening")[0])
+        assert match
         host, _, port = match.group(1).rpartition(":")
     else:
         url = urlsplit(daemon.url)
         host, port = str(url.hostname), str(url.port)
     proc = await asyncio.create_subprocess_exec(
-        "node",
-        str(node_client / "scenario.js"),
-        mode,
-        host,
-        port,
-        QUEUE,
+        *("node", str(node_dir / "scenario.js"), mode, host, port, PARENT, phase),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()
-    seen = json.loads(out)
-    assert seen["queue"]["name"] == QUEUE
-    assert seen["queue"]["rate"] == 20
-    assert seen["created"] == f"{QUEUE}/tasks/node-{mode}"
-    # gRPC errors carry the gRPC code; the REST fallback the HTTP status (as against Google).
-    codes = {"grpc": (6, 5, 3), "rest": (409, 404, 400)}[mode]
-    assert (seen["duplicate"]["code"], seen["missing"]["code"], seen["badId"]["code"]) == codes
-    assert message(seen["duplicate"]) == "Requested entity already exists"
-    assert message(seen["missing"]) == "Requested entity was not found."
-    assert message(seen["badId"]).startswith('Task ID "bad id" can contain only letters')
-    assert seen["later"]["name"] == f"{QUEUE}/tasks/later-{mode}"
-    assert seen["later"]["view"] in ("FULL", 2)
-    assert seen["ran"] == seen["later"]["name"]
+    return dict(json.loads(out))
+
+
+def refused(seen: dict[str, Any], mode: str, code: str, text: str) -> None:
+    assert seen["code"] == CODES[mode][code], seen
+    assert text in message(seen), seen
+
+
+def check_before(seen: dict[str, Any], mode: str) -> None:
+    """What the client saw in the first phase: every answer of every step."""
+    ids = scenario.QUEUE_IDS
+    assert seen["queuePages"] == [ids[0:2], ids[2:4], ids[4:]]
+    assert seen["retryQueue"]["maxAttempts"] == 5
+    assert seen["sched"] == {
+        "view": "FULL",
+        "scheduleSeconds": seen["etaSeconds"],
+        "body": "on time",
+    }
+    refused(seen["duplicate"], mode, "ALREADY_EXISTS", scenario.ALREADY_EXISTS)
+    refused(seen["deleted"], mode, "NOT_FOUND", scenario.EXISTED_RECENTLY)
+    refused(seen["tombstoned"], mode, "ALREADY_EXISTS", scenario.ALREADY_EXISTS)
+    refused(seen["missing"], mode, "NOT_FOUND", "Requested entity was not found.")
+    refused(seen["badId"], mode, "INVALID_ARGUMENT", 'Task ID "bad id" can contain only letters')
+    assert seen["taskPages"] == [["h0", "h1"], ["h2", "h3"], ["h4"]]
+    assert seen["ranWhilePaused"] == "h4"
+    assert seen["afterPurge"] == [[]]
     assert seen["states"] in (["PAUSED", "RUNNING"], [2, 1])
-    deliveries = await receiver.wait_for(2)
-    assert sorted(d.path for d in deliveries) == ["/later", "/node"]
-    node = next(d for d in deliveries if d.path == "/node")
-    assert node.body == b"from node"
-    assert node.headers["X-AppEngine-TaskName"] == f"node-{mode}"
+
+
+@pytest.mark.timeout(300)  # the first run installs the packages
+@pytest.mark.parametrize("mode", ["grpc", "rest"])
+async def test_node_client_scenario(
+    start_daemon: StartDaemon, receiver: Receiver, node_client: Path, mode: str
+) -> None:
+    receiver.respond = scenario.Script({"/retry": [503, 404]})
+    wall_offset = time.time() - time.monotonic()
+    start = functools.partial(start_daemon, scenario.QUEUE_YAML, extra_args=["--grpc-port", "0"])
+    daemon = await start()
+    seen = await run_node(node_client, mode, daemon, "before")
+    check_before(seen, mode)
+    paths = ["/sched", "/retry", "/hold/after-purge"]
+    deliveries = await receiver.wait_until(
+        lambda ds: all(scenario.on(p)(ds) for p in paths), timeout_s=30
+    )
+    [sched] = [d for d in deliveries if d.path == "/sched"]
+    scenario.check_on_time(sched, seen["etaSeconds"], wall_offset)
+    scenario.check_retries([d for d in deliveries if d.path == "/retry"])
+    assert await daemon.stop() == 0
+
+    daemon = await start()  # the same SQLite file
+    seen = await run_node(node_client, mode, daemon, "after")
+    assert seen["states"] in (["PAUSED", "RUNNING"], [2, 1])
+    assert seen["kept"] == {
+        "scheduleSeconds": int(seen["kept"]["scheduleSeconds"]),
+        "nanos": 250_000_000,
+        "body": "durable",
+    }
+    refused(seen["duplicate"], mode, "ALREADY_EXISTS", scenario.ALREADY_EXISTS)
+    refused(seen["delivered"], mode, "NOT_FOUND", scenario.EXISTED_RECENTLY)
+    await receiver.wait_until(scenario.on("/durable"), timeout_s=30)
+    scenario.check_exactly_once(receiver)

@@ -1,10 +1,15 @@
 // Google's official Node.js Cloud Tasks client (@google-cloud/tasks), unchanged, against pushd:
-// node scenario.js grpc|rest HOST PORT QUEUE_PATH prints one JSON object of what it saw.
-// Run by tests/integration/test_cloudtasks_node.py.
+//   node scenario.js grpc|rest HOST PORT PARENT before|after
+// runs one phase of issue 19's scenario (the queues of tests/integration/test_cloudtasks_scenario.py
+// under PARENT = projects/P/locations/L) and prints one JSON object of what it saw. "before" runs
+// every step; the test then restarts the daemon and "after" checks what the restart kept.
+// Run by tests/integration/test_cloudtasks_node.py, which checks the deliveries.
 'use strict';
 const {CloudTasksClient} = require('@google-cloud/tasks');
 const grpc = require('@grpc/grpc-js');
 const {PassThroughClient} = require('google-auth-library');
+
+const HOUR_S = 3600;
 
 async function failure(promise) {
   try {
@@ -15,8 +20,23 @@ async function failure(promise) {
   }
 }
 
-async function main() {
-  const [mode, host, port, queue] = process.argv.slice(2);
+function last(name) {
+  return name.slice(name.lastIndexOf('/') + 1);
+}
+
+// Every page of a List call (pageSize small), as the last segment of each name.
+async function pages(list, request) {
+  const out = [];
+  let next = request;
+  while (next) {
+    const [items, nextRequest] = await list(next, {autoPaginate: false});
+    out.push(items.map(item => last(item.name)));
+    next = nextRequest;
+  }
+  return out;
+}
+
+function client(mode, host, port) {
   const options = {servicePath: host, port: Number(port), authClient: new PassThroughClient()};
   if (mode === 'grpc') {
     options.sslCreds = grpc.credentials.createInsecure();
@@ -24,36 +44,109 @@ async function main() {
     options.fallback = 'rest';
     options.protocol = 'http';
   }
-  const client = new CloudTasksClient(options);
+  return new CloudTasksClient(options);
+}
+
+async function before(c, parent) {
+  const q = id => `${parent}/queues/${id}`;
+  const t = (id, task) => `${q(id)}/tasks/${task}`;
   const seen = {};
-  const [q] = await client.getQueue({name: queue});
-  seen.queue = {name: q.name, state: q.state, rate: q.rateLimits.maxDispatchesPerSecond};
-  const task = {
-    name: `${queue}/tasks/node-${mode}`,
-    appEngineHttpRequest: {relativeUri: '/node', httpMethod: 'POST', body: Buffer.from('from node')},
+  seen.queuePages = await pages(c.listQueues.bind(c), {parent, pageSize: 2});
+  const [retryQueue] = await c.getQueue({name: q('ct-retry')});
+  seen.retryQueue = {maxAttempts: retryQueue.retryConfig.maxAttempts, state: retryQueue.state};
+
+  // A schedule time 1-2 s ahead (the test checks the delivery is not early).
+  seen.etaSeconds = Math.ceil(Date.now() / 1000) + 2;
+  const sched = {
+    name: t('ct-sched', 'at-eta'),
+    appEngineHttpRequest: {relativeUri: '/sched', httpMethod: 'POST', body: Buffer.from('on time')},
+    scheduleTime: {seconds: seen.etaSeconds},
   };
-  const [created] = await client.createTask({parent: queue, task});
-  seen.created = created.name;
-  seen.duplicate = await failure(client.createTask({parent: queue, task}));
-  seen.missing = await failure(client.getTask({name: `${queue}/tasks/none`}));
-  seen.badId = await failure(
-    client.createTask({parent: queue, task: {name: `${queue}/tasks/bad id`, appEngineHttpRequest: {}}}));
-  const later = {
-    name: `${queue}/tasks/later-${mode}`,
-    appEngineHttpRequest: {relativeUri: '/later'},
-    scheduleTime: {seconds: Math.floor(Date.now() / 1000) + 3600},
+  await c.createTask({parent: q('ct-sched'), task: sched});
+  const [full] = await c.getTask({name: sched.name, responseView: 'FULL'});
+  seen.sched = {
+    view: full.view,
+    scheduleSeconds: Number(full.scheduleTime.seconds),
+    body: Buffer.from(full.appEngineHttpRequest.body).toString(),
   };
-  await client.createTask({parent: queue, task: later});
-  const [full] = await client.getTask({name: later.name, responseView: 'FULL'});
-  seen.later = {name: full.name, view: full.view, scheduleSeconds: Number(full.scheduleTime.seconds)};
-  const [tasks] = await client.listTasks({parent: queue});
-  seen.listed = tasks.map(t => t.name);
-  const [paused] = await client.pauseQueue({name: queue});
-  const [resumed] = await client.resumeQueue({name: queue});
+
+  // Retries: the receiver answers 503, 404, then 200.
+  const retry = {name: t('ct-retry', 'thrice'), appEngineHttpRequest: {relativeUri: '/retry'}};
+  await c.createTask({parent: q('ct-retry'), task: retry});
+
+  // Pause, dedup and the tombstone answers, paging, run while paused, purge, resume, run.
+  const [paused] = await c.pauseQueue({name: q('ct-hold')});
+  const dup = {name: t('ct-hold', 'dup'), appEngineHttpRequest: {relativeUri: '/hold/dup'}};
+  await c.createTask({parent: q('ct-hold'), task: dup});
+  seen.duplicate = await failure(c.createTask({parent: q('ct-hold'), task: dup}));
+  await c.deleteTask({name: dup.name});
+  seen.deleted = await failure(c.getTask({name: dup.name}));
+  seen.tombstoned = await failure(c.createTask({parent: q('ct-hold'), task: dup}));
+  seen.missing = await failure(c.getTask({name: t('ct-hold', 'never-used')}));
+  seen.badId = await failure(c.createTask({
+    parent: q('ct-hold'),
+    task: {name: t('ct-hold', 'bad id'), appEngineHttpRequest: {}},
+  }));
+  const later = {seconds: Math.floor(Date.now() / 1000) + HOUR_S};
+  for (let i = 0; i < 5; i++) {
+    const task = {name: t('ct-hold', `h${i}`), appEngineHttpRequest: {relativeUri: `/hold/h${i}`}};
+    if (i === 4) task.scheduleTime = later;
+    await c.createTask({parent: q('ct-hold'), task});
+  }
+  seen.taskPages = await pages(c.listTasks.bind(c), {parent: q('ct-hold'), pageSize: 2});
+  const [ran] = await c.runTask({name: t('ct-hold', 'h4')});
+  seen.ranWhilePaused = last(ran.name);
+  await c.purgeQueue({name: q('ct-hold')});
+  seen.afterPurge = await pages(c.listTasks.bind(c), {parent: q('ct-hold'), pageSize: 2});
+  const afterPurge = {
+    name: t('ct-hold', 'after-purge'),
+    appEngineHttpRequest: {relativeUri: '/hold/after-purge'},
+    scheduleTime: later,
+  };
+  await c.createTask({parent: q('ct-hold'), task: afterPurge});
+  const [resumed] = await c.resumeQueue({name: q('ct-hold')});
   seen.states = [paused.state, resumed.state];
-  const [ran] = await client.runTask({name: later.name});
-  seen.ran = ran.name;
-  await client.close();
+  await c.runTask({name: afterPurge.name});
+
+  // Kept across the restart: a task an hour ahead and a paused queue.
+  const kept = {
+    name: t('ct-durable', 'kept'),
+    appEngineHttpRequest: {relativeUri: '/durable', body: Buffer.from('durable')},
+    scheduleTime: {seconds: Math.floor(Date.now() / 1000) + HOUR_S, nanos: 250000000},
+  };
+  await c.createTask({parent: q('ct-durable'), task: kept});
+  seen.keptSeconds = kept.scheduleTime.seconds;
+  await c.pauseQueue({name: q('default')});
+  return seen;
+}
+
+async function after(c, parent) {
+  const q = id => `${parent}/queues/${id}`;
+  const t = (id, task) => `${q(id)}/tasks/${task}`;
+  const seen = {};
+  const [idle] = await c.getQueue({name: q('default')});
+  const [resumed] = await c.resumeQueue({name: q('default')});
+  seen.states = [idle.state, resumed.state];
+  const [kept] = await c.getTask({name: t('ct-durable', 'kept'), responseView: 'FULL'});
+  seen.kept = {
+    scheduleSeconds: Number(kept.scheduleTime.seconds),
+    nanos: kept.scheduleTime.nanos,
+    body: Buffer.from(kept.appEngineHttpRequest.body).toString(),
+  };
+  seen.duplicate = await failure(c.createTask({
+    parent: q('ct-durable'),
+    task: {name: kept.name, appEngineHttpRequest: {}},
+  }));
+  seen.delivered = await failure(c.getTask({name: t('ct-retry', 'thrice')}));
+  await c.runTask({name: kept.name});
+  return seen;
+}
+
+async function main() {
+  const [mode, host, port, parent, phase] = process.argv.slice(2);
+  const c = client(mode, host, port);
+  const seen = await {before, after}[phase](c, parent);
+  await c.close();
   process.stdout.write(JSON.stringify(seen) + '\n');
 }
 
