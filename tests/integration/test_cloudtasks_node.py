@@ -88,6 +88,7 @@ def refused(seen: dict[str, Any], mode: str, code: str, text: str) -> None:
 def check_before(seen: dict[str, Any], mode: str) -> None:
     """What the client saw in the first phase: every answer of every step."""
     ids = scenario.QUEUE_IDS
+    assert seen["made"] == {"state": "RUNNING", "rate": 20}
     assert seen["queuePages"] == [ids[0:2], ids[2:4], ids[4:]]
     assert seen["retryQueue"]["maxAttempts"] == 5
     assert seen["sched"] == {
@@ -117,7 +118,7 @@ async def test_node_client_scenario(
     daemon = await start()
     seen = await run_node(node_client, mode, daemon, "before")
     check_before(seen, mode)
-    paths = ["/sched", "/retry", "/hold/after-purge"]
+    paths = ["/api", "/sched", "/retry", "/hold/after-purge"]
     deliveries = await receiver.wait_until(
         lambda ds: all(scenario.on(p)(ds) for p in paths), timeout_s=30
     )
@@ -129,6 +130,7 @@ async def test_node_client_scenario(
     daemon = await start()  # the same SQLite file
     seen = await run_node(node_client, mode, daemon, "after")
     assert seen["states"] in (["PAUSED", "RUNNING"], [2, 1])
+    assert seen["made"] == {"rate": 20, "maxAttempts": 3}
     assert seen["kept"] == {
         "scheduleSeconds": int(seen["kept"]["scheduleSeconds"]),
         "nanos": 250_000_000,

@@ -7,7 +7,7 @@ against real daemons delivering to a real receiver on 127.0.0.1, once per store:
   B over REST to the second, so every step writes through one daemon and checks through the
   other; then the first stops and the second carries on alone.
 
-The steps: ListQueues paged; a schedule time honoured (never early, late only within a
+The steps: CreateQueue, and a task delivered from that queue; ListQueues paged; a schedule time honoured (never early, late only within a
 generous bound: speed figures belong to the ETA benchmark); retries answered 503, 404, 200
 with App Engine's headers per attempt (CLOUDTASKS.md 1.5); dedup and the tombstone answers;
 pause, ListTasks paged, run on a paused queue, purge, resume, run; persistence (a restart, or
@@ -57,7 +57,8 @@ queue:
 - name: ct-durable
   rate: 50/s
 """
-QUEUE_IDS = ["ct-durable", "ct-hold", "ct-retry", "ct-sched", "default"]  # default is implicit
+#: Every queue ListQueues shows: queue.yaml's, its implicit default, and one created through the API.
+QUEUE_IDS = ["ct-api", "ct-durable", "ct-hold", "ct-retry", "ct-sched", "default"]
 PARENT = "projects/scenario/locations/us-central1"
 GRPC = re.compile(r"\bgrpc=(\S+)")
 HOUR_S = 3600
@@ -179,6 +180,37 @@ async def eventually_gone(side: Side, name: str) -> None:
 
 def on(path: str) -> Callable[[list[Delivery]], bool]:
     return lambda deliveries: any(d.path == path and d.status == 200 for d in deliveries)
+
+
+async def step_api_queue(c: Cluster, receiver: Receiver) -> None:
+    """CreateQueue through A: B knows the queue (on PostgreSQL once NOTIFY reaches it: a
+    bounded poll) and a task created through B is delivered from it."""
+    created = await c.a(
+        "create_queue",
+        parent=PARENT,
+        queue={
+            "name": queue("ct-api"),
+            "rate_limits": {"max_dispatches_per_second": 20},
+            "retry_config": {"max_attempts": 3},
+        },
+    )
+    assert created.state == tasks_v2.Queue.State.RUNNING
+    deadline = time.monotonic() + POLL_S
+    while True:
+        try:
+            seen = await c.b("get_queue", name=queue("ct-api"))
+            break
+        except exceptions.NotFound:
+            assert time.monotonic() < deadline, f"B never saw ct-api within {POLL_S}s"
+            await asyncio.sleep(0.05)
+    assert seen.rate_limits.max_dispatches_per_second == 20
+    assert seen.retry_config.max_attempts == 3
+    task = {
+        "name": task_name("ct-api", "made"),
+        "app_engine_http_request": {"relative_uri": "/api"},
+    }
+    await c.b("create_task", parent=queue("ct-api"), task=task)
+    await receiver.wait_until(on("/api"), timeout_s=30)
 
 
 async def step_list_queues(c: Cluster) -> None:
@@ -332,6 +364,8 @@ async def step_durable(c: Cluster, receiver: Receiver) -> None:
     c.connect()
     assert (await c.a("get_queue", name=paused.name)).state == tasks_v2.Queue.State.PAUSED
     await c.a("resume_queue", name=paused.name)
+    made = await c.b("get_queue", name=queue("ct-api"))  # API-created queues are stored too
+    assert made.rate_limits.max_dispatches_per_second == 20
     again = await c.b("get_task", request={"name": name, "response_view": tasks_v2.Task.View.FULL})
     assert again.schedule_time.timestamp() == eta_s + 0.25
     assert again.app_engine_http_request.body == b"durable"
@@ -351,12 +385,13 @@ def check_exactly_once(receiver: Receiver) -> None:
         if d.status == 200
     )
     assert succeeded == {
+        ("ct-api", "made"): 1,
         ("ct-sched", "at-eta"): 1,
         ("ct-retry", "thrice"): 1,
         ("ct-hold", "after-purge"): 1,
         ("ct-durable", "kept"): 1,
     }
-    assert len(receiver.deliveries) == 4 + 2  # and the two failed attempts
+    assert len(receiver.deliveries) == len(succeeded) + 2  # and the two failed attempts
 
 
 async def start_cluster(
@@ -383,6 +418,7 @@ async def test_official_client_scenario(
     wall_offset = time.time() - time.monotonic()
     c = await start_cluster(store, start_daemon, request)
     try:
+        await step_api_queue(c, receiver)
         await step_list_queues(c)
         eta_s = await step_schedule(c)
         await step_retries(c, receiver)

@@ -51,6 +51,16 @@ async function before(c, parent) {
   const q = id => `${parent}/queues/${id}`;
   const t = (id, task) => `${q(id)}/tasks/${task}`;
   const seen = {};
+  // A queue created through the API, and a task delivered from it.
+  const [made] = await c.createQueue({
+    parent,
+    queue: {name: q('ct-api'), rateLimits: {maxDispatchesPerSecond: 20}, retryConfig: {maxAttempts: 3}},
+  });
+  seen.made = {state: made.state, rate: made.rateLimits.maxDispatchesPerSecond};
+  await c.createTask({
+    parent: q('ct-api'),
+    task: {name: t('ct-api', 'made'), appEngineHttpRequest: {relativeUri: '/api'}},
+  });
   seen.queuePages = await pages(c.listQueues.bind(c), {parent, pageSize: 2});
   const [retryQueue] = await c.getQueue({name: q('ct-retry')});
   seen.retryQueue = {maxAttempts: retryQueue.retryConfig.maxAttempts, state: retryQueue.state};
@@ -108,7 +118,7 @@ async function before(c, parent) {
   seen.states = [paused.state, resumed.state];
   await c.runTask({name: afterPurge.name});
 
-  // Kept across the restart: a task an hour ahead and a paused queue.
+  // Kept across the restart: a task an hour ahead and a paused queue (and the API-created one).
   const kept = {
     name: t('ct-durable', 'kept'),
     appEngineHttpRequest: {relativeUri: '/durable', body: Buffer.from('durable')},
@@ -127,6 +137,8 @@ async function after(c, parent) {
   const [idle] = await c.getQueue({name: q('default')});
   const [resumed] = await c.resumeQueue({name: q('default')});
   seen.states = [idle.state, resumed.state];
+  const [made] = await c.getQueue({name: q('ct-api')});
+  seen.made = {rate: made.rateLimits.maxDispatchesPerSecond, maxAttempts: made.retryConfig.maxAttempts};
   const [kept] = await c.getTask({name: t('ct-durable', 'kept'), responseView: 'FULL'});
   seen.kept = {
     scheduleSeconds: Number(kept.scheduleTime.seconds),
