@@ -546,8 +546,9 @@ def test_an_oversized_body_gets_413_long_before_it_is_all_sent(
         assert error["status"] == "TASK_TOO_LARGE"
     else:
         assert error["errors"][0]["reason"] == "requestTooLarge"
-    # the refusal comes at the limit, not at the end of the 200 MiB
-    assert upload.sent <= LIMIT + 8 * MIB, upload.sent
+    # the refusal comes at the limit, not at the end of the 200 MiB (the slack: what a loaded
+    # machine lets the sender write, 1 MiB per 2 ms, before the 413 is read; 12 MiB was seen)
+    assert upload.sent <= LIMIT + 16 * MIB, upload.sent
     # and the daemon's peak memory grows by (at most about twice) the limit, never by the body
     assert (peak_after - peak_before) * 1024 < 3 * LIMIT, (peak_before, peak_after)
     assert quiet.alive()
