@@ -63,6 +63,7 @@ from pushd.api import server
 from pushd.cloudtasks import backend as cloudtasks_backend
 from pushd.cloudtasks import grpc_server
 from pushd.cloudtasks import rest as cloudtasks_rest
+from pushd.dispatch import url_policy
 from pushd.queue_yaml import config
 from pushd.service import api_queues
 from pushd.store import base, describe_url, health, open_store, server_versions
@@ -285,6 +286,8 @@ class Daemon:
                     default_target=s.default_target,
                     signing_secret=s.signing_secret,
                     api_tickets=api_tickets,
+                    policy=url_policy.UrlPolicy(s.http_targets),
+                    oauth_token=s.cloud_tasks.oauth_token,
                 )
                 owned = None if ownership is None else ownership.owned
                 sched = self._scheduler(store, deliverer, paused, owned, counters)

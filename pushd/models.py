@@ -74,7 +74,16 @@ class RetryParameters:
 
 #: Why an attempt got no HTTP answer (``LastAttempt.error``): the connection was refused, reset
 #: or timed out, the host name did not resolve, or another connection or URL problem.
-ATTEMPT_ERRORS = ("refused", "reset", "timeout", "dns", "connection", "invalid_url")
+#: ``forbidden``: the URL policy (``http_targets``) refused the HTTP task's address.
+ATTEMPT_ERRORS = (
+    "refused",
+    "reset",
+    "timeout",
+    "dns",
+    "connection",
+    "invalid_url",
+    "forbidden",
+)
 MAX_ATTEMPT_MESSAGE = 200  # characters of an attempt's message kept with the task
 
 
@@ -85,7 +94,9 @@ class LastAttempt:
 
     ``status`` is the HTTP status when an answer came, else None and ``error`` says why not (one
     of :data:`ATTEMPT_ERRORS`); ``message`` is a short text of either; ``url`` the full URL the
-    request went to.
+    request went to. ``executions``, for HTTP tasks only: the attempts so far answered with a
+    status below 500 (Cloud Tasks' execution count, which leaves 5xx out, CLOUDTASKS.md 1.5),
+    carried from one attempt to the next (kept here, in the attempt's JSON: no store column).
     """
 
     time_us: int
@@ -93,6 +104,7 @@ class LastAttempt:
     error: str | None
     message: str
     url: str
+    executions: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,6 +140,11 @@ class Task:
     @property
     def is_pull(self) -> bool:
         return self.method is Method.PULL
+
+    @property
+    def is_http_target(self) -> bool:
+        """A Cloud Tasks HTTP task: its URL is absolute (every other task's starts ``/``)."""
+        return self.url.startswith(("http://", "https://"))
 
     @property
     def mode(self) -> QueueMode:

@@ -61,6 +61,9 @@ class CloudTasks:
 
     grpc_port: int | None = None
     oidc_issuer: str | None = None
+    #: Sent as ``Authorization: Bearer <it>`` with HTTP tasks that ask for an ``oauth_token``
+    #: (pushd mints no OAuth tokens); None sends them without Authorization.
+    oauth_token: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,6 +115,9 @@ class Settings:
     log_level: str = "info"
     log_format: str = "text"  # text | json
     cloud_tasks: CloudTasks = field(default_factory=CloudTasks)
+    #: URL prefixes Cloud Tasks HTTP tasks may go to (``https://hooks.example.com/``); none by
+    #: default: HTTP tasks are refused (pushd.dispatch.url_policy, the SSRF rules).
+    http_targets: tuple[str, ...] = ()
 
     def target_url(self, target: str | None) -> str:
         """Base URL for an App Engine target name, or the default target."""
@@ -235,6 +241,8 @@ def _build(raw: Mapping[str, Any], issues: _Issues) -> dict[str, Any]:
             clean[name] = _tokens(value, issues)
         elif name == "cloud_tasks":
             clean[name] = _cloud_tasks(value, issues)
+        elif name == "http_targets":
+            clean[name] = _http_targets(value, issues)
         else:
             clean[name] = _coerce(name, value, issues)
     return {k: v for k, v in clean.items() if v is not None or k == "signing_secret"}
@@ -321,8 +329,13 @@ def _cloud_tasks(value: Any, issues: _Issues) -> dict[str, Any]:
         path = f"cloud_tasks.{key}"
         if key == "oidc_issuer":
             _oidc_issuer(item, path, issues, out)
+        elif key == "oauth_token":
+            if item is not None and not isinstance(item, str):
+                issues.add(path, f"{item!r} is not a string")
+            else:
+                out[key] = item
         elif key != "grpc_port":
-            issues.add(path, f"unknown setting {key!r}; known: grpc_port, oidc_issuer")
+            issues.add(path, f"unknown setting {key!r}; known: grpc_port, oauth_token, oidc_issuer")
         elif item is None:
             out[key] = None
         elif _port(item) is None:
@@ -340,6 +353,44 @@ def _oidc_issuer(item: object, path: str, issues: _Issues, out: dict[str, Any]) 
         issues.add(path, f"{item!r} is not an issuer such as 'https://accounts.google.com'")
     else:
         out["oidc_issuer"] = item
+
+
+def _http_targets(value: Any, issues: _Issues) -> tuple[str, ...]:
+    """``http_targets``: a list of http(s) URL prefixes (pushd.dispatch.url_policy)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        issues.add(
+            "http_targets", "must be a list of URL prefixes such as https://hooks.example.com/"
+        )
+        return ()
+    out = []
+    for i, item in enumerate(value):
+        problem = (
+            f"{item!r} is not a string" if not isinstance(item, str) else check_http_target(item)
+        )
+        if problem:
+            issues.add(f"http_targets[{i}]", problem)
+        else:
+            out.append(item)
+    return tuple(out)
+
+
+def check_http_target(prefix: str) -> str | None:
+    """Why ``prefix`` cannot be an ``http_targets`` entry: an http(s) URL with a host, no user
+    name, query or fragment."""
+    try:
+        parts = urlsplit(prefix)
+        parts.port  # noqa: B018 (raises for a bad port)
+    except ValueError as exc:
+        return f"{prefix!r} cannot be parsed: {exc}"
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return f"{prefix!r} is not an http:// or https:// URL with a host"
+    if "@" in parts.netloc:
+        return f"{prefix!r} must not carry a user name or password"
+    if parts.query or parts.fragment:
+        return f"{prefix!r} must not have a query or fragment"
+    return None
 
 
 #: Settings with a range: (name, least, most, the issue outside it). Tasks' own deadlines

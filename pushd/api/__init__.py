@@ -29,6 +29,7 @@ from pushd.api import (
     v1beta2,
 )
 from pushd.api import errors as api_errors
+from pushd.dispatch import url_policy
 
 Engine = service.Engine
 
@@ -55,6 +56,7 @@ def create_app(
     app = web.Application(middlewares=middlewares, client_max_size=wire.MAX_REQUEST_BYTES)
     app[keys.SERVICE] = service
     app[keys.TOKENS] = settings.auth_tokens
+    app[keys.URL_POLICY] = url_policy.UrlPolicy(settings.http_targets)
     app[keys.SESSIONS] = sessions.Sessions(auth.session_lifetime_us(settings))
     auth.add_routes(app, native.ROUTES)
     v1beta2.add_routes(app)

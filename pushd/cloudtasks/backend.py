@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from pushd import errors, models, service, settings, tasks
 from pushd.api import auth, keys, openapi
 from pushd.api import errors as api_errors
+from pushd.dispatch import url_policy
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -76,6 +77,11 @@ class Backend:
 
     def now_us(self) -> int:
         return self._service.now_us()
+
+    def http_target_refusal(self, url: str) -> str | None:
+        """Why an HTTP task may not be created for ``url`` (naming ``http_targets``), or None."""
+        policy = self._app.get(keys.URL_POLICY)
+        return (policy or url_policy.UrlPolicy()).refusal(url)
 
     # -------------------------------------------------------------- queues
 

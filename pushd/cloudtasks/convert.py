@@ -21,12 +21,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pushd import clock, models, tasks
+from pushd import clock, errors, models, tasks
 from pushd.cloudtasks import descriptors, names, rpc
 from pushd.queue_yaml import config
 
 #: Schedule times further ahead than this are refused, as the real service does.
 MAX_SCHEDULE_AHEAD_US = 720 * 3600 * clock.US_PER_SECOND
+#: OAuthToken.scope when none is given, as the proto says.
+DEFAULT_OAUTH_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 _STATE_RUNNING, _STATE_PAUSED, _STATE_DISABLED = 1, 2, 3
 _VIEW_FULL = 2
 #: The oneof of Task holding its request (v2beta3 also has pull_message).
@@ -49,6 +51,14 @@ _STATUS_CODES = {
     502: rpc.Code.INTERNAL,
     503: rpc.Code.UNAVAILABLE,
     504: rpc.Code.DEADLINE_EXCEEDED,
+}
+
+
+#: Why an attempt got no answer (``LastAttempt.error``) as its google.rpc code; UNAVAILABLE
+#: for the rest. ``forbidden``: the URL policy refused the HTTP task's address.
+_NO_ANSWER_CODES = {
+    "timeout": rpc.Code.DEADLINE_EXCEEDED,
+    "forbidden": rpc.Code.PERMISSION_DENIED,
 }
 
 
@@ -145,15 +155,10 @@ def task_message(version: str, queue: names.QueueName, task: models.Task, *, vie
     """The Task ``task`` is; bodies only in the FULL view."""
     out = new(version, "Task")
     out.name = queue.task(task.name)
-    request = out.app_engine_http_request
-    request.http_method = _http_method_number(version, task.method.value)
-    request.relative_uri = task.url
-    for key, value in _header_map(task.headers).items():
-        request.headers[key] = value
-    if view == _VIEW_FULL:
-        request.body = task.payload
-    if task.target:
-        _routing(request.app_engine_routing, task.target)
+    if task.is_http_target:
+        _http_request(version, out.http_request, task, view=view)
+    else:
+        _app_engine_request(version, out.app_engine_http_request, task, view=view)
     set_timestamp(out.schedule_time, task.eta_us)
     set_timestamp(out.create_time, task.created_us // clock.US_PER_SECOND * clock.US_PER_SECOND)
     if task.dispatch_deadline_us is not None:
@@ -172,6 +177,37 @@ def task_message(version: str, queue: names.QueueName, task: models.Task, *, vie
     return out
 
 
+def _app_engine_request(version: str, request: Any, task: models.Task, *, view: int) -> None:
+    request.http_method = _http_method_number(version, task.method.value)
+    request.relative_uri = task.url
+    for key, value in _header_map(task.headers).items():
+        request.headers[key] = value
+    if view == _VIEW_FULL:
+        request.body = task.payload
+    if task.target:
+        _routing(request.app_engine_routing, task.target)
+
+
+def _http_request(version: str, request: Any, task: models.Task, *, view: int) -> None:
+    """An HTTP task's request: its headers as stored (case kept, ``User-Agent:
+    Google-Cloud-Tasks``, no Content-Type added), its token as the oneof it came in."""
+    request.http_method = _http_method_number(version, task.method.value)
+    request.url = task.url
+    own = tasks.http_target.AUTH_HEADER.lower()
+    kept = tuple((k, v) for k, v in task.headers if k.lower() != own)
+    for key, value in _header_map(kept).items():
+        request.headers[key] = value
+    if view == _VIEW_FULL:
+        request.body = task.payload
+    auth = tasks.authorization_of(task)
+    if auth is not None and auth.kind == "oidc":
+        request.oidc_token.service_account_email = auth.service_account_email
+        request.oidc_token.audience = auth.audience
+    elif auth is not None and auth.kind == "oauth":
+        request.oauth_token.service_account_email = auth.service_account_email
+        request.oauth_token.scope = auth.scope
+
+
 def _last_attempt(out: Any, attempt: models.LastAttempt) -> None:
     """pushd's last failed attempt as an Attempt: when it ended (``response_time``) and its
     HTTP status, or why no answer came, as a google.rpc.Status."""
@@ -181,8 +217,7 @@ def _last_attempt(out: Any, attempt: models.LastAttempt) -> None:
         status.code = _STATUS_CODES.get(attempt.status, rpc.Code.UNKNOWN)
         status.message = f"HTTP status code {attempt.status}"
     else:
-        timeout = attempt.error == "timeout"
-        status.code = rpc.Code.DEADLINE_EXCEEDED if timeout else rpc.Code.UNAVAILABLE
+        status.code = _NO_ANSWER_CODES.get(attempt.error or "", rpc.Code.UNAVAILABLE)
         status.message = attempt.message
 
 
@@ -204,7 +239,9 @@ def task_request(
     name = names.task_in(queue, task.name) if task.name else None
     kind = task.WhichOneof(_TASK_ONEOF[version])
     if kind is None:
-        raise rpc.invalid("Task.app_engine_http_request is required")
+        raise rpc.invalid("Task.app_engine_http_request or Task.http_request is required")
+    if kind == "http_request":
+        return _http_task_request(version, task, name, now_us=now_us)
     if kind != "app_engine_http_request":
         raise rpc.RpcError(
             rpc.Code.UNIMPLEMENTED,
@@ -234,6 +271,50 @@ def task_request(
         target=target_of(request.app_engine_routing),
         dispatch_deadline_us=_dispatch_deadline_us(task),
     )
+
+
+def _http_task_request(
+    version: str, task: Any, name: str | None, *, now_us: int
+) -> tasks.TaskRequest:
+    """An ``http_request`` task as pushd's request for an HTTP task (its rules:
+    :mod:`pushd.tasks.http_target`; where it may go: ``http_targets``, checked by the caller)."""
+    request = task.http_request
+    method = _http_method_name(version, request.http_method)
+    if method == "HTTP_METHOD_UNSPECIFIED":
+        method = "POST"
+    if method not in tasks.http_target.METHODS:
+        raise rpc.invalid(
+            f"Task.http_request.http_method {method} is not one of "
+            f"{', '.join(tasks.http_target.METHODS)} (pushd serves no other yet)"
+        )
+    if not request.url:
+        raise rpc.invalid("Task.http_request.url is required")
+    try:
+        url = tasks.http_target.check_absolute_url(request.url)
+    except errors.InvalidUrlError as exc:
+        raise rpc.invalid(f"Task.http_request.url: {exc.message}") from None
+    return tasks.TaskRequest(
+        name=name,
+        method=method,
+        headers=list(request.headers.items()),
+        payload=request.body if request.body else None,
+        eta_us=_schedule_time_us(task, now_us),
+        dispatch_deadline_us=_dispatch_deadline_us(task),
+        http=tasks.HttpTarget(url, _authorization(request)),
+    )
+
+
+def _authorization(request: Any) -> tasks.Authorization | None:
+    """The request's ``oidc_token`` or ``oauth_token``, if it has one."""
+    which = request.WhichOneof("authorization_header")
+    if which == "oidc_token":
+        token = request.oidc_token
+        return tasks.Authorization("oidc", token.service_account_email, audience=token.audience)
+    if which == "oauth_token":
+        token = request.oauth_token
+        scope = token.scope or DEFAULT_OAUTH_SCOPE
+        return tasks.Authorization("oauth", token.service_account_email, scope=scope)
+    return None
 
 
 def _schedule_time_us(task: Any, now_us: int) -> int | None:

@@ -334,6 +334,8 @@ async def create_task(call: Call, request: Any) -> Any:
     name, cfg = _queue(call, request.parent)
     _runnable(call, cfg)
     wanted = convert.task_request(call.version, request.task, name, now_us=call.backend.now_us())
+    if wanted.http is not None and (refusal := call.backend.http_target_refusal(wanted.http.url)):
+        raise rpc.invalid(refusal)
     result = await call.backend.add(wanted, cfg)
     if not result.ok:
         raise rpc.RpcError(rpc.Code.ALREADY_EXISTS, rpc.ALREADY_EXISTS)

@@ -29,6 +29,8 @@ for task requests, which the SDK's middleware makes the request's ``REMOTE_ADDR`
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import email.utils
 import hashlib
 import hmac
@@ -39,6 +41,7 @@ from typing import Protocol
 import multidict
 
 from pushd import clock, models, settings, tickets
+from pushd.dispatch import http_target, url_policy
 from pushd.dispatch.aiohttp_transport import (
     AiohttpTransport,
     AnswerTooLong,
@@ -73,12 +76,15 @@ __all__ = [
     "Transport",
     "build_headers",
     "deliver",
+    "deliver_http",
     "error_kind",
+    "executions",
     "is_local_failure",
     "make_session",
     "make_transport",
     "parse_retry_after",
     "resolve_target",
+    "retry_reason",
     "signature",
 ]
 
@@ -105,6 +111,7 @@ RESERVED_HEADERS = frozenset(
     }
 )
 BODY_METHODS = frozenset({models.Method.POST, models.Method.PUT})
+executions = http_target.executions
 #: The address App Engine's task requests come from (SPEC 3.1), as the SDK's middleware reads it.
 TASK_SOURCE_IP = "0.1.0.2"
 #: The longest Retry-After honoured: as long as the longest backoff (a century).
@@ -142,13 +149,19 @@ class Attempt:
         """503 or 429: the receiver asks pushd to slow the whole queue down."""
         return self.status in (429, 503)
 
-    def last(self, now_us: int) -> models.LastAttempt:
-        """This attempt as kept with its task (message cut to ``MAX_ATTEMPT_MESSAGE``)."""
+    def last(self, now_us: int, *, executions: int = 0) -> models.LastAttempt:
+        """This attempt as kept with its task (message cut to ``MAX_ATTEMPT_MESSAGE``);
+        ``executions``: an HTTP task's count of answers below 500 (see :func:`executions`)."""
         message = self.error or ("" if self.status is None else f"HTTP {self.status}")
         if len(message) > models.MAX_ATTEMPT_MESSAGE:
             message = message[: models.MAX_ATTEMPT_MESSAGE - 3] + "..."
         return models.LastAttempt(
-            time_us=now_us, status=self.status, error=self.kind, message=message, url=self.url
+            time_us=now_us,
+            status=self.status,
+            error=self.kind,
+            message=message,
+            url=self.url,
+            executions=executions,
         )
 
 
@@ -202,11 +215,7 @@ def build_headers(
     if task.last_status is not None:
         headers["X-AppEngine-TaskPreviousResponse"] = str(task.last_status)
     if task.retry_count > 0:
-        headers["X-AppEngine-TaskRetryReason"] = (
-            f"previous attempt answered HTTP {task.last_status}"
-            if task.last_status is not None
-            else "previous attempt got no response (connection failed or deadline exceeded)"
-        )
+        headers["X-AppEngine-TaskRetryReason"] = retry_reason(task)
     body = task.payload if task.method in BODY_METHODS else b""
     if body and "Content-Type" not in headers:
         headers["Content-Type"] = "application/octet-stream"
@@ -214,11 +223,34 @@ def build_headers(
     headers["X-AppEngine-User-IP"] = TASK_SOURCE_IP
     if api_ticket is not None:
         headers["X-AppEngine-Api-Ticket"] = api_ticket
+    _sign(headers, signing_secret, task, now_us)
+    return headers
+
+
+def _sign(
+    headers: multidict.CIMultiDict[str],
+    signing_secret: str | None,
+    task: models.Task,
+    now_us: int,
+) -> None:
+    """pushd's signature headers, with a secret configured (the module's docstring)."""
     if signing_secret:
+        body = task.payload if task.method in BODY_METHODS else b""
         ts = now_us // clock.US_PER_SECOND
         headers["X-Pushd-Timestamp"] = str(ts)
         headers["X-Pushd-Signature"] = signature(signing_secret, ts, task.name, body)
-    return headers
+
+
+#: ``X-AppEngine-TaskRetryReason`` as Cloud Tasks sends it (CLOUDTASKS.md 1.5, recorded from
+#: production): ``App Error`` after an HTTP answer, ``Instance Unavailable`` after none.
+RETRY_REASON_ANSWERED = "App Error"
+RETRY_REASON_NO_ANSWER = "Instance Unavailable"
+
+
+def retry_reason(task: models.Task) -> str:
+    """Why ``task`` is retried, in the words of the real service (not free text: handlers
+    written for App Engine compare it)."""
+    return RETRY_REASON_ANSWERED if task.last_status is not None else RETRY_REASON_NO_ANSWER
 
 
 def parse_retry_after(value: str | None, now_us: int) -> int | None:
@@ -258,8 +290,49 @@ async def deliver(
     headers = build_headers(
         task, queue=queue, signing_secret=signing_secret, now_us=now_us, api_ticket=api_ticket
     )
-    body = task.payload if task.method in BODY_METHODS else None
     url = base_url.rstrip("/") + task.url
+    return await _send(transport, task, url, headers, deadline_s, now_us, connect_to)
+
+
+async def deliver_http(
+    transport: Transport,
+    task: models.Task,
+    *,
+    queue: str,
+    policy: url_policy.UrlPolicy,
+    deadline_s: float,
+    signing_secret: str | None,
+    now_us: int,
+    authorization: str | None = None,
+) -> Attempt:
+    """One attempt of a Cloud Tasks HTTP task (:mod:`pushd.dispatch.http_target`): its URL
+    checked by ``policy`` now, the request sent to the address checked. A refused URL is a
+    failed attempt without an answer (kind ``forbidden`` or ``dns``), never sent."""
+    try:
+        async with asyncio.timeout(deadline_s):
+            vetted = await policy.vet(task.url)
+    except TimeoutError:
+        vetted = url_policy.Refused("dns", f"resolving the host took over {deadline_s:g}s")
+    if isinstance(vetted, url_policy.Refused):
+        return Attempt(None, vetted.message, kind=vetted.kind, url=task.url)
+    headers = http_target.build_http_headers(
+        task, queue=queue, now_us=now_us, authorization=authorization
+    )
+    _sign(headers, signing_secret, task, now_us)
+    return await _send(transport, task, task.url, headers, deadline_s, now_us, vetted.address)
+
+
+async def _send(
+    transport: Transport,
+    task: models.Task,
+    url: str,
+    headers: multidict.CIMultiDict[str],
+    deadline_s: float,
+    now_us: int,
+    connect_to: str | None,
+) -> Attempt:
+    """Send the request and classify what came back."""
+    body = task.payload if task.method in BODY_METHODS else None
     request = Request(task.method.value, url, headers, body, deadline_s, connect_to)
     outcome = await transport.send(request)
     if isinstance(outcome, Failure):
@@ -301,6 +374,12 @@ class Deliverer:
     default_target: str
     signing_secret: str | None
     api_tickets: tickets.Tickets | None = None
+    #: Where HTTP tasks may go (``http_targets``), checked at every attempt.
+    policy: url_policy.UrlPolicy = dataclasses.field(default_factory=url_policy.UrlPolicy)
+    #: ``cloud_tasks.oauth_token``: sent for HTTP tasks with an ``oauth_token``.
+    oauth_token: str | None = None
+    #: Mints the ID token of HTTP tasks with an ``oidc_token``; None sends none.
+    oidc_minter: http_target.Minter | None = None
 
     def base_url(self, queue_target: str | None, task: models.Task) -> str:
         name = resolve_target(queue_target, task, self.targets)
@@ -309,6 +388,8 @@ class Deliverer:
     async def __call__(
         self, task: models.Task, queue: _QueueLike, *, deadline_s: float, now_us: int
     ) -> Attempt:
+        if task.is_http_target:
+            return await self._deliver_http(task, queue.name, deadline_s=deadline_s, now_us=now_us)
         return await deliver(
             self.transport,
             task,
@@ -318,6 +399,23 @@ class Deliverer:
             signing_secret=self.signing_secret,
             now_us=now_us,
             api_ticket=self._ticket(deadline_s, now_us),
+        )
+
+    async def _deliver_http(
+        self, task: models.Task, queue: str, *, deadline_s: float, now_us: int
+    ) -> Attempt:
+        value = await http_target.authorization(
+            task, oauth_token=self.oauth_token, minter=self.oidc_minter
+        )
+        return await deliver_http(
+            self.transport,
+            task,
+            queue=queue,
+            policy=self.policy,
+            deadline_s=deadline_s,
+            signing_secret=self.signing_secret,
+            now_us=now_us,
+            authorization=value,
         )
 
     def _ticket(self, deadline_s: float, now_us: int) -> str | None:

@@ -30,6 +30,7 @@ def decide(
     retry_count = task.retry_count + 1
     # SPEC Q7: an attempt counts as an execution only if it got an HTTP response.
     execution_count = task.execution_count + (attempt.status is not None)
+    last = attempt.last(started_us, executions=dispatch.executions(task, attempt.status))
     policy = retry.effective_policy(queue_retry, task.retry_options)
     decision = retry.next_delay(
         policy, retry_number=retry_count, first_try_us=first_try, now_us=now_us
@@ -44,7 +45,7 @@ def decide(
             first_try_us=first_try,
             last_status=attempt.status,
             reason=f"{decision.reason}; last attempt: {attempt.error}",
-            last_attempt=attempt.last(started_us),
+            last_attempt=last,
         )
     return base.Retry(
         queue=task.queue,
@@ -55,7 +56,7 @@ def decide(
         execution_count=execution_count,
         first_try_us=first_try,
         last_status=attempt.status,
-        last_attempt=attempt.last(started_us),
+        last_attempt=last,
     )
 
 

@@ -58,6 +58,7 @@ def _attempt_dict(attempt: models.LastAttempt) -> dict[str, Any]:
         "error": attempt.error,
         "message": attempt.message,
         "url": attempt.url,
+        "executions": attempt.executions,
     }
 
 
@@ -80,6 +81,7 @@ def _attempt(data: dict[str, Any] | None) -> models.LastAttempt | None:
         error=data.get("error"),
         message=data.get("message", ""),
         url=data.get("url", ""),
+        executions=data.get("executions", 0),
     )
 
 

@@ -30,8 +30,10 @@ Deliberate differences from App Engine (each is also noted where it is implement
 from __future__ import annotations
 
 from pushd import encoding
+from pushd.tasks import http_target
 from pushd.tasks.batch import build_task, check_batch_size, validate_batch
 from pushd.tasks.build import extract_params
+from pushd.tasks.http_target import Authorization, HttpTarget, authorization_of
 from pushd.tasks.leases import check_lease_seconds, check_lease_tag, check_max_tasks
 from pushd.tasks.names import (
     NAMESPACE_PATTERN,
@@ -53,8 +55,11 @@ __all__ = [
     "NAMESPACE_PATTERN",
     "QUEUE_NAME_PATTERN",
     "TASK_NAME_PATTERN",
+    "Authorization",
+    "HttpTarget",
     "NameFactory",
     "TaskRequest",
+    "authorization_of",
     "build_task",
     "check_batch_size",
     "check_generated_name",
@@ -65,6 +70,7 @@ __all__ = [
     "check_retry_options",
     "check_task_name",
     "extract_params",
+    "http_target",
     "new_task_name",
     "task_size",
     "validate_batch",

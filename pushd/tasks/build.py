@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from pushd import encoding, errors, models
 from pushd.tasks import numbers
+from pushd.tasks.http_target import build_http
 from pushd.tasks.names import NameFactory, check_generated_name, check_namespace, check_task_name
 from pushd.tasks.retry_options import check_retry_options
 
@@ -21,7 +22,12 @@ _BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE"})
 def build(
     request: TaskRequest, *, queue: str, now_us: int, name_factory: NameFactory
 ) -> models.Task:
-    """App Engine's client-side checks, in the order of its ``Task.__init__``."""
+    """App Engine's client-side checks, in the order of its ``Task.__init__`` (Cloud Tasks'
+    for an HTTP task: :mod:`pushd.tasks.http_target`)."""
+    if request.http is not None:
+        return build_http(
+            request, request.http, queue=queue, now_us=now_us, name_factory=name_factory
+        )
     retry_options = check_retry_options(request.retry_options)
     name = check_task_name(request.name) if request.name else None
     on_queue_url, path, query = _split_url(request.url)

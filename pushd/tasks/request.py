@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pushd import encoding, models
+    from pushd.tasks.http_target import HttpTarget
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -20,7 +21,8 @@ class TaskRequest:
     lists (repeated headers) or a sequence of (name, value) pairs. ``params`` values may be str,
     bytes, numbers or lists of them. ``dispatch_deadline`` is in seconds, ``dispatch_deadline_us`` in µs (one of them). ``namespace`` is the
     namespace the task is added from; it becomes ``X-AppEngine-Current-Namespace`` unless the
-    headers carry that header already, as App Engine's client does.
+    headers carry that header already, as App Engine's client does. ``http`` makes it a Cloud
+    Tasks HTTP task with an absolute URL (:mod:`pushd.tasks.http_target`); ``url`` is unused.
     """
 
     name: str | None = None
@@ -38,3 +40,4 @@ class TaskRequest:
     dispatch_deadline: float | None = None
     dispatch_deadline_us: int | None = None
     namespace: str = ""
+    http: HttpTarget | None = None

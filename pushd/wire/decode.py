@@ -19,8 +19,12 @@ from pushd.wire.values import (
     parse_rfc3339,
 )
 
-#: Fields of a task object in an add request.
-TASK_FIELDS = (*(f.name for f in dataclasses.fields(tasks.TaskRequest)), "payload_base64")
+#: Fields of a task object in an add request (``http``, a Cloud Tasks HTTP task, is only for the
+#: Cloud Tasks API: absolute URLs pass its ``http_targets`` check there).
+TASK_FIELDS = (
+    *(f.name for f in dataclasses.fields(tasks.TaskRequest) if f.name != "http"),
+    "payload_base64",
+)
 #: Fields of ``retry_options`` (App Engine's ``TaskRetryOptions`` keyword arguments).
 RETRY_FIELDS = (
     "task_retry_limit",

@@ -116,9 +116,11 @@ async def running(
     queue_yaml: str = QUEUE_YAML,
     tokens: tuple[settings.ApiToken, ...] = (),
     removed: tuple[str, ...] = (),
+    http_targets: tuple[str, ...] = (),
 ) -> AsyncIterator[Env]:
     """The API app serving Cloud Tasks; ``removed``: push queues removed from queue.yaml
-    that still hold tasks (as the daemon finds them in its store)."""
+    that still hold tasks (as the daemon finds them in its store); ``http_targets``: where
+    HTTP tasks may go."""
     store = memory.MemoryStore()
     fake_clock = clock.FakeClock(T0)
     engine = FakeEngine(store)
@@ -138,7 +140,9 @@ async def running(
         engine=engine,
         apply_api_queues=apply_api_queues,
     )
-    app = api.create_app(service=domain, settings=settings.Settings(auth_tokens=tokens))
+    app = api.create_app(
+        service=domain, settings=settings.Settings(auth_tokens=tokens, http_targets=http_targets)
+    )
     rest.add_routes(app)
     server = await grpc_server.GrpcServer.start(backend.Backend(app), "127.0.0.1", 0)
     try:

@@ -246,7 +246,7 @@ async def test_task_errors_carry_the_real_messages(env: Env) -> None:
     patch = task_request(app_engine_http_request={"http_method": 6})
     assert_failed(await failure(env, "create_task", patch), 400, "http_method PATCH")
     http = {"parent": QUEUE, "task": {"http_request": {"url": "http://127.0.0.1:9/"}}}
-    assert_failed(await failure(env, "create_task", http), 501, "Task.http_request")
+    assert_failed(await failure(env, "create_task", http), 400, "http_targets")
     missing = await failure(env, "get_task", {"name": f"{QUEUE}/tasks/none"})
     assert_failed(missing, 404, rpc.NOT_FOUND)
 
