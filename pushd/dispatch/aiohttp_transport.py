@@ -132,8 +132,12 @@ def make_session(max_connections: int) -> aiohttp.ClientSession:
     factory: Callable[[], client_proto.ResponseHandler]
     factory = functools.partial(_BoundedResponseHandler, loop=connector._loop)
     connector._factory = factory  # type: ignore[assignment]
+    # No User-Agent or Content-Type of aiohttp's own: a request carries the task's (Cloud
+    # Tasks' HTTP tasks never get a default Content-Type, CLOUDTASKS.md 1.5).
     session = aiohttp.ClientSession(
-        connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
+        connector=connector,
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent", "Content-Type"),
     )
     session._retry_connection = False
     return session

@@ -259,6 +259,46 @@ REFUSED = models.LastAttempt(
 )
 
 
+async def test_an_http_task_keeps_its_absolute_url_and_its_attempt_count(
+    store: base.Store,
+) -> None:
+    """A Cloud Tasks HTTP task is a task with an absolute URL (no column of its own): the URL,
+    the header case and the 5xx-excluding execution count (kept in its last attempt's JSON)
+    survive the store, live and dead."""
+    task = models.Task(
+        queue="q",
+        name="h",
+        url="https://hooks.example.com/run?x=1&y=%2F",
+        headers=(("X-Mixed-Case", "v"), ("User-Agent", "Google-Cloud-Tasks")),
+        payload=b"{}",
+        eta_us=T0,
+        created_us=T0,
+        size=10,
+    )
+    [result] = await store.add([task], now_us=T0)
+    assert result.ok
+    stored = await store.get("q", "h")
+    assert stored == task
+    assert stored.is_http_target
+    [claimed] = await store.claim_due("q", now_us=T0, limit=1, lease_us=S)
+    attempt = dataclasses.replace(REFUSED, status=404, error=None, url=task.url, executions=2)
+    retry = base.Retry(
+        queue="q",
+        name="h",
+        lease_eta_us=claimed.lease_eta_us,
+        eta_us=T0 + S,
+        retry_count=3,
+        execution_count=3,
+        first_try_us=T0,
+        last_status=404,
+        last_attempt=attempt,
+    )
+    await store.finish([retry], now_us=T0)
+    again = await store.get("q", "h")
+    assert again is not None
+    assert (again.url, again.last_attempt) == (task.url, attempt)
+
+
 async def test_the_last_attempt_is_kept_with_a_retry_a_release_and_a_dead_letter(
     store: base.Store,
 ) -> None:

@@ -1,0 +1,181 @@
+"""Cloud Tasks HTTP tasks on a real daemon (subprocess, SQLite file) driven by Google's official
+``google-cloud-tasks`` client, unchanged, over gRPC and REST, delivering to a real receiver on
+127.0.0.1: the headers of each attempt for a receiver answering 503, 404, 200 (CLOUDTASKS.md
+1.5's table, recorded from production, copied in tests/unit/test_http_target.py), the counts
+kept on the task, and the SSRF rules (``http_targets``)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from google.api_core import exceptions
+from google.cloud import tasks_v2
+
+from tests.integration.test_cloudtasks import off_loop, start, sync_client
+
+if TYPE_CHECKING:
+    from tests.integration.conftest import StartDaemon
+    from tests.integration.harness import Daemon, Receiver
+
+QUEUE_YAML = """
+queue:
+- name: jobs
+  rate: 50/s
+  bucket_size: 10
+  retry_parameters:
+    task_retry_limit: 5
+    min_backoff_seconds: 2
+    max_backoff_seconds: 2
+"""
+PARENT = "projects/my-project/locations/us-central1"
+QUEUE = f"{PARENT}/queues/jobs"
+POLL_S = 0.05
+UNAVAILABLE, NOT_FOUND, PERMISSION_DENIED = 14, 5, 7
+
+
+async def start_with(
+    start_daemon: StartDaemon, tmp_path: Path, http_targets: list[str]
+) -> tuple[Daemon, str]:
+    settings = tmp_path / "pushd.yaml"
+    settings.write_text("http_targets:\n" + "".join(f"- {p!r}\n" for p in http_targets))
+    return await start(
+        lambda yaml, **kw: start_daemon(
+            QUEUE_YAML, extra_args=[*kw["extra_args"], "--settings", str(settings)]
+        )
+    )
+
+
+async def task_when(client: Any, name: str, ready: Any, timeout_s: float = 20.0) -> Any:
+    """GetTask until ``ready(task)`` (the outcome is written just after the answer)."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            task = await off_loop(lambda: client.get_task(name=name))
+            if ready(task):
+                return task
+            await asyncio.sleep(POLL_S)
+
+
+async def gone(client: Any, name: str, timeout_s: float = 20.0) -> None:
+    """GetTask until NOT_FOUND."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            try:
+                await off_loop(lambda: client.get_task(name=name))
+            except exceptions.NotFound:
+                return
+            await asyncio.sleep(POLL_S)
+
+
+@pytest.mark.parametrize("transport", ["grpc", "rest"])
+async def test_each_attempt_carries_the_real_services_headers(
+    start_daemon: StartDaemon, receiver: Receiver, tmp_path: Path, transport: str
+) -> None:
+    receiver.respond = lambda request, i: (503, 404, 200)[min(i, 2)]
+    daemon, grpc_address = await start_with(start_daemon, tmp_path, [receiver.url + "/hooks/"])
+    client = sync_client(daemon, grpc_address, transport)
+    name = f"{QUEUE}/tasks/h-1"
+    task = {
+        "name": name,
+        "http_request": {
+            "url": receiver.url + "/hooks/run?x=1",
+            "headers": {"X-Mixed-Case": "kept", "lower-case": "v"},
+            "body": b'{"a": 1}',
+        },
+    }
+    created = await off_loop(lambda: client.create_task(parent=QUEUE, task=task))
+    assert created.http_request.url == receiver.url + "/hooks/run?x=1"
+    assert dict(created.http_request.headers) == {
+        "X-Mixed-Case": "kept",
+        "lower-case": "v",
+        "User-Agent": "Google-Cloud-Tasks",
+    }
+    await receiver.wait_for(1)
+    after_503 = await task_when(client, name, lambda t: t.dispatch_count == 1)
+    assert after_503.response_count == 1
+    assert after_503.last_attempt.response_status.code == UNAVAILABLE
+    assert after_503.first_attempt.dispatch_time.timestamp() > 0
+    await receiver.wait_for(2)
+    after_404 = await task_when(client, name, lambda t: t.dispatch_count == 2)
+    assert after_404.response_count == 2
+    assert after_404.last_attempt.response_status.code == NOT_FOUND
+    deliveries = await receiver.wait_for(3)
+    table = [
+        (
+            d.headers.get("X-CloudTasks-TaskRetryCount"),
+            d.headers.get("X-CloudTasks-TaskExecutionCount"),
+            d.headers.get("X-CloudTasks-TaskPreviousResponse"),
+            d.headers.get("X-CloudTasks-TaskRetryReason"),
+        )
+        for d in deliveries
+    ]
+    assert table == [("0", "0", None, None), ("1", "0", "503", ""), ("2", "1", "404", "")]
+    for d in deliveries:
+        assert (d.method, d.path, d.body) == ("POST", "/hooks/run?x=1", b'{"a": 1}')
+        sent = dict(d.all_headers)  # the names as they came on the wire
+        assert sent["X-Mixed-Case"] == "kept"
+        assert sent["lower-case"] == "v"
+        assert sent["User-Agent"] == "Google-Cloud-Tasks"
+        assert sent["X-CloudTasks-QueueName"] == "jobs"
+        assert sent["X-CloudTasks-TaskName"] == "h-1"
+        assert float(sent["X-CloudTasks-TaskETA"]) > 1.6e9
+        assert "content-type" not in {k.lower() for k in sent}  # never a default
+        assert not [k for k in sent if k.lower().startswith("x-appengine-")]
+    await gone(client, name)  # done: the flusher deletes it just after the 200
+    client.transport.close()
+
+
+@pytest.mark.parametrize("transport", ["grpc", "rest"])
+async def test_a_url_outside_http_targets_is_refused_at_create(
+    start_daemon: StartDaemon, receiver: Receiver, tmp_path: Path, transport: str
+) -> None:
+    daemon, grpc_address = await start_with(start_daemon, tmp_path, [receiver.url + "/hooks/"])
+    client = sync_client(daemon, grpc_address, transport)
+    for url in (receiver.url + "/admin", "http://169.254.169.254/computeMetadata/v1/"):
+        task = {"http_request": {"url": url}}
+        with pytest.raises(exceptions.BadRequest, match="http_targets") as caught:
+            await off_loop(lambda task=task: client.create_task(parent=QUEUE, task=task))
+        assert caught.value.code == 400
+    listed = await off_loop(lambda: list(client.list_tasks(parent=QUEUE)))
+    assert listed == []
+    client.transport.close()
+
+
+async def test_a_name_resolving_to_loopback_is_refused_at_each_attempt(
+    start_daemon: StartDaemon, receiver: Receiver, tmp_path: Path
+) -> None:
+    """``localhost`` is listed, 127.0.0.1 is not: the task is created (the prefix matches) but
+    each attempt resolves the name, finds a loopback address and refuses to send; the refusal
+    is the task's last attempt, and the receiver never hears of it."""
+    port = receiver.url.rsplit(":", 1)[1]
+    daemon, grpc_address = await start_with(start_daemon, tmp_path, [f"http://localhost:{port}/"])
+    client = sync_client(daemon, grpc_address, "grpc")
+    name = f"{QUEUE}/tasks/local-1"
+    task = {"name": name, "http_request": {"url": f"http://localhost:{port}/hooks"}}
+    await off_loop(lambda: client.create_task(parent=QUEUE, task=task))
+    await daemon.wait_event("task_retry")
+    refused = await task_when(client, name, lambda t: t.dispatch_count >= 1)
+    assert refused.response_count == 0
+    status = refused.last_attempt.response_status
+    assert status.code == PERMISSION_DENIED
+    assert "a loopback address" in status.message
+    assert receiver.deliveries == []
+    client.transport.close()
+
+
+async def test_app_engine_tasks_say_app_error_on_retries(
+    start_daemon: StartDaemon, receiver: Receiver, tmp_path: Path
+) -> None:
+    receiver.respond = lambda request, i: (503, 200)[min(i, 1)]
+    daemon, grpc_address = await start_with(start_daemon, tmp_path, [])
+    client = sync_client(daemon, grpc_address, "grpc")
+    task = {"app_engine_http_request": {"relative_uri": "/ae"}}
+    await off_loop(lambda: client.create_task(parent=QUEUE, task=task))
+    first, second = await receiver.wait_for(2)
+    assert "X-AppEngine-TaskRetryReason" not in first.headers
+    assert second.headers["X-AppEngine-TaskRetryReason"] == "App Error"
+    assert second.headers["X-AppEngine-TaskExecutionCount"] == "1"  # App Engine counts 5xx
+    assert tasks_v2.HttpMethod.POST.name == second.method
+    client.transport.close()
