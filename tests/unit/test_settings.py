@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,35 @@ def test_event_loop_uvloop_is_refused_where_it_is_not_installed(
     with pytest.raises(errors.ConfigError, match="uvloop is not installed"):
         settings.from_mapping({"event_loop": "uvloop"})
     assert settings.from_mapping({"event_loop": "auto"}).event_loop == "auto"
+
+
+def test_http_targets_and_the_oauth_token(tmp_path: Path) -> None:
+    path = tmp_path / "pushd.yaml"
+    path.write_text(
+        "http_targets:\n- https://hooks.example.com/\n- http://127.0.0.1:8080/jobs/\n"
+        "cloud_tasks:\n  grpc_port: 8461\n  oauth_token: static-token\n"
+    )
+    s = settings.load(path, environ={})
+    assert s.http_targets == ("https://hooks.example.com/", "http://127.0.0.1:8080/jobs/")
+    assert (s.cloud_tasks.grpc_port, s.cloud_tasks.oauth_token) == (8461, "static-token")
+    assert settings.Settings().http_targets == ()  # none: HTTP tasks refused
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("http_targets: https://a.example/\n", "http_targets: must be a list of URL prefixes"),
+        ("http_targets:\n- ftp://a.example/\n", "http_targets[0]: 'ftp://a.example/' is not an"),
+        ("http_targets:\n- https://u@a.example/\n", "must not carry a user name"),
+        ("http_targets:\n- https://a.example/?x=1\n", "must not have a query or fragment"),
+        ("http_targets:\n- 3\n", "http_targets[0]: 3 is not a string"),
+        ("cloud_tasks:\n  oauth_token: [1]\n", "cloud_tasks.oauth_token: [1] is not a string"),
+    ],
+)
+def test_bad_http_targets_are_reported_with_their_key(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "pushd.yaml"
+    path.write_text(text)
+    with pytest.raises(errors.ConfigError, match=re.escape(message)):
+        settings.load(path, environ={})
