@@ -27,6 +27,8 @@ from pushd.queue_yaml import config
 
 #: Schedule times further ahead than this are refused, as the real service does.
 MAX_SCHEDULE_AHEAD_US = 720 * 3600 * clock.US_PER_SECOND
+#: The longest dispatch deadline of an HTTP task (App Engine tasks: pushd's 24 h).
+MAX_HTTP_DEADLINE_US = 30 * 60 * clock.US_PER_SECOND
 #: OAuthToken.scope when none is given, as the proto says.
 DEFAULT_OAUTH_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 _STATE_RUNNING, _STATE_PAUSED, _STATE_DISABLED = 1, 2, 3
@@ -293,13 +295,19 @@ def _http_task_request(
         url = tasks.http_target.check_absolute_url(request.url)
     except errors.InvalidUrlError as exc:
         raise rpc.invalid(f"Task.http_request.url: {exc.message}") from None
+    deadline_us = _dispatch_deadline_us(task)
+    if deadline_us is not None and deadline_us > MAX_HTTP_DEADLINE_US:
+        raise rpc.invalid(
+            f"Task.dispatch_deadline of an HTTP task must be at most 30m; got "
+            f"{deadline_us / clock.US_PER_SECOND:g}s"
+        )
     return tasks.TaskRequest(
         name=name,
         method=method,
         headers=list(request.headers.items()),
         payload=request.body if request.body else None,
         eta_us=_schedule_time_us(task, now_us),
-        dispatch_deadline_us=_dispatch_deadline_us(task),
+        dispatch_deadline_us=deadline_us,
         http=tasks.HttpTarget(url, _authorization(request)),
     )
 

@@ -136,3 +136,17 @@ async def test_without_http_targets_every_http_task_is_refused() -> None:
     async with running() as env:
         exc = await refused(env, http_task())
         assert "http_targets setting lists no URL prefixes" in str(exc.message)
+
+
+async def test_an_http_tasks_dispatch_deadline_is_15s_to_30m(env: Env) -> None:
+    long = http_task()
+    long["task"]["dispatch_deadline"] = {"seconds": 1801}
+    exc = await refused(env, long)
+    assert "at most 30m; got 1801s" in str(exc.message)
+    short = http_task()
+    short["task"]["dispatch_deadline"] = {"seconds": 14}
+    await refused(env, short)
+    ok = http_task()
+    ok["task"]["dispatch_deadline"] = {"seconds": 1800}
+    created = await env.call("create_task", ok)
+    assert created.dispatch_deadline.total_seconds() == 1800
