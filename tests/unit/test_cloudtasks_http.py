@@ -150,3 +150,28 @@ async def test_an_http_tasks_dispatch_deadline_is_15s_to_30m(env: Env) -> None:
     ok["task"]["dispatch_deadline"] = {"seconds": 1800}
     created = await env.call("create_task", ok)
     assert created.dispatch_deadline.total_seconds() == 1800
+
+
+async def test_v2beta3_over_rest_serves_http_tasks_too() -> None:
+    async with running(http_targets=(ALLOWED,)) as env:
+        task = {
+            "httpRequest": {
+                "url": URL,
+                "headers": {"X-Mixed-Case": "v"},
+                "oidcToken": {"serviceAccountEmail": SA},
+            }
+        }
+        async with env.http.post(f"/v2beta3/{QUEUE}/tasks", json={"task": task}) as resp:
+            body = await resp.json()
+            assert resp.status == 200, body
+        assert body["httpRequest"]["url"] == URL
+        assert body["httpRequest"]["headers"] == {
+            "X-Mixed-Case": "v",
+            "User-Agent": "Google-Cloud-Tasks",
+        }
+        assert body["httpRequest"]["oidcToken"] == {"serviceAccountEmail": SA}
+        outside = {"httpRequest": {"url": "https://elsewhere.example/"}}
+        async with env.http.post(f"/v2beta3/{QUEUE}/tasks", json={"task": outside}) as resp:
+            error = (await resp.json())["error"]
+            assert (resp.status, error["status"]) == (400, "INVALID_ARGUMENT")
+            assert "http_targets" in error["message"]
