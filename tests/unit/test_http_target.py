@@ -272,3 +272,29 @@ async def test_an_oauth_token_without_a_configured_one_sends_no_authorization() 
     task = http_task(http=tasks.HttpTarget(URL, authorization=auth))
     [h] = await run_attempts(task, transport, deliverer(transport), 1)
     assert "Authorization" not in h
+
+
+async def test_dns_rebinding_each_attempt_resolves_and_connects_where_it_checked() -> None:
+    """The name answers a public address, then a private one, then another public one: the
+    delivery resolves at every attempt, sends to the address it checked (``connect_to``, so
+    the transport never resolves the name itself), and refuses the private one unsent."""
+    answers = [["93.184.216.34"], ["10.0.0.1"], ["93.184.216.35"]]
+
+    async def rebinding(host: str, port: int) -> list[str]:
+        return answers.pop(0)
+
+    transport = FakeTransport(503, 200)
+    d = dataclasses.replace(
+        deliverer(transport),
+        policy=url_policy.UrlPolicy(("https://hooks.example.com/",), rebinding),
+    )
+    task = http_task()
+    first = await d(task, Queue(), deadline_s=10, now_us=T0)
+    second = await d(task, Queue(), deadline_s=10, now_us=T0)
+    third = await d(task, Queue(), deadline_s=10, now_us=T0)
+    assert [r.connect_to for r in transport.requests] == ["93.184.216.34", "93.184.216.35"]
+    assert [r.url for r in transport.requests] == [URL, URL]
+    assert (first.status, second.status, second.kind, third.status) == (503, None, "forbidden", 200)
+    assert second.error is not None
+    assert "10.0.0.1, a private address" in second.error
+    assert answers == []
