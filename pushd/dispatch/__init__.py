@@ -308,6 +308,8 @@ async def deliver_http(
     """One attempt of a Cloud Tasks HTTP task (:mod:`pushd.dispatch.http_target`): its URL
     checked by ``policy`` now, the request sent to the address checked. A refused URL is a
     failed attempt without an answer (kind ``forbidden`` or ``dns``), never sent."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     try:
         async with asyncio.timeout(deadline_s):
             vetted = await policy.vet(task.url)
@@ -319,7 +321,9 @@ async def deliver_http(
         task, queue=queue, now_us=now_us, authorization=authorization
     )
     _sign(headers, signing_secret, task, now_us)
-    return await _send(transport, task, task.url, headers, deadline_s, now_us, vetted.address)
+    # The deadline covers the resolution too: the attempt must end before its claim does.
+    left_s = max(deadline_s - (loop.time() - started), 0.001)
+    return await _send(transport, task, task.url, headers, left_s, now_us, vetted.address)
 
 
 async def _send(
@@ -404,9 +408,13 @@ class Deliverer:
     async def _deliver_http(
         self, task: models.Task, queue: str, *, deadline_s: float, now_us: int
     ) -> Attempt:
-        value = await http_target.authorization(
-            task, oauth_token=self.oauth_token, minter=self.oidc_minter
-        )
+        try:
+            value = await http_target.authorization(
+                task, oauth_token=self.oauth_token, minter=self.oidc_minter
+            )
+        except Exception as exc:  # the minter (its key store) failed: not the task's attempt
+            message = f"cannot mint the task's OIDC token: {type(exc).__name__}: {exc}"
+            return Attempt(None, message, kind="connection", url=task.url, local=True)
         return await deliver_http(
             self.transport,
             task,

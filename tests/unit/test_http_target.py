@@ -298,3 +298,21 @@ async def test_dns_rebinding_each_attempt_resolves_and_connects_where_it_checked
     assert second.error is not None
     assert "10.0.0.1, a private address" in second.error
     assert answers == []
+
+
+async def test_a_minter_failure_is_not_an_attempt_of_the_task() -> None:
+    """Minting is this machine's work (its key store): a failure gives the task back
+    uncounted (``local``), as running out of files does, never a crashed delivery."""
+
+    async def broken(audience: str, email: str) -> str:
+        raise OSError("key store unavailable")
+
+    transport = FakeTransport()
+    auth = tasks.Authorization("oidc", "sa@x")
+    attempt = await deliverer(transport, oidc_minter=broken)(
+        http_task(http=tasks.HttpTarget(URL, authorization=auth)), Queue(), deadline_s=10, now_us=T0
+    )
+    assert transport.requests == []
+    assert (attempt.status, attempt.local) == (None, True)
+    assert attempt.error is not None
+    assert "key store unavailable" in attempt.error
