@@ -311,6 +311,9 @@ class Daemon:
                     apply_api_queues=lambda: self.apply_api_queues(sched, store, peers),
                     oidc_issuer=s.cloud_tasks.oidc_issuer,
                 )
+                # An HTTP task's oidc_token: an ID token minted at each attempt (the service
+                # holds the keys, so the deliverer, made first, gets its minter now).
+                deliverer.oidc_minter = domain.oidc.mint
                 app = api.create_app(service=domain, settings=s, api_tickets=api_tickets)
                 cloudtasks_rest.add_routes(app)  # the Cloud Tasks API under /v2/, /v2beta3/
                 self.versions = await server_versions(store)  # for the `listening` line

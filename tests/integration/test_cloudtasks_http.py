@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from google.api_core import exceptions
+from google.auth.transport import requests as google_requests
 from google.cloud import tasks_v2
+from google.oauth2 import id_token
 
 from tests.integration.test_cloudtasks import off_loop, start, sync_client
 
@@ -178,4 +180,43 @@ async def test_app_engine_tasks_say_app_error_on_retries(
     assert second.headers["X-AppEngine-TaskRetryReason"] == "App Error"
     assert second.headers["X-AppEngine-TaskExecutionCount"] == "1"  # App Engine counts 5xx
     assert tasks_v2.HttpMethod.POST.name == second.method
+    client.transport.close()
+
+
+@pytest.mark.parametrize("transport", ["grpc", "rest"])
+async def test_an_oidc_token_task_carries_a_token_googles_verifier_accepts(
+    start_daemon: StartDaemon, receiver: Receiver, tmp_path: Path, transport: str
+) -> None:
+    """The delivery mints the ID token with the daemon's key at each attempt; the receiver
+    verifies it as it would Google's, with google-auth against the daemon's /oauth2/v1/certs.
+    A task's own Authorization header is replaced."""
+    daemon, grpc_address = await start_with(start_daemon, tmp_path, [receiver.url + "/"])
+    client = sync_client(daemon, grpc_address, transport)
+    email = "tasks@proj.iam.gserviceaccount.com"
+    url = receiver.url + "/secure"
+    for name, token in (
+        ("o1", {"service_account_email": email}),
+        ("o2", {"service_account_email": email, "audience": "https://aud.example"}),
+    ):
+        task = {
+            "name": f"{QUEUE}/tasks/{name}",
+            "http_request": {
+                "url": url,
+                "headers": {"Authorization": "Basic replaced"},
+                "oidc_token": token,
+            },
+        }
+        await off_loop(lambda task=task: client.create_task(parent=QUEUE, task=task))
+    deliveries = await receiver.wait_for(2)
+    by_name = {d.headers["X-CloudTasks-TaskName"]: d for d in deliveries}
+    certs = daemon.url + "/oauth2/v1/certs"
+    for name, audience in (("o1", url), ("o2", "https://aud.example")):
+        scheme, _, token = by_name[name].headers["Authorization"].partition(" ")
+        assert scheme == "Bearer"
+        claims = await off_loop(
+            lambda token=token, audience=audience: id_token.verify_token(
+                token, google_requests.Request(), audience=audience, certs_url=certs
+            )
+        )
+        assert (claims["email"], claims["aud"]) == (email, audience)
     client.transport.close()
