@@ -3,10 +3,10 @@ it publishes, checked by Google's own verifiers, in Python (google-auth ``verify
 ``certs_url`` at /oauth2/v1/certs and /oauth2/v3/certs) and in Node (google-auth-library's
 ``OAuth2Client.verifyIdToken`` with ``endpoints`` and ``issuers``).
 
-Cloud Tasks ``http_request`` deliveries do not exist on this branch yet, so the token is
-minted by the same code a delivery calls (:class:`pushd.service.oidc.Oidc`) in this process on
-the daemon's own database file while the daemon is stopped (it holds the file's lock while it
-runs); the daemon then restarts on that file and must publish the key that signed it.
+Here the token is minted by the same code a delivery calls (:class:`pushd.service.oidc.Oidc`)
+in this process on the daemon's own database file while the daemon is stopped (it holds the
+file's lock while it runs); the daemon then restarts on that file and must publish the key that
+signed it. Tokens delivered with ``http_request`` tasks: tests/integration/test_cloudtasks_http.py.
 """
 
 from __future__ import annotations
