@@ -80,10 +80,9 @@ def task_name(queue_id: str, task_id: str) -> str:
 
 
 def retry_reason(previous_status: int) -> str:
-    """``X-AppEngine-TaskRetryReason`` after an attempt answered ``previous_status``."""
-    # Google sends "App Error" (CLOUDTASKS.md 1.5); pushd sends its own text until the
-    # http_request work (issue 19, "cth") switches App Engine tasks to Google's value.
-    return f"previous attempt answered HTTP {previous_status}"
+    """``X-AppEngine-TaskRetryReason`` after an attempt answered ``previous_status``: Google's
+    "App Error" whatever the status (CLOUDTASKS.md 1.5, recorded from production)."""
+    return "App Error"
 
 
 @dataclass
