@@ -29,6 +29,9 @@ API_QUEUE_TOMBSTONE_US = 3600 * 1_000_000  # 1 h (CLOUDTASKS.md 1.3)
 DEFAULT_DISPATCH_DEADLINE_US = 10 * 60 * 1_000_000  # 10 min, App Engine automatic scaling
 DEFAULT_QUEUE_NAME = "default"
 DEFAULT_QUEUE_PATH = "/_ah/queue"
+#: Where an HTTP task keeps its ``oidc_token`` / ``oauth_token`` (pushd's bookkeeping, never
+#: sent as it is nor shown as one of the task's headers: :attr:`Task.shown_headers`).
+HTTP_AUTH_HEADER = "X-Pushd-Http-Authorization"
 
 
 class Method(enum.StrEnum):
@@ -149,6 +152,17 @@ class Task:
     @property
     def mode(self) -> QueueMode:
         return QueueMode.PULL if self.is_pull else QueueMode.PUSH
+
+    @property
+    def shown_headers(self) -> tuple[tuple[str, str], ...]:
+        """The headers every view shows (native API, console, CLI, /rpc_http, Cloud Tasks): an
+        HTTP task's token setting (:data:`HTTP_AUTH_HEADER`) left out, as it is pushd's
+        bookkeeping, not a header the user gave. Other tasks show theirs as given, even one
+        of that name (it is theirs, and sent as it is)."""
+        if not self.is_http_target:
+            return self.headers
+        own = HTTP_AUTH_HEADER.lower()
+        return tuple((k, v) for k, v in self.headers if k.lower() != own)
 
     def header_values(self, name: str) -> list[str]:
         lowered = name.lower()

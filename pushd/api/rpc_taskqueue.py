@@ -197,7 +197,7 @@ def _fill_task(entry: Any, task: models.Task) -> None:
     if not task.is_pull:
         entry.url = task.url.encode()
         entry.method = _METHOD_NUMBERS[task.method.value]
-        for key, value in task.headers:
+        for key, value in task.shown_headers:
             entry.header.add(key=key.encode(), value=value.encode())
     _copy_set(task, entry, _TASK_OPTIONAL)
     if task.retry_options is not None:

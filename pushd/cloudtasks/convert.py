@@ -195,9 +195,7 @@ def _http_request(version: str, request: Any, task: models.Task, *, view: int) -
     Google-Cloud-Tasks``, no Content-Type added), its token as the oneof it came in."""
     request.http_method = _http_method_number(version, task.method.value)
     request.url = task.url
-    own = tasks.http_target.AUTH_HEADER.lower()
-    kept = tuple((k, v) for k, v in task.headers if k.lower() != own)
-    for key, value in _header_map(kept).items():
+    for key, value in _header_map(task.shown_headers).items():
         request.headers[key] = value
     if view == _VIEW_FULL:
         request.body = task.payload

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 USER_AGENT = "Google-Cloud-Tasks"
 #: The task's ``oidc_token`` or ``oauth_token``, as stored (never sent as it is).
-AUTH_HEADER = "X-Pushd-Http-Authorization"
+AUTH_HEADER = models.HTTP_AUTH_HEADER
 MAX_HTTP_TASK_SIZE_BYTES = 1024 * 1024
 MAX_HEADER_BYTES = 80 * 1024
 SCHEMES = ("http", "https")

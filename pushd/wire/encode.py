@@ -41,7 +41,7 @@ def encode_task(task: models.Task, *, payload: bool = True) -> shapes.TaskJSON:
         "queue": task.queue,
         "method": task.method.value,
         "url": task.url,
-        "headers": [[k, v] for k, v in task.headers],
+        "headers": [[k, v] for k, v in task.shown_headers],
         "payload_size": len(task.payload),
         "eta": clock.us_to_seconds(task.eta_us),
         "eta_us": task.eta_us,

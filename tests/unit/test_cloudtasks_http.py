@@ -14,6 +14,8 @@ import pytest
 from google.api_core import exceptions
 
 from pushd import models, tasks
+from pushd.proto import remote_api_pb2 as remote
+from pushd.proto import taskqueue_service_pb2 as pb
 from tests.unit.cloudtasks_env import QUEUE, TRANSPORTS, Env, running
 
 ALLOWED = "https://hooks.example.com/"
@@ -175,3 +177,49 @@ async def test_v2beta3_over_rest_serves_http_tasks_too() -> None:
             error = (await resp.json())["error"]
             assert (resp.status, error["status"]) == (400, "INVALID_ARGUMENT")
             assert "http_targets" in error["message"]
+
+
+async def test_the_token_setting_shows_in_no_view_of_the_task(env: Env) -> None:
+    """pushd keeps an HTTP task's token as a header of its own (``X-Pushd-Http-Authorization``):
+    bookkeeping, not a header the user gave, so no view shows it: Cloud Tasks, the native API
+    (and the CLI, which prints its JSON), the console and /rpc_http's QueryTasks."""
+    own = models.HTTP_AUTH_HEADER
+    created = await env.call(
+        "create_task",
+        http_task(headers={"X-Mine": "v"}, oidc_token={"service_account_email": SA}),
+    )
+    assert dict(created.http_request.headers) == {"X-Mine": "v", "User-Agent": "Google-Cloud-Tasks"}
+    stored = await env.store.get("fast", "h1")
+    assert stored is not None
+    assert stored.header_values(own)  # kept for the dispatcher
+    shown = [("X-Mine", "v"), ("User-Agent", "Google-Cloud-Tasks")]
+    assert list(stored.shown_headers) == shown
+    async with env.http.get("/api/v1/queues/fast/tasks/h1") as response:
+        assert response.status == 200
+        assert [tuple(h) for h in (await response.json())["headers"]] == shown
+    async with env.http.get("/api/v1/queues/fast/tasks") as response:
+        [listed] = (await response.json())["tasks"]
+        assert [tuple(h) for h in listed["headers"]] == shown
+    async with env.http.get("/console/queues/fast/tasks/h1") as response:
+        assert response.status == 200
+        page = await response.text()
+    assert "X-Mine" in page
+    assert own not in page
+    assert "service_account_email" not in page
+    request = pb.TaskQueueQueryTasksRequest(queue_name=b"fast", max_rows=10)
+    wrapped = remote.Request(
+        service_name="taskqueue", method="QueryTasks", request=request.SerializeToString()
+    )
+    async with env.http.post("/rpc_http", data=wrapped.SerializeToString()) as response:
+        answer = remote.Response.FromString(await response.read())
+    [entry] = pb.TaskQueueQueryTasksResponse.FromString(answer.response).task
+    assert [(h.key.decode(), h.value.decode()) for h in entry.header] == shown
+
+
+def test_only_an_http_task_hides_a_header_of_that_name() -> None:
+    """A relative-URL task's headers are all the user's (sent as given), whatever their name."""
+    headers = (("X-Pushd-Http-Authorization", "mine"), ("X-Other", "1"))
+    plain = models.Task(queue="q", name="t", url="/h", headers=headers)
+    assert plain.shown_headers == headers
+    http = models.Task(queue="q", name="t", url="https://h.example/", headers=headers)
+    assert http.shown_headers == (("X-Other", "1"),)
