@@ -10,9 +10,11 @@ against real daemons delivering to a real receiver on 127.0.0.1, once per store:
 The steps: CreateQueue, and a task delivered from that queue; ListQueues paged; a schedule time honoured (never early, late only within a
 generous bound: speed figures belong to the ETA benchmark); retries answered 503, 404, 200
 with App Engine's headers per attempt (CLOUDTASKS.md 1.5); dedup and the tombstone answers;
-pause, ListTasks paged, run on a paused queue, purge, resume, run; persistence (a restart, or
-the other daemon), with a paused queue kept paused; every task that succeeded was delivered
-exactly once.
+pause, ListTasks paged, run on a paused queue, purge, resume, run; an ``http_request`` task to
+the receiver (allowed by ``http_targets``) answered 503, 404, 200 with the X-CloudTasks-* headers
+per attempt and an ``oidc_token`` that google-auth verifies against /oauth2/v1/certs (on
+PostgreSQL against each daemon's: they share one key); persistence (a restart, or the other
+daemon), with a paused queue kept paused; every task that succeeded was delivered exactly once.
 """
 
 from __future__ import annotations
@@ -31,12 +33,17 @@ import pytest
 from google.api_core import exceptions
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
+from google.auth.transport import requests as google_requests
 from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+from google.oauth2 import id_token
 
 from tests.conftest import fresh_database
+from tests.integration.test_cloudtasks_http import check_http_attempts
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from aiohttp import web
 
     from tests.integration.conftest import StartDaemon
@@ -69,6 +76,8 @@ EXISTED_RECENTLY = "existed recently"
 NOT_FOUND = re.escape("Requested entity was not found.")
 ALREADY_EXISTS = "Requested entity already exists"
 APP_ENGINE_UA = "AppEngine-Google; (+http://code.google.com/appengine)"
+HTTP_PATH = "/ct-http/hook"  # under http_targets (the receiver's /ct-http/ only)
+SERVICE_ACCOUNT = "tasks@scenario.iam.gserviceaccount.com"
 
 
 def queue(queue_id: str) -> str:
@@ -376,10 +385,55 @@ async def step_durable(c: Cluster, receiver: Receiver) -> None:
     await eventually_gone(c.a, name)
 
 
+def verify_oidc(token: str, audience: str, certs_url: str) -> dict[str, Any]:
+    claims: dict[str, Any] = id_token.verify_token(
+        token, google_requests.Request(), audience=audience, certs_url=certs_url
+    )
+    return claims
+
+
+async def step_http(c: Cluster, receiver: Receiver) -> None:
+    """An ``http_request`` task created through B with an ``oidc_token``: three attempts with
+    the real service's X-CloudTasks-* headers, each carrying an ID token that Google's
+    verifier accepts against every daemon's /oauth2/v1/certs (the key is the store's, so on
+    PostgreSQL a token minted by one daemon verifies against the other's certs)."""
+    name = task_name("ct-retry", "http-thrice")
+    url = receiver.url + HTTP_PATH
+    task = {
+        "name": name,
+        "http_request": {
+            "url": url,
+            "headers": {"X-Scenario": "kept"},
+            "oidc_token": {"service_account_email": SERVICE_ACCOUNT},
+        },
+    }
+    created = await c.b("create_task", parent=queue("ct-retry"), task=task)
+    assert created.http_request.oidc_token.service_account_email == SERVICE_ACCOUNT
+    assert dict(created.http_request.headers) == {
+        "X-Scenario": "kept",
+        "User-Agent": "Google-Cloud-Tasks",
+    }
+    deliveries = await receiver.wait_until(on(HTTP_PATH), timeout_s=30)
+    attempts = [d for d in deliveries if d.path == HTTP_PATH]
+    check_http_attempts(attempts, queue="ct-retry", task="http-thrice")
+    for attempt in attempts:
+        assert attempt.headers["X-Scenario"] == "kept"
+        scheme, _, token = attempt.headers["Authorization"].partition(" ")
+        assert scheme == "Bearer"
+        for daemon in c.daemons:
+            certs = daemon.url + "/oauth2/v1/certs"
+            claims = await asyncio.to_thread(verify_oidc, token, url, certs)
+            assert (claims["email"], claims["aud"]) == (SERVICE_ACCOUNT, url)
+    await eventually_gone(c.a, name)
+
+
 def check_exactly_once(receiver: Receiver) -> None:
     """Each task that succeeded got one 200, and no purged or deleted task went out."""
     succeeded = collections.Counter(
-        (d.headers["X-AppEngine-QueueName"], d.headers["X-AppEngine-TaskName"])
+        (
+            d.headers.get("X-AppEngine-QueueName") or d.headers["X-CloudTasks-QueueName"],
+            d.headers.get("X-AppEngine-TaskName") or d.headers["X-CloudTasks-TaskName"],
+        )
         for d in receiver.deliveries
         if d.status == 200
     )
@@ -387,22 +441,28 @@ def check_exactly_once(receiver: Receiver) -> None:
         ("ct-api", "made"): 1,
         ("ct-sched", "at-eta"): 1,
         ("ct-retry", "thrice"): 1,
+        ("ct-retry", "http-thrice"): 1,
         ("ct-hold", "after-purge"): 1,
         ("ct-durable", "kept"): 1,
     }
-    assert len(receiver.deliveries) == len(succeeded) + 2  # and the two failed attempts
+    assert len(receiver.deliveries) == len(succeeded) + 4  # and the four failed attempts
 
 
 async def start_cluster(
-    store: str, start_daemon: StartDaemon, request: pytest.FixtureRequest
+    store: str, start_daemon: StartDaemon, request: pytest.FixtureRequest, receiver: Receiver
 ) -> Cluster:
-    """One daemon on SQLite, or two on a fresh PostgreSQL database (the fixture stops them)."""
+    """One daemon on SQLite, or two on a fresh PostgreSQL database (the fixture stops them);
+    HTTP tasks may go to the receiver's /ct-http/ only."""
     db_url = (
         await fresh_database(request.getfixturevalue("pg_server")) if store == "postgres" else None
     )
+    tmp_path: Path = request.getfixturevalue("tmp_path")
+    settings = tmp_path / "scenario-pushd.yaml"
+    settings.write_text(f"http_targets:\n- '{receiver.url}/ct-http/'\n")
+    args = ["--grpc-port", "0", "--settings", str(settings)]
 
     def start() -> Awaitable[Daemon]:
-        return start_daemon(QUEUE_YAML, extra_args=["--grpc-port", "0"], db_url=db_url)
+        return start_daemon(QUEUE_YAML, extra_args=args, db_url=db_url)
 
     daemons = [await start() for _ in range(2 if db_url else 1)]
     return Cluster(daemons, start)
@@ -413,14 +473,15 @@ async def start_cluster(
 async def test_official_client_scenario(
     store: str, start_daemon: StartDaemon, receiver: Receiver, request: pytest.FixtureRequest
 ) -> None:
-    receiver.respond = Script({"/retry": [503, 404]})
+    receiver.respond = Script({"/retry": [503, 404], HTTP_PATH: [503, 404]})
     wall_offset = time.time() - time.monotonic()
-    c = await start_cluster(store, start_daemon, request)
+    c = await start_cluster(store, start_daemon, request, receiver)
     try:
         await step_api_queue(c, receiver)
         await step_list_queues(c)
         eta_s = await step_schedule(c)
         await step_retries(c, receiver)
+        await step_http(c, receiver)
         await step_hold(c, receiver)
         await check_schedule(c, receiver, eta_s, wall_offset)
         await step_durable(c, receiver)
