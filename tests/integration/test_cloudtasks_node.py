@@ -23,10 +23,11 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.integration import test_cloudtasks_scenario as scenario
+from tests.integration.test_cloudtasks_http import check_http_attempts
 
 if TYPE_CHECKING:
     from tests.integration.conftest import StartDaemon
-    from tests.integration.harness import Daemon, Receiver
+    from tests.integration.harness import Daemon, Delivery, Receiver
 
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 PARENT = "projects/node-project/locations/europe-west1"
@@ -61,7 +62,19 @@ def node_client() -> Path:
     return NODE_DIR
 
 
-async def run_node(node_dir: Path, mode: str, daemon: Daemon, phase: str) -> dict[str, Any]:
+async def node_json(*args: str) -> dict[str, Any]:
+    """What a Node script printed (one JSON object); it must exit 0."""
+    proc = await asyncio.create_subprocess_exec(
+        "node", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    return dict(json.loads(out))
+
+
+async def run_node(
+    node_dir: Path, mode: str, daemon: Daemon, phase: str, *http_url: str
+) -> dict[str, Any]:
     """One phase of tests/node/scenario.js against ``daemon``: what it printed."""
     if mode == "grpc":
         match = GRPC.search(daemon.events("listening")[0])
@@ -70,14 +83,31 @@ async def run_node(node_dir: Path, mode: str, daemon: Daemon, phase: str) -> dic
     else:
         url = urlsplit(daemon.url)
         host, port = str(url.hostname), str(url.port)
-    proc = await asyncio.create_subprocess_exec(
-        *("node", str(node_dir / "scenario.js"), mode, host, port, PARENT, phase),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    return await node_json(
+        str(node_dir / "scenario.js"), mode, host, port, PARENT, phase, *http_url
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
-    return dict(json.loads(out))
+
+
+async def check_http_task(
+    node_dir: Path, daemon: Daemon, seen: dict[str, Any], attempts: list[Delivery], url: str
+) -> None:
+    """The http_request task as created (its token kept as the oneof, not a header), each
+    attempt's X-CloudTasks-* headers, and each attempt's ID token accepted by Node's
+    OAuth2Client against the daemon's certs (its issuer: the daemon's URL by default)."""
+    assert seen["http"] == {
+        "url": url,
+        "headers": {"X-Scenario": "kept", "User-Agent": "Google-Cloud-Tasks"},
+        "email": scenario.SERVICE_ACCOUNT,
+    }
+    check_http_attempts(attempts, queue="ct-retry", task="http-thrice")
+    for attempt in attempts:
+        token = attempt.headers["Authorization"].removeprefix("Bearer ")
+        verified = await node_json(
+            str(node_dir / "verify_oidc.js"), daemon.url, daemon.url, token, url
+        )
+        assert "error" not in verified["accepted"], verified
+        payload = verified["accepted"]["payload"]
+        assert (payload["email"], payload["aud"]) == (scenario.SERVICE_ACCOUNT, url)
 
 
 def refused(seen: dict[str, Any], mode: str, code: str, text: str) -> None:
@@ -110,21 +140,31 @@ def check_before(seen: dict[str, Any], mode: str) -> None:
 @pytest.mark.timeout(300)  # the first run installs the packages
 @pytest.mark.parametrize("mode", ["grpc", "rest"])
 async def test_node_client_scenario(
-    start_daemon: StartDaemon, receiver: Receiver, node_client: Path, mode: str
+    start_daemon: StartDaemon,
+    receiver: Receiver,
+    node_client: Path,
+    mode: str,
+    tmp_path: Path,
 ) -> None:
-    receiver.respond = scenario.Script({"/retry": [503, 404]})
+    http = scenario.HTTP_PATH
+    receiver.respond = scenario.Script({"/retry": [503, 404], http: [503, 404]})
     wall_offset = time.time() - time.monotonic()
-    start = functools.partial(start_daemon, scenario.QUEUE_YAML, extra_args=["--grpc-port", "0"])
+    settings = tmp_path / "node-pushd.yaml"
+    settings.write_text(f"http_targets:\n- '{receiver.url}/ct-http/'\n")
+    args = ["--grpc-port", "0", "--settings", str(settings)]
+    start = functools.partial(start_daemon, scenario.QUEUE_YAML, extra_args=args)
     daemon = await start()
-    seen = await run_node(node_client, mode, daemon, "before")
+    seen = await run_node(node_client, mode, daemon, "before", receiver.url + http)
     check_before(seen, mode)
-    paths = ["/api", "/sched", "/retry", "/hold/after-purge"]
+    paths = ["/api", "/sched", "/retry", "/hold/after-purge", http]
     deliveries = await receiver.wait_until(
         lambda ds: all(scenario.on(p)(ds) for p in paths), timeout_s=30
     )
     [sched] = [d for d in deliveries if d.path == "/sched"]
     scenario.check_on_time(sched, seen["etaSeconds"], wall_offset)
     scenario.check_retries([d for d in deliveries if d.path == "/retry"])
+    attempts = [d for d in deliveries if d.path == http]
+    await check_http_task(node_client, daemon, seen, attempts, receiver.url + http)
     assert await daemon.stop() == 0
 
     daemon = await start()  # the same SQLite file

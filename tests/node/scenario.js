@@ -1,8 +1,9 @@
 // Google's official Node.js Cloud Tasks client (@google-cloud/tasks), unchanged, against pushd:
-//   node scenario.js grpc|rest HOST PORT PARENT before|after
+//   node scenario.js grpc|rest HOST PORT PARENT before|after [HTTP_URL]
 // runs one phase of issue 19's scenario (the queues of tests/integration/test_cloudtasks_scenario.py
 // under PARENT = projects/P/locations/L) and prints one JSON object of what it saw. "before" runs
-// every step; the test then restarts the daemon and "after" checks what the restart kept.
+// every step (with HTTP_URL, an http_request task to it with an oidc_token); the test then
+// restarts the daemon and "after" checks what the restart kept.
 // Run by tests/integration/test_cloudtasks_node.py, which checks the deliveries.
 'use strict';
 const {CloudTasksClient} = require('@google-cloud/tasks');
@@ -47,7 +48,7 @@ function client(mode, host, port) {
   return new CloudTasksClient(options);
 }
 
-async function before(c, parent) {
+async function before(c, parent, httpUrl) {
   const q = id => `${parent}/queues/${id}`;
   const t = (id, task) => `${q(id)}/tasks/${task}`;
   const seen = {};
@@ -83,6 +84,23 @@ async function before(c, parent) {
   // Retries: the receiver answers 503, 404, then 200.
   const retry = {name: t('ct-retry', 'thrice'), appEngineHttpRequest: {relativeUri: '/retry'}};
   await c.createTask({parent: q('ct-retry'), task: retry});
+  if (httpUrl) {
+    // An HTTP task with an OIDC token, answered 503, 404, 200 too (the test verifies the token).
+    const http = {
+      name: t('ct-retry', 'http-thrice'),
+      httpRequest: {
+        url: httpUrl,
+        headers: {'X-Scenario': 'kept'},
+        oidcToken: {serviceAccountEmail: 'tasks@scenario.iam.gserviceaccount.com'},
+      },
+    };
+    const [created] = await c.createTask({parent: q('ct-retry'), task: http});
+    seen.http = {
+      url: created.httpRequest.url,
+      headers: created.httpRequest.headers,
+      email: created.httpRequest.oidcToken.serviceAccountEmail,
+    };
+  }
 
   // Pause, dedup and the tombstone answers, paging, run while paused, purge, resume, run.
   const [paused] = await c.pauseQueue({name: q('ct-hold')});
@@ -155,9 +173,9 @@ async function after(c, parent) {
 }
 
 async function main() {
-  const [mode, host, port, parent, phase] = process.argv.slice(2);
+  const [mode, host, port, parent, phase, httpUrl] = process.argv.slice(2);
   const c = client(mode, host, port);
-  const seen = await {before, after}[phase](c, parent);
+  const seen = await {before, after}[phase](c, parent, httpUrl);
   await c.close();
   process.stdout.write(JSON.stringify(seen) + '\n');
 }
