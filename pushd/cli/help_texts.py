@@ -89,6 +89,7 @@ examples:
   pushdctl serve --settings config/pushd.yaml --default-target http://127.0.0.1:8080
   pushdctl serve --db postgresql://pushd@db.internal/pushd   # one of several daemons sharing queues
   pushdctl serve --log-format json --log-level debug          # one JSON object per event, every task
+  pushdctl serve --grpc-port 8461     # Cloud Tasks over gRPC too (REST is always under /v2/)
   pkill -HUP -f 'pushdctl serve'     # reload queue.yaml without dropping a task
 """
 
