@@ -61,11 +61,20 @@ class Tasks:
         p = self._p
         await check_storage_limit(p.store, p.queues(), batch)
         results = await p.store.add(batch, now_us=now_us)
+        # Per queue, not per task: how many were stored, and the earliest push task's ETA (the
+        # one wake-up that matters: the scheduler wakes for an ETA before the one it plans for).
         added: dict[str, int] = {}
+        earliest: dict[str, models.Task] = {}
         for result in results:
             if result.ok:
-                added[result.task.queue] = added.get(result.task.queue, 0) + 1
-                p.notify(result.task)
+                task = result.task
+                added[task.queue] = added.get(task.queue, 0) + 1
+                if not task.is_pull:
+                    first = earliest.get(task.queue)
+                    if first is None or task.eta_us < first.eta_us:
+                        earliest[task.queue] = task
+        for task in earliest.values():
+            p.notify(task)
         for queue, count in added.items():
             p.metrics.record_added(queue, count)
         return results

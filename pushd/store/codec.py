@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -24,7 +25,7 @@ def dump_json(value: object) -> str:
 
 
 def dump_headers(headers: tuple[tuple[str, str], ...]) -> bytes:
-    return orjson.dumps([list(pair) for pair in headers])
+    return orjson.dumps(headers)  # tuples are JSON arrays: [[name, value], ...]
 
 
 def load_headers(blob: bytes | str) -> tuple[tuple[str, str], ...]:
@@ -111,27 +112,47 @@ TASK_COLUMNS = (
 
 def task_params(task: models.Task) -> dict[str, Any]:
     """Named parameters of ``insert_task`` (keys in :data:`TASK_COLUMNS`' order)."""
-    return {
-        "queue": task.queue,
-        "name": task.name,
-        "eta_us": task.eta_us,
-        "method": task.method.value,
-        "url": task.url,
-        "on_queue_url": int(task.on_queue_url),
-        "headers": dump_headers(task.headers),
-        "payload": task.payload,
-        "tag": task.tag,
-        "created_us": task.created_us,
-        "retry_options": dump_retry(task.retry_options),
-        "target": task.target,
-        "dispatch_deadline_us": task.dispatch_deadline_us,
-        "size": task.size,
-        "retry_count": task.retry_count,
-        "execution_count": task.execution_count,
-        "first_try_us": task.first_try_us,
-        "last_status": task.last_status,
-        "last_attempt": dump_attempt(task.last_attempt),
-    }
+    return dict(zip(TASK_COLUMNS, task_row(task), strict=True))
+
+
+def task_row(task: models.Task, headers: bytes | None = None) -> tuple[Any, ...]:
+    """The task's column values in :data:`TASK_COLUMNS`' order (positional parameters bind
+    faster than named ones: a batch add binds one row per task); ``headers`` is
+    :func:`dump_headers` of the task's headers when the caller has it already."""
+    return (
+        task.queue,
+        task.name,
+        task.eta_us,
+        task.method.value,
+        task.url,
+        int(task.on_queue_url),
+        dump_headers(task.headers) if headers is None else headers,
+        task.payload,
+        task.tag,
+        task.created_us,
+        None if task.retry_options is None else dump_retry(task.retry_options),
+        task.target,
+        task.dispatch_deadline_us,
+        task.size,
+        task.retry_count,
+        task.execution_count,
+        task.first_try_us,
+        task.last_status,
+        None if task.last_attempt is None else dump_attempt(task.last_attempt),
+    )
+
+
+def task_rows(tasks: Sequence[models.Task]) -> list[tuple[Any, ...]]:
+    """:func:`task_row` of each task; headers that repeat across the batch (most tasks of a
+    batch carry the same ones) are serialized once."""
+    dumped: dict[tuple[tuple[str, str], ...], bytes] = {}
+    rows = []
+    for task in tasks:
+        headers = dumped.get(task.headers)
+        if headers is None:
+            headers = dumped[task.headers] = dump_headers(task.headers)
+        rows.append(task_row(task, headers))
+    return rows
 
 
 class Row(Protocol):

@@ -44,7 +44,7 @@ _DROP_QUEUE = ("drop_queue_tasks", "drop_queue_tombstones", "drop_queue_dead", "
 def _task_columns(tasks: Sequence[models.Task]) -> list[list[Any]]:
     """``insert_tasks``' parameters: one list per column, in ``codec.task_params``' order
     (the order of the INSERT's columns)."""
-    rows = [codec.task_params(t).values() for t in tasks]
+    rows = codec.task_rows(tasks)
     return [list(column) for column in zip(*rows, strict=True)]
 
 

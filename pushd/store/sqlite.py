@@ -68,6 +68,10 @@ class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming, base.Listing):
         self._lock = lock  # on the database file, whose path it keeps
         self._clock = clock_ or clock.SystemClock()
         self._watcher: asyncio.Task[None] | None = None
+        #: The paused queues, read once: only this store writes them (the file is this
+        #: daemon's alone), and every lease asks (a read through the reader's thread each).
+        self._paused: set[str] | None = None
+        self._paused_writes = 0  # set_paused calls: a read older than one is not kept
 
     @classmethod
     async def open(
@@ -204,7 +208,7 @@ class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming, base.Listing):
 
     # ---- producers
     async def add(self, tasks: Sequence[models.Task], *, now_us: int) -> list[models.AddResult]:
-        rows = [codec.task_params(t) for t in tasks]
+        rows = codec.task_rows(tasks)
         live_after = now_us - self.tombstone_retention_us
         by_queue: dict[str, list[str]] = {}
         for t in tasks:
@@ -234,19 +238,22 @@ class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming, base.Listing):
                     inserts.append(row)
                     results.append(models.AddResult(task))
             if inserts:
-                conn.executemany(Q["insert_task"], inserts)
+                conn.executemany(Q["insert_task_row"], inserts)
             return results
 
         return await self._writer.submit(job)
 
     async def delete(self, queue: str, names: Sequence[str], *, now_us: int) -> list[bool]:
+        names_json = codec.dump_json(names)
+
         def job(conn: sqlite3.Connection) -> list[bool]:
+            # Two statements for the whole request, not two per name.
+            gone = {r[0] for r in conn.execute(Q["delete_named"], (queue, names_json))}
+            self._tombstone_many(conn, queue, sorted(gone), now_us)
             done = []
-            for name in names:
-                cur = conn.execute(Q["delete_task"], (queue, name))
-                if cur.rowcount:
-                    conn.execute(Q["tombstone"], (queue, name, now_us))
-                done.append(bool(cur.rowcount))
+            for name in names:  # a name given twice was deleted once: the first says so
+                done.append(name in gone)
+                gone.discard(name)
             return done
 
         return await self._writer.submit(job)
@@ -394,7 +401,20 @@ class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming, base.Listing):
         def job(conn: sqlite3.Connection) -> None:
             conn.execute(Q["set_paused"], (queue, int(paused)))
 
-        await self._writer.submit(job)
+        self._paused_writes += 1
+        try:
+            await self._writer.submit(job)
+        finally:
+            self._paused = None  # read again: committed or not, the file says which
+
+    async def paused_queues(self) -> set[str]:
+        if self._paused is None:
+            writes = self._paused_writes
+            found = await super().paused_queues()
+            if writes != self._paused_writes:
+                return found  # a pause or resume ran meanwhile: keep nothing that may be stale
+            self._paused = found
+        return set(self._paused)
 
     # ---- OIDC signing keys (reads: sqlbase)
     async def add_signing_key(self, key: models.SigningKey, *, rotate: bool) -> None:

@@ -4,8 +4,7 @@ order of its ``Task.__init__`` (SPEC 1.2-1.12)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from pushd import encoding, errors, models
 from pushd.tasks import numbers
@@ -23,19 +22,28 @@ def build(
     request: TaskRequest, *, queue: str, now_us: int, name_factory: NameFactory
 ) -> models.Task:
     """App Engine's client-side checks, in the order of its ``Task.__init__`` (Cloud Tasks'
-    for an HTTP task: :mod:`pushd.tasks.http_target`)."""
+    for an HTTP task: :mod:`pushd.tasks.http_target`).
+
+    This runs for every task added: a check whose field is absent is skipped, not called.
+    """
     if request.http is not None:
         return build_http(
             request, request.http, queue=queue, now_us=now_us, name_factory=name_factory
         )
-    retry_options = check_retry_options(request.retry_options)
+    retry_options = (
+        None if request.retry_options is None else check_retry_options(request.retry_options)
+    )
     name = check_task_name(request.name) if request.name else None
     on_queue_url, path, query = _split_url(request.url)
-    user_headers = encoding.normalize_headers(request.headers)
-    headers = list(user_headers)
-    encoding.set_default_header(
-        headers, encoding.NAMESPACE_HEADER, check_namespace(request.namespace)
-    )
+    headers = [] if request.headers is None else encoding.normalize_headers(request.headers)
+    user_headers = bool(headers)
+    namespace = request.namespace
+    if namespace != "":
+        check_namespace(namespace)
+    if user_headers:
+        encoding.set_default_header(headers, encoding.NAMESPACE_HEADER, namespace)
+    else:
+        headers.append((encoding.NAMESPACE_HEADER, namespace))
     method_in: object = request.method
     method = method_in.upper() if isinstance(method_in, str) else encoding.show(method_in)
     _check_query_and_tag(request, method=method, query=query)
@@ -45,20 +53,24 @@ def build(
             f"Invalid method: {method} (method must be one of "
             f"{', '.join(m.value for m in models.Method)})"
         )
-    given = _Given(request, method, on_queue_url=on_queue_url, user_headers=bool(user_headers))
+    given = _Given(request, method, on_queue_url, user_headers)
     payload, query = body_rule(given, headers, query)
     relative_url = f"{path}?{query}" if query else path
-    target = _target(request.target, headers)
+    target = None if request.target is None else _target(request.target, headers)
     eta_us = numbers.eta_us_of(request, now_us)
     size = _check_size(method, payload, relative_url, headers)
-    tag_bytes = _tag(request.tag)
-    deadline_us = numbers.dispatch_deadline_us_of(request, pull=method == "PULL")
+    tag_bytes = None if request.tag is None else _tag(request.tag)
+    deadline_us = (
+        None
+        if request.dispatch_deadline is None and request.dispatch_deadline_us is None
+        else numbers.dispatch_deadline_us_of(request, pull=method == "PULL")
+    )
 
     task_name = name if name is not None else check_generated_name(name_factory())
     return models.Task(
         queue=queue,
         name=task_name,
-        method=models.Method(method),
+        method=_METHODS[method],
         url=f"{models.DEFAULT_QUEUE_PATH}/{queue}{relative_url}" if on_queue_url else relative_url,
         on_queue_url=on_queue_url,
         # Pull tasks keep no headers: App Engine's client never sends them to the service.
@@ -72,6 +84,9 @@ def build(
         dispatch_deadline_us=deadline_us,
         size=size,
     )
+
+
+_METHODS = {m.value: m for m in models.Method}
 
 
 def _split_url(url: object) -> tuple[bool, str, str]:
@@ -93,9 +108,8 @@ def _check_query_and_tag(request: TaskRequest, *, method: str, query: str) -> No
         raise errors.InvalidTaskError("tag can only be specified for pull tasks")
 
 
-@dataclass(frozen=True, slots=True)
-class _Given:
-    """What a method's body rule reads of the request."""
+class _Given(NamedTuple):
+    """What a method's body rule reads of the request (a tuple: one is made per task)."""
 
     request: TaskRequest
     method: str  # upper case

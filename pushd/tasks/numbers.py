@@ -45,6 +45,8 @@ def seconds_to_us(seconds: int | float) -> int:
 def eta_us_of(request: TaskRequest, now_us: int) -> int:
     """SPEC 1.8: the ETA in µs from ``eta_us``, ``eta`` or ``countdown`` (none: now), at most
     30 days ahead."""
+    if request.eta_us is None and request.eta is None and request.countdown is None:
+        return now_us
     given = [f for f in ("eta_us", "eta", "countdown") if getattr(request, f) is not None]
     if len(given) > 1:
         raise errors.InvalidTaskError("Cannot use a countdown and ETA together")

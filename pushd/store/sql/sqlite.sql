@@ -85,6 +85,14 @@ VALUES (:queue, :name, :eta_us, :method, :url, :on_queue_url, :headers, :payload
         :retry_count, :execution_count, :first_try_us, :last_status, :last_attempt)
 ON CONFLICT (queue, name) DO NOTHING;
 
+-- name: insert_task_row
+-- insert_task with positional parameters (codec.task_row): a batch add binds one row per task.
+INSERT INTO tasks (queue, name, eta_us, method, url, on_queue_url, headers, payload, tag,
+                   created_us, retry_options, target, dispatch_deadline_us, size,
+                   retry_count, execution_count, first_try_us, last_status, last_attempt)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (queue, name) DO NOTHING;
+
 -- name: live_tombstone
 SELECT 1 FROM tombstones WHERE queue = ? AND name = ? AND at_us > ?;
 
@@ -111,6 +119,10 @@ ORDER BY name LIMIT ?;
 
 -- name: delete_task
 DELETE FROM tasks WHERE queue = ? AND name = ?;
+
+-- name: delete_named
+-- ?2 is a JSON array of names: one statement deletes a whole request's.
+DELETE FROM tasks WHERE queue = ?1 AND name IN (SELECT value FROM json_each(?2)) RETURNING name;
 
 -- name: purge_tombstones
 INSERT INTO tombstones (queue, name, at_us) SELECT queue, name, ? FROM tasks WHERE queue = ?
