@@ -11,9 +11,12 @@ if TYPE_CHECKING:
     from pushd.tasks.http_target import HttpTarget
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(kw_only=True, slots=True)
 class TaskRequest:
     """What a producer submits: the arguments of App Engine's ``taskqueue.Task(...)``.
+
+    Not frozen, though nothing changes one once made: one is made for every task added, and a
+    frozen dataclass's ``__init__`` (``object.__setattr__`` per field) costs six times as much.
 
     ``countdown`` (seconds from now), ``eta`` (a ``datetime``, naive meaning UTC, or POSIX
     seconds) and ``eta_us`` (µs since the epoch: what the APIs and the client hold) exclude each
