@@ -23,8 +23,14 @@ timing, answers checked after), so pushd ÷ ceiling is the cost of the daemon al
 client rows also pay for ``http.client`` and threads in the benchmark's process.
 
 Checks: every add answered OK (and every Python ``Task`` was enqueued), and after each path the
-queue holds exactly the tasks added so far (``stats.tasks``). Targets (the native API): batches
-of 100 >= 20,000 tasks/s, single adds >= 3,000 tasks/s.
+queue holds exactly the tasks added so far (``stats.tasks``).
+
+Targets (issue 18, the native API): batches of 100 >= 30,000 tasks/s, single adds >= 4,000
+tasks/s. Absolute rates say as much about the (shared) machine as about pushd, so each is also
+judged as a ratio to the same run's HTTP ceiling of the single add (the raw client's requests/s
+of that 1-task POST: how fast this machine moves a request right now), scaled by the one such
+ceiling the issue was measured beside (5,781 requests/s): batches >= 30,000 / 5,781 = 5.19 x
+that ceiling, single adds >= 4,000 / 5,781 = 0.69 x it. Both forms print met or MISSED.
 """
 
 from __future__ import annotations
@@ -56,8 +62,10 @@ REQUEST_TIMEOUT_S = 60.0
 THREAD_START_TIMEOUT_S = 30.0  # the Python client's threads must all be warm by then
 JSON = "application/json"
 PROTOBUF = "application/octet-stream"
-TARGET_BATCH = 20_000.0
-TARGET_SINGLE = 3_000.0
+TARGET_BATCH = 30_000.0
+TARGET_SINGLE = 4_000.0
+#: The single add's HTTP ceiling beside which the issue's targets were set (README, 2026-11-21).
+ISSUE_SINGLE_CEILING = 5_781.0
 
 
 # ------------------------------------------------------------------ the HTTP client loop
@@ -521,6 +529,28 @@ async def _check_stored(ctx: Context, api: str, expected: dict[str, int]) -> dic
 # ------------------------------------------------------------------ the scenario
 
 
+def issue_targets(by_key: dict[str, dict[str, Any]]) -> list[Target]:
+    """Issue 18's two enqueue targets, as tasks/s and as multiples of this run's HTTP ceiling
+    of the single add (see the module's docstring)."""
+    yardstick = by_key["native-single"]["ceiling"]["requests_per_s"]
+    batch = by_key["native-batch"]["tasks_per_s"]
+    single = by_key["native-single"]["tasks_per_s"]
+    return [
+        Target(f"native API, batches of {BATCH}: tasks/s", batch, TARGET_BATCH),
+        Target(
+            f"native API, batches of {BATCH}: tasks/s ÷ single-add HTTP ceiling",
+            round(batch / max(yardstick, 1e-9), 3),
+            round(TARGET_BATCH / ISSUE_SINGLE_CEILING, 3),
+        ),
+        Target("native API, single adds: tasks/s", single, TARGET_SINGLE),
+        Target(
+            "native API, single adds: tasks/s ÷ their HTTP ceiling",
+            round(single / max(yardstick, 1e-9), 3),
+            round(TARGET_SINGLE / ISSUE_SINGLE_CEILING, 3),
+        ),
+    ]
+
+
 async def run(ctx: Context) -> Result:
     from benchmarks import charts  # matplotlib loads only when drawing
 
@@ -577,18 +607,7 @@ async def run(ctx: Context) -> Result:
         )
     by_key = {r.row["key"]: r.row for r in runs}
     ratios = {f"{k} pushd/ceiling": d["pushd/ceiling"] for k, d in by_key.items()}
-    targets = [
-        Target(
-            f"native API, batches of {BATCH}: tasks/s",
-            by_key["native-batch"]["tasks_per_s"],
-            TARGET_BATCH,
-        ),
-        Target(
-            "native API, single adds: tasks/s",
-            by_key["native-single"]["tasks_per_s"],
-            TARGET_SINGLE,
-        ),
-    ]
+    targets = issue_targets(by_key)
     chart = charts.bars(
         ctx.chart("enqueue", "throughput"),
         "Enqueue: durable adds (SQLite, durability full)",

@@ -964,3 +964,49 @@ async def test_expired_api_queue_tombstones_are_dropped(store: base.Store) -> No
     assert await store.expire(now_us=T0 + HOUR) == 1
     made = await store.save_api_queue(models.ApiQueue(name="q"), create=False, now_us=T0 + HOUR)
     assert made is models.QueueSave.CREATED
+
+
+async def test_deleting_a_request_of_names_answers_each_in_order(store: base.Store) -> None:
+    """One statement deletes a request's names (SQLite): each name still answers for itself,
+    in the order given, a repeated one only once, and only the live ones are tombstoned."""
+    await store.add([push(n) for n in ("a", "b", "c")], now_us=T0)
+    await store.delete("q", ["b"], now_us=T0)
+    found = await store.delete("q", ["c", "zzz", "b", "a", "c"], now_us=T0 + S)
+    assert found == [True, False, False, True, False]
+    assert await store.list_tasks("q") == []
+    again = await store.add([push(n) for n in ("a", "b", "c", "zzz")], now_us=T0 + 2 * S)
+    assert [r.error for r in again] == [errors.TombstonedTaskError] * 3 + [None]
+
+
+async def test_paused_queues_follow_each_pause_even_read_meanwhile(store: base.Store) -> None:
+    """SQLite keeps the paused queues in memory (every lease asks): a read racing a pause or
+    a resume never leaves a stale answer behind."""
+    import asyncio
+
+    assert await store.paused_queues() == set()
+    for paused in (True, False, True):
+        # Reads started beside the pause may see it or not; every read after it sees it.
+        await asyncio.gather(
+            store.paused_queues(), store.set_paused("q", paused), store.paused_queues()
+        )
+        assert ("q" in await store.paused_queues()) is paused
+    found = await store.paused_queues()
+    found.add("not-paused")  # the caller's copy: the store's own answer is not changed
+    assert await store.paused_queues() == {"q"}
+
+
+async def test_paused_queues_are_read_from_the_file_on_reopen(tmp_path: Path) -> None:
+    from pushd.store.sqlite import SqliteStore
+
+    path = tmp_path / "p.sqlite3"
+    s = await SqliteStore.open(path, durability="normal")
+    try:
+        await s.set_paused("q", True)
+        assert await s.paused_queues() == {"q"}
+    finally:
+        await s.close()
+    s = await SqliteStore.open(path, durability="normal")
+    try:
+        assert await s.paused_queues() == {"q"}
+    finally:
+        await s.close()
