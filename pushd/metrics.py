@@ -99,6 +99,8 @@ class Metrics:
         )
         self._history: dict[str, deque[Step]] = {}
         self._series: dict[str, tuple[Histogram, Histogram, Counter]] = {}
+        self._added: dict[str, Counter] = {}  # labelled children, as _series
+        self._leased: dict[str, Counter] = {}
         #: What the scheduler and the APIs record, in exposition order.
         self._recorded: tuple[MetricWrapperBase, ...] = (
             self.added,
@@ -113,10 +115,16 @@ class Metrics:
 
     # ---- recording
     def record_added(self, queue: str, count: int = 1) -> None:
-        self.added.labels(queue).inc(count)
+        child = self._added.get(queue)
+        if child is None:  # labels() takes a lock and a lookup each: once per queue
+            child = self._added[queue] = self.added.labels(queue)
+        child.inc(count)
 
     def record_leased(self, queue: str, count: int) -> None:
-        self.leased.labels(queue).inc(count)
+        child = self._leased.get(queue)
+        if child is None:
+            child = self._leased[queue] = self.leased.labels(queue)
+        child.inc(count)
 
     def record_attempt(
         self, queue: str, *, status: int | None, ok: bool, latency_s: float, lateness_s: float
