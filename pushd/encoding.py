@@ -322,7 +322,12 @@ def task_size(
     header names and values counted in UTF-8 bytes and the URL in characters, where
     ``relative_url`` leaves out the ``/_ah/queue/<queue>`` prefix of a default-URL task.
     """
-    size = len(method) + len(payload) + len(relative_url)
+    return len(method) + len(payload) + len(relative_url) + headers_size(headers)
+
+
+def headers_size(headers: Iterable[tuple[str, str]]) -> int:
+    """The headers' part of :func:`task_size`."""
+    size = 0
     for k, v in headers:
         size += len(k.encode("utf-8")) + len(v.encode("utf-8")) + HEADER_OVERHEAD
     return size

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pushd import encoding, errors, models
-from pushd.tasks.build import build
+from pushd.tasks.build import HeaderFacts, build
 from pushd.tasks.names import NameFactory, check_queue_name, new_task_name
 from pushd.tasks.request import TaskRequest
 
@@ -70,6 +70,7 @@ def validate_batch(
     check_batch_size(len(items))
     tasks: list[models.Task] = []
     names: set[str] = set()
+    seen_headers: dict[tuple[tuple[str, str], ...], HeaderFacts] = {}
     for item in items:
         entry: object = item  # checked at run time: batches arrive from the network
         if isinstance(entry, models.Task):
@@ -79,7 +80,13 @@ def validate_batch(
                 )
             task, chosen = entry, entry.name
         elif isinstance(entry, TaskRequest):
-            task = build(entry, queue=queue, now_us=now_us, name_factory=name_factory)
+            task = build(
+                entry,
+                queue=queue,
+                now_us=now_us,
+                name_factory=name_factory,
+                seen_headers=seen_headers,
+            )
             chosen = entry.name or ""
         else:
             raise errors.InvalidTaskError(
