@@ -26,14 +26,15 @@ import dataclasses
 import functools
 import logging
 import sqlite3
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pushd import clock, errors, logs, models
 from pushd.store import base, codec, dbfile, reader, sql, sqlbase, writer
 
 Q = sql.queries("sqlite.sql")
+T = TypeVar("T")
 WAL_CHECK_S = 1.0  # how often the -wal file's identity is compared with the one SQLite writes
 _TRY_AGAIN = (-1, -1)
 #: What deleting an API queue drops with it: a queue made again under its name starts empty.
@@ -401,11 +402,15 @@ class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming, base.Listing):
         def job(conn: sqlite3.Connection) -> None:
             conn.execute(Q["set_paused"], (queue, int(paused)))
 
+        await self._writing_paused(job)
+
+    async def _writing_paused(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a write job that may change the paused queues: the kept set is read again."""
         self._paused_writes += 1
         try:
-            await self._writer.submit(job)
+            return await self._writer.submit(job)
         finally:
-            self._paused = None  # read again: committed or not, the file says which
+            self._paused = None  # committed or not, the file says which
 
     async def paused_queues(self) -> set[str]:
         if self._paused is None:
@@ -459,7 +464,7 @@ class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming, base.Listing):
                 conn.execute(Q[query], (name,))
             return True
 
-        return await self._writer.submit(job)
+        return await self._writing_paused(job)  # its pause goes with it
 
     # ---- dead letters
     async def redrive(self, queue: str, name: str, *, now_us: int) -> models.Task | None:

@@ -937,6 +937,7 @@ async def test_a_deleted_api_queue_takes_its_tasks_and_keeps_its_name_an_hour(
     await store.delete("q", ["b"], now_us=T0)  # a tombstone of the queue's
     await store.set_paused("q", True)
     await store.add([push("keep", queue="r")], now_us=T0)
+    assert await store.paused_queues() == {"q"}  # read before: SQLite keeps what it read
     assert await store.delete_api_queue("q", now_us=T0 + S)
     assert not await store.delete_api_queue("q", now_us=T0 + S)
     assert not await store.delete_api_queue("never", now_us=T0 + S)
