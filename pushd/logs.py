@@ -70,6 +70,8 @@ from collections.abc import Callable
 from typing import Any
 
 LOGGER_NAME = "pushd"
+#: The one logger (getLogger takes logging's module lock on every call: once, here).
+_LOGGER = logging.getLogger(LOGGER_NAME)
 
 
 class _Formatter(logging.Formatter):
@@ -119,6 +121,12 @@ def setup(level: str = "info", fmt: str = "text") -> None:
     logger.propagate = False
 
 
+def enabled(level: int) -> bool:
+    """Whether an event at ``level`` would be logged: a caller on a hot path (one line per
+    delivery at DEBUG) asks first and builds its fields only then."""
+    return _LOGGER.isEnabledFor(level)
+
+
 def event(
     name: str,
     level: int = logging.INFO,
@@ -130,7 +138,7 @@ def event(
     """Log one event with its fields; ``always`` prints it whatever the configured level,
     ``exc_info`` adds the exception being handled (True) or the one given (its traceback) to
     the line."""
-    logger = logging.getLogger(LOGGER_NAME)
+    logger = _LOGGER
     if always and not logger.isEnabledFor(level):
         record = logger.makeRecord(
             LOGGER_NAME, level, "", 0, name, (), None, extra={"event": name, "fields": fields}

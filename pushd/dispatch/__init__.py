@@ -202,27 +202,40 @@ def build_headers(
     now_us: int,
     api_ticket: str | None = None,
 ) -> multidict.CIMultiDict[str]:
-    """Every header of the request for ``task`` (SPEC 3.2 and 3.3)."""
-    headers: multidict.CIMultiDict[str] = multidict.CIMultiDict()
+    """Every header of the request for ``task`` (SPEC 3.2 and 3.3).
+
+    Built as one list, then one ``CIMultiDict`` (each ``headers[k] = v`` on a multidict looks
+    for the name first): the task's own headers in their order, then the dispatcher's."""
+    pairs: list[tuple[str, str]] = []
+    content_type = user_agent = False
     for key, value in task.headers:
-        if key.lower() not in RESERVED_HEADERS:
-            headers.add(key, value)
-    headers["X-AppEngine-QueueName"] = queue
-    headers["X-AppEngine-TaskName"] = task.name
-    headers["X-AppEngine-TaskRetryCount"] = str(task.retry_count)
-    headers["X-AppEngine-TaskExecutionCount"] = str(task.execution_count)
-    headers["X-AppEngine-TaskETA"] = f"{task.eta_us / clock.US_PER_SECOND:.6f}"
+        lower = key.lower()
+        if lower in RESERVED_HEADERS:
+            continue
+        pairs.append((key, value))
+        if lower == "content-type":
+            content_type = True
+        elif lower == "user-agent":
+            user_agent = True
+    pairs += (
+        ("X-AppEngine-QueueName", queue),
+        ("X-AppEngine-TaskName", task.name),
+        ("X-AppEngine-TaskRetryCount", str(task.retry_count)),
+        ("X-AppEngine-TaskExecutionCount", str(task.execution_count)),
+        ("X-AppEngine-TaskETA", f"{task.eta_us / clock.US_PER_SECOND:.6f}"),
+    )
     if task.last_status is not None:
-        headers["X-AppEngine-TaskPreviousResponse"] = str(task.last_status)
+        pairs.append(("X-AppEngine-TaskPreviousResponse", str(task.last_status)))
     if task.retry_count > 0:
-        headers["X-AppEngine-TaskRetryReason"] = retry_reason(task)
-    body = task.payload if task.method in BODY_METHODS else b""
-    if body and "Content-Type" not in headers:
-        headers["Content-Type"] = "application/octet-stream"
-    headers.setdefault("User-Agent", USER_AGENT)
-    headers["X-AppEngine-User-IP"] = TASK_SOURCE_IP
+        pairs.append(("X-AppEngine-TaskRetryReason", retry_reason(task)))
+    if not content_type and task.payload and task.method in BODY_METHODS:
+        pairs.append(("Content-Type", "application/octet-stream"))
+    if not user_agent:
+        pairs.append(("User-Agent", USER_AGENT))
+    pairs.append(("X-AppEngine-User-IP", TASK_SOURCE_IP))
     if api_ticket is not None:
-        headers["X-AppEngine-Api-Ticket"] = api_ticket
+        pairs.append(("X-AppEngine-Api-Ticket", api_ticket))
+    headers = multidict.CIMultiDict(pairs)
     _sign(headers, signing_secret, task, now_us)
     return headers
 
@@ -386,6 +399,8 @@ class Deliverer:
     oidc_minter: http_target.Minter | None = None
 
     def base_url(self, queue_target: str | None, task: models.Task) -> str:
+        if not self.targets:  # one target: no need to read the task's Host header
+            return self.default_target
         name = resolve_target(queue_target, task, self.targets)
         return self.targets.get(name, self.default_target) if name else self.default_target
 

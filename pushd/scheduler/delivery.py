@@ -200,15 +200,15 @@ class Deliveries:
         thousands per second)."""
         queue, task = outcome.queue, outcome.name
         if isinstance(outcome, base.Done):
-            ms = (now - started) // 1000
-            logs.event(
-                "task_delivered",
-                logging.DEBUG,
-                queue=queue,
-                task=task,
-                status=attempt.status,
-                ms=ms,
-            )
+            if logs.enabled(logging.DEBUG):  # else nothing is built: thousands per second
+                logs.event(
+                    "task_delivered",
+                    logging.DEBUG,
+                    queue=queue,
+                    task=task,
+                    status=attempt.status,
+                    ms=(now - started) // 1000,
+                )
         elif isinstance(outcome, base.DeadLetter):
             logs.event(
                 "task_dead_lettered", logging.WARNING, queue=queue, task=task, reason=outcome.reason

@@ -28,7 +28,15 @@ def dump_headers(headers: tuple[tuple[str, str], ...]) -> bytes:
     return orjson.dumps(headers)  # tuples are JSON arrays: [[name, value], ...]
 
 
+#: A task without headers stores this blob: read back without parsing (every claimed row).
+_NO_HEADERS = (b"[]", "[]")
+#: Methods by their stored value: a dict lookup, not the Enum's call, per row.
+_METHODS: dict[str, models.Method] = {m.value: m for m in models.Method}
+
+
 def load_headers(blob: bytes | str) -> tuple[tuple[str, str], ...]:
+    if blob in _NO_HEADERS:
+        return ()
     return _headers(orjson.loads(blob))
 
 
@@ -163,13 +171,15 @@ class Row(Protocol):
 
 def task_from_row(row: Row) -> models.Task:
     tag = row["tag"]
+    payload = row["payload"]
+    retry, attempt = row["retry_options"], row["last_attempt"]
     return _task(
         row,
         headers=load_headers(row["headers"]),
-        payload=bytes(row["payload"]),
+        payload=payload if type(payload) is bytes else bytes(payload),
         tag=None if tag is None else bytes(tag),
-        retry_options=load_retry(row["retry_options"]),
-        last_attempt=load_attempt(row["last_attempt"]),
+        retry_options=None if retry is None else load_retry(retry),
+        last_attempt=None if attempt is None else load_attempt(attempt),
     )
 
 
@@ -187,7 +197,7 @@ def _task(
     return models.Task(
         queue=row["queue"],
         name=row["name"],
-        method=models.Method(row["method"]),
+        method=_METHODS[row["method"]],
         url=row["url"],
         on_queue_url=bool(row["on_queue_url"]),
         headers=headers,

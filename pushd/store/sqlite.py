@@ -285,6 +285,11 @@ class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming, base.Listing):
 
         def job(conn: sqlite3.Connection) -> list[base.Claimed]:
             rows = conn.execute(Q["due_push"], (queue, now_us, limit)).fetchall()
+            if not rows:
+                return []
+            # One UPDATE for the batch, its leases computed by SQLite as lease_for does.
+            ids = codec.dump_json([row["id"] for row in rows])
+            conn.execute(Q["claim_many"], (now_us, lease_us, deadlines, slack_us, ids))
             claimed = []
             for row in rows:
                 task = codec.task_from_row(row)
@@ -292,11 +297,6 @@ class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming, base.Listing):
                     task, lease_us=lease_us, slack_us=slack_us, deadlines=deadlines
                 )
                 claimed.append(base.Claimed(task, now_us + lease))
-            if rows:
-                conn.executemany(
-                    Q["claim"],
-                    [(c.lease_eta_us, r["id"]) for c, r in zip(claimed, rows, strict=True)],
-                )
             return claimed
 
         return await self._writer.submit(job)
@@ -321,8 +321,10 @@ class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming, base.Listing):
 
         def job(conn: sqlite3.Connection) -> None:
             if done:
-                deleted = conn.execute(Q["finish_done_many"], (done_json,)).fetchall()
-                conn.executemany(Q["tombstone"], [(q, n, now_us) for q, n in deleted])
+                # Two set statements, no row through Python: the tombstones of the tasks
+                # whose lease still matches, then those tasks.
+                conn.execute(Q["tombstone_done_many"], (done_json, now_us))
+                conn.execute(Q["finish_done_many"], (done_json,))
             if retries:
                 conn.executemany(Q["finish_retry"], [sqlbase.retry_row(o) for o in retries])
             for d in dead:

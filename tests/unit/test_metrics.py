@@ -91,3 +91,45 @@ async def test_the_exposition_in_slices_is_the_librarys_own_text_less_hidden_que
         s.labels.get("queue") for f in text_string_to_metric_families(shown) for s in f.samples
     } == (set(queues) - hidden)
     assert shown == m.render(gauges, hidden).decode()
+
+
+def test_attempts_counted_in_batches_show_as_each_observed_at_every_scrape() -> None:
+    """record_attempt counts in plain integers and hands them to prometheus_client in batches:
+    a scrape (render or the registry's own generate_latest) at any point, before or after a
+    batch is full, shows exactly what observing each attempt would have shown."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    m = metrics.Metrics(clock.FakeClock(T0))
+    r = CollectorRegistry()
+    latency = Histogram("lat", "", buckets=metrics.LATENCY_BUCKETS_S, registry=r)
+    lateness = Histogram("late", "", buckets=metrics.LATENESS_BUCKETS_S, registry=r)
+    delivered = Counter("ok", "", registry=r)
+
+    def seen(text: str, name: str) -> list[tuple[str, float]]:
+        return [
+            (s.name.removeprefix(name), s.value)
+            for f in text_string_to_metric_families(text)
+            for s in f.samples
+            if f.name == name and not s.name.endswith("_created")
+        ]
+
+    # every bound exactly, between bounds, beyond the last; lateness negative, zero, positive
+    samples = [*metrics.LATENCY_BUCKETS_S, 0.0, 0.007, 3.0, 1e6]
+    for i in range(metrics.FLUSH_EVERY + 50):
+        lat = samples[i % len(samples)]
+        late = (i % 7 - 2) * 0.3
+        ok = i % 5 != 0
+        m.record_attempt("q", status=200 if ok else 500, ok=ok, latency_s=lat, lateness_s=late)
+        latency.observe(lat)
+        lateness.observe(max(0.0, late))
+        if ok:
+            delivered.inc()
+        if i in (3, metrics.FLUSH_EVERY - 1, metrics.FLUSH_EVERY + 49):
+            ours = generate_latest(m.registry).decode() if i == 3 else m.render({}).decode()
+            theirs = generate_latest(r).decode()
+            for mine, name in [
+                ("pushd_delivery_latency_seconds", "lat"),
+                ("pushd_eta_lateness_seconds", "late"),
+                ("pushd_tasks_delivered", "ok"),
+            ]:
+                assert seen(ours, mine) == seen(theirs, name), (i, mine)

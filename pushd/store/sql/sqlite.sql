@@ -138,8 +138,14 @@ UPDATE tasks SET eta_us = ? WHERE queue = ? AND name = ?;
 SELECT * FROM tasks WHERE queue = ? AND eta_us <= ? AND method != 'PULL'
 ORDER BY eta_us, name LIMIT ?;
 
--- name: claim
-UPDATE tasks SET eta_us = ?, claimed = 1 WHERE id = ?;
+-- name: claim_many
+-- One statement per claim batch: ?5 is a JSON array of the ids due_push found. The lease is
+-- store.base.lease_for's: ?3 x the task's dispatch deadline + ?4, else ?2; ETA := ?1 + lease.
+UPDATE tasks
+SET eta_us = ?1 + CASE WHEN dispatch_deadline_us IS NULL THEN ?2
+                       ELSE ?3 * dispatch_deadline_us + ?4 END,
+    claimed = 1
+WHERE id IN (SELECT value FROM json_each(?5));
 
 -- name: add_claimed_column
 -- Schema 3: push claims are marked, so a daemon that holds the file's lock gives back the claims
@@ -288,16 +294,28 @@ WHERE queue = ?1 AND at_us > ?2 AND name IN (SELECT value FROM json_each(?3));
 -- name: live_names
 SELECT name FROM tasks WHERE queue = ?1 AND name IN (SELECT value FROM json_each(?2));
 
+-- name: tombstone_done_many
+-- ?1 is a JSON array of [queue, name, lease_eta_us]: tombstone (at ?2) the tasks whose lease
+-- still matches, which finish_done_many then deletes, in SQLite, with no row handed to Python
+-- and back. ("WHERE true": SQLite's upsert after a SELECT needs it.)
+INSERT INTO tombstones (queue, name, at_us)
+SELECT t.queue, t.name, ?2 FROM json_each(?1) AS j
+JOIN tasks AS t
+  ON t.queue = json_extract(j.value, '$[0]')
+ AND t.name = json_extract(j.value, '$[1]')
+ AND t.eta_us = json_extract(j.value, '$[2]')
+WHERE true
+ON CONFLICT (queue, name) DO UPDATE SET at_us = excluded.at_us;
+
 -- name: finish_done_many
--- ?1 is a JSON array of [queue, name, lease_eta_us]: delete the tasks whose lease still matches.
+-- ?1 as above; delete its tasks (tombstoned just before by tombstone_done_many).
 DELETE FROM tasks WHERE id IN (
     SELECT t.id FROM json_each(?1) AS j
     JOIN tasks AS t
       ON t.queue = json_extract(j.value, '$[0]')
      AND t.name = json_extract(j.value, '$[1]')
      AND t.eta_us = json_extract(j.value, '$[2]')
-)
-RETURNING queue, name;
+);
 
 -- name: schema_5
 -- Schema 5: queues created through the Cloud Tasks API; a deleted one keeps its row (deleted_us
