@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 from pushd import clock, dispatch, logs, metrics, models
 from pushd.scheduler import outcomes
 from pushd.scheduler.holds import LEASE_SLACK_US, Hold, wait_until
+from pushd.scheduler.queue import Connections
 from pushd.store import base
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class Deliveries:
     def __init__(self, parts: Parts, *, deliver: Deliver, max_connections: int) -> None:
         self._p = parts
         self.deliver = deliver
-        self._limiter = asyncio.Semaphore(max_connections)
+        self._connections = Connections(max_connections)
         self.abandoned = asyncio.Event()  # a forced stop: every claim is given back
         self._tasks: set[asyncio.Task[None]] = set()  # plain tasks: cheaper per delivery
         self._log_local_failure = logs.Limited(
@@ -119,7 +120,8 @@ class Deliveries:
             if not await self._paced(rt, hold):
                 self._release(claimed, hold)  # its pace falls after its claim: given back
                 return
-            async with self._limiter:
+            await self._connections.acquire()
+            try:
                 rt.unsent.discard(task.name)
                 if task.name in rt.dropped:  # deleted or purged while it waited: gone
                     rt.dropped.discard(task.name)
@@ -131,6 +133,8 @@ class Deliveries:
                     return
                 sent = True
                 attempt = await self.deliver(task, rt.cfg, deadline_s=deadline_s, now_us=started)
+            finally:
+                self._connections.release()
         except asyncio.CancelledError:
             # Cut off at the end of the shutdown grace before it was sent, or by a forced stop.
             if not sent or self.abandoned.is_set():

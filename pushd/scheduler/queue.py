@@ -1,6 +1,7 @@
 """One push queue as its loop sees it: limits, slots, what it has claimed and holds.
 
-A queue's ``max_concurrent_requests`` slots are handed out first come first served.
+A queue's ``max_concurrent_requests`` slots are handed out first come first served, and so are
+the daemon's connections (:class:`Connections`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
     from pushd.scheduler.holds import Hold
 
 CLAIM_BATCH = 256  # most tasks one claim takes from the store
+#: Most tasks a queue with ``max_concurrent_requests`` holds claimed beyond its slots (two
+#: batches, as the daemon-wide cap allows: ``admission.PREFETCH_BATCHES``).
+CLAIM_AHEAD = 2 * CLAIM_BATCH
 EXECUTED_WINDOW_US = 60 * clock.US_PER_SECOND  # deliveries counted in executed_last_minute
 AWAKE = -1  # a queue loop that is running (not waiting): every notification wakes it
 
@@ -49,12 +53,16 @@ class QueueState:
 
     def claim_room(self) -> tuple[int, int] | None:
         """With ``max_concurrent_requests``: (tasks this queue may still claim, the least worth
-        a claim). One batch waits beyond the slots, so a freed slot never waits for a claim."""
+        a claim). As many tasks as there are slots (up to ``CLAIM_AHEAD``, at least one batch)
+        wait beyond the slots, so freed slots never wait for a claim: against a slow receiver
+        the answers come back in waves, and with one batch of 256 ahead of 500 slots, half of
+        each wave's slots waited for a claim to commit."""
         limit = self.limits.gate.limit
         if limit is None:
             return None
         batch = min(CLAIM_BATCH, limit)
-        return limit + batch - self.outstanding, batch
+        ahead = max(batch, min(limit, CLAIM_AHEAD))
+        return limit + ahead - self.outstanding, batch
 
     async def acquire_slot(self) -> None:
         """A ``max_concurrent_requests`` slot, first come first served."""
@@ -124,3 +132,37 @@ class QueueState:
         while self.executed and self.executed[0] <= mono_us - EXECUTED_WINDOW_US:
             self.executed.popleft()
         return len(self.executed)
+
+
+class Connections:
+    """The daemon's ``max_connections`` requests at once, first come first served.
+
+    asyncio's Semaphore asks ``locked()`` on every acquire, which walks every waiter while
+    any wait: with hundreds of deliveries queued for a connection (a slow receiver) that was
+    a walk of hundreds per delivery. Here a freed connection is handed to the first waiter
+    directly, O(1) either way (as :meth:`QueueState.acquire_slot` hands out slots)."""
+
+    def __init__(self, limit: int) -> None:
+        self.free = limit
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> None:
+        if self.free > 0 and not self._waiters:
+            self.free -= 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter  # resolved by release, which passed its connection on to us
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a connection while being cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():  # a cancelled waiter is skipped
+                waiter.set_result(None)
+                return
+        self.free += 1

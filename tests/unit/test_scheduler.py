@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import types
@@ -825,3 +826,70 @@ async def test_a_local_failure_is_not_an_attempt_and_never_dead_letters(
     step = scheduler.LOCAL_FAILURE_RETRY_US
     assert rx.calls == [(i * step, "l", 0, 0) for i in range(5)]
     assert await store.list_dead("q", limit=10) == []
+
+
+async def test_a_slow_receivers_waves_of_answers_never_wait_for_a_claim(
+    fake: clock.FakeClock,
+) -> None:
+    """Issue 18 (slow receiver): 500 slots, answers after 200 ms, claims taking 20 ms. With
+    one batch of 256 claimed beyond the slots, 244 of each wave's 500 freed slots waited for a
+    claim; a whole window is claimed ahead now, and every wave leaves at once."""
+    store = SlowClaims(fake, 0.02)
+    await store.add([task(f"t{i:04d}") for i in range(2500)], now_us=T0)
+    rx = Receiver(fake, duration_s=0.2)
+    sched = scheduler.Scheduler(
+        store=store,
+        clock=fake,
+        queues=queues(rate=Fraction(100000), bucket_size=10000, max_concurrent_requests=500),
+        deliver=rx,
+        max_connections=500,
+    )
+    await run_until(sched, fake, lambda: len(rx.calls) == 2500 and rx.in_flight == 0, 60)
+    sent = Counter(t for t, *_ in rx.calls)
+    # The first 500 wait for two claims (256 + 244, 20 ms each); from then on each freed slot
+    # takes a task claimed ahead at once: the same two half-waves, 200 ms apart.
+    assert sent == {
+        k * 200 * MS + c * 20 * MS: n for k in range(5) for c, n in [(1, 256), (2, 244)]
+    }
+    assert rx.max_in_flight == 500
+
+
+async def test_connections_are_handed_first_come_first_served_and_passed_on_when_cancelled() -> (
+    None
+):
+    """The daemon's connection limit (scheduler.queue.Connections): a freed connection goes to
+    the first waiter; a waiter cancelled after being handed one passes it on, never loses it."""
+    from pushd.scheduler.queue import Connections
+
+    conns = Connections(1)
+    order: list[str] = []
+    await conns.acquire()
+
+    async def take(name: str) -> None:
+        await conns.acquire()
+        order.append(name)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(take, "a")
+        tg.start_soon(take, "b")
+        await anyio.wait_all_tasks_blocked()
+        conns.release()  # to a
+        await anyio.wait_all_tasks_blocked()
+        assert order == ["a"]
+        conns.release()  # a's, to b
+    assert order == ["a", "b"]
+    conns.release()
+    assert conns.free == 1
+
+    # handed a connection, then cancelled before it ran: the connection goes to the next one
+    await conns.acquire()
+    c = asyncio.get_running_loop().create_task(take("c"))
+    d = asyncio.get_running_loop().create_task(take("d"))
+    await anyio.wait_all_tasks_blocked()
+    conns.release()  # handed to c ...
+    c.cancel()  # ... which is cancelled before it resumes
+    await d
+    assert c.cancelled()
+    assert order == ["a", "b", "d"]
+    conns.release()
+    assert conns.free == 1
