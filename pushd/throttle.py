@@ -235,10 +235,20 @@ class AdaptiveRate:
     INCREASE = Fraction(5, 4)
     MIN_FACTOR = Fraction(1, 64)
 
-    __slots__ = ("_last_decrease_us", "_quiet_since_us", "cooldown_us", "factor", "recovery_us")
+    __slots__ = (
+        "_last_decrease_us",
+        "_quiet_since_us",
+        "_slowed",
+        "cooldown_us",
+        "factor",
+        "recovery_us",
+    )
 
     def __init__(self, *, cooldown_us: int = 1 * US, recovery_us: int = 5 * US) -> None:
         self.factor = Fraction(1)
+        #: factor < 1, kept as a bool: next_step_us runs once per delivery, and comparing
+        #: Fractions costs a microsecond each time.
+        self._slowed = False
         self.cooldown_us = cooldown_us
         self.recovery_us = recovery_us
         self._last_decrease_us: int | None = None
@@ -258,11 +268,12 @@ class AdaptiveRate:
         new = max(self.MIN_FACTOR, self.factor * self.DECREASE)
         changed = new != self.factor
         self.factor = new
+        self._slowed = new < 1
         return changed
 
     def next_step_us(self) -> int | None:
         """When the enforced rate next grows by a quarter, or None: it is at the configured rate."""
-        if self.factor >= 1:
+        if not self._slowed:
             return None
         return self._quiet_since_us + self.recovery_us
 
@@ -273,4 +284,5 @@ class AdaptiveRate:
             return False
         self.factor = min(Fraction(1), self.factor * self.INCREASE)
         self._quiet_since_us = at
-        return self.factor >= 1
+        self._slowed = self.factor < 1
+        return not self._slowed

@@ -41,7 +41,8 @@ def load_headers(blob: bytes | str) -> tuple[tuple[str, str], ...]:
 
 
 def _headers(pairs: list[list[str]]) -> tuple[tuple[str, str], ...]:
-    return tuple((str(k), str(v)) for k, v in pairs)
+    # Stored by dump_headers: each pair is a list of two strings (JSON has no tuples).
+    return tuple((k, v) for k, v in pairs)
 
 
 def dump_retry(options: models.RetryParameters | None) -> bytes | None:
