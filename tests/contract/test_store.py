@@ -224,6 +224,40 @@ async def test_finish_done_deletes_and_tombstones(store: base.Store) -> None:
     assert r.error is errors.TombstonedTaskError
 
 
+async def test_a_batch_of_outcomes_matches_each_claim_as_stored(store: base.Store) -> None:
+    """The lease a claim returns is the one stored (SQLite computes it in SQL: issue 18), so
+    a batch of outcomes finds every task; an outcome with a lease not (or no longer) stored
+    deletes and tombstones nothing."""
+    await store.add(
+        [push("own", dispatch_deadline_us=20 * S), push("dflt"), push("stale"), push("kept")],
+        now_us=T0,
+    )
+    claimed = await store.claim_due(
+        "q", now_us=T0, limit=4, lease_us=600 * S, slack_us=5 * S, deadlines=2
+    )
+    lease = {c.task.name: c.lease_eta_us for c in claimed}
+    assert {n: e - T0 for n, e in lease.items()} == {
+        "own": 45 * S,
+        "dflt": 600 * S,
+        "stale": 600 * S,
+        "kept": 600 * S,
+    }
+    done = [base.Done(queue="q", name=n, lease_eta_us=lease[n]) for n in ("own", "dflt")]
+    done.append(base.Done(queue="q", name="stale", lease_eta_us=lease["stale"] + 1))
+    await store.finish(done, now_us=T0 + S)
+    assert await store.get("q", "own") is None
+    assert await store.get("q", "dflt") is None
+    still = await store.get("q", "stale")
+    assert still is not None
+    assert still.eta_us == lease["stale"]  # untouched: still claimed
+    results = await store.add([push("own"), push("dflt"), push("stale")], now_us=T0 + S)
+    assert [r.error for r in results] == [
+        errors.TombstonedTaskError,
+        errors.TombstonedTaskError,
+        errors.TaskAlreadyExistsError,  # live, never tombstoned
+    ]
+
+
 async def test_finish_retry_reschedules_with_counters(store: base.Store) -> None:
     await store.add([push("a")], now_us=T0)
     [c] = await store.claim_due("q", now_us=T0, limit=1, lease_us=S)
