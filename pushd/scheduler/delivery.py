@@ -75,16 +75,20 @@ class Deliveries:
         rt.outstanding += 1
         rt.unsent.add(claimed.task.name)
         hold = rt.held[claimed.task.name] = Hold.of(claimed, now, mono)
-        delivery = asyncio.get_running_loop().create_task(self._deliver_or_log(rt, claimed, hold))
-        self._tasks.add(delivery)
-        delivery.add_done_callback(self._tasks.discard)
+        # Dropped from _tasks by the delivery itself as it ends (a done callback cost one more
+        # turn of the event loop per delivery).
+        self._tasks.add(
+            asyncio.get_running_loop().create_task(self._deliver_or_log(rt, claimed, hold))
+        )
 
     async def cancel_all(self) -> None:
         """Cut off every delivery; one cancelled while its request was out writes nothing."""
-        for running in self._tasks:
-            running.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        running = list(self._tasks)
+        self._tasks.clear()  # one cancelled before it ever ran never drops itself
+        for delivery in running:
+            delivery.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
 
     def _release(self, claimed: base.Claimed, hold: Hold, eta_us: int | None = None) -> None:
         self._p.flusher.record(outcomes.given_back(claimed, eta_us), hold)
@@ -108,6 +112,7 @@ class Deliveries:
         finally:
             if not hold.recorded and rt.held.get(claimed.task.name) is hold:
                 del rt.held[claimed.task.name]  # nothing to write: no longer held
+            self._tasks.discard(asyncio.current_task())
 
     async def _deliver(self, rt: QueueState, claimed: base.Claimed, hold: Hold) -> None:
         task = claimed.task
@@ -143,8 +148,8 @@ class Deliveries:
         finally:
             rt.outstanding -= 1
             rt.unsent.discard(task.name)
-            self._p.admission.finished()
-            rt.wake.set()
+            self._p.admission.finished()  # wakes a queue waiting in line for the daemon's room
+            rt.claim_ended()
             if slot:
                 rt.release_slot()
         self._answered(rt, claimed, hold, attempt, started, started_mono)

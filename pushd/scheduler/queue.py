@@ -64,6 +64,16 @@ class QueueState:
         ahead = max(batch, min(limit, CLAIM_AHEAD))
         return limit + ahead - self.outstanding, batch
 
+    def claim_ended(self) -> None:
+        """One of this queue's claims ended (sent and answered, given back, dropped): its loop
+        is woken only if it waits for its own room and a claim's worth is free now. Waking it
+        on every ended claim cost a turn of the loop per delivery that found nothing to do:
+        the daemon's room wakes it through :class:`~pushd.scheduler.admission.Admission`, a
+        retry through its outcome, anything else through its own wake-up."""
+        own = self.claim_room()
+        if own is not None and own[0] >= own[1]:
+            self.wake.set()
+
     async def acquire_slot(self) -> None:
         """A ``max_concurrent_requests`` slot, first come first served."""
         gate = self.limits.gate
