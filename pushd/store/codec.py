@@ -184,6 +184,77 @@ def task_from_row(row: Row) -> models.Task:
     )
 
 
+#: The columns :func:`task_from_values` reads, in its order (the claim's query selects them so).
+TASK_COLUMNS = (
+    "queue",
+    "name",
+    "method",
+    "url",
+    "on_queue_url",
+    "headers",
+    "payload",
+    "eta_us",
+    "created_us",
+    "tag",
+    "retry_options",
+    "target",
+    "dispatch_deadline_us",
+    "size",
+    "retry_count",
+    "execution_count",
+    "first_try_us",
+    "last_status",
+    "last_attempt",
+)
+
+
+def task_from_values(values: tuple[Any, ...]) -> models.Task:
+    """A task from a plain row of :data:`TASK_COLUMNS` (and anything after them): by position,
+    for every task a claim takes."""
+    (
+        queue,
+        name,
+        method,
+        url,
+        on_queue_url,
+        headers,
+        payload,
+        eta_us,
+        created_us,
+        tag,
+        retry,
+        target,
+        deadline_us,
+        size,
+        retry_count,
+        execution_count,
+        first_try_us,
+        last_status,
+        attempt,
+    ) = values[:19]
+    return models.Task(
+        queue=queue,
+        name=name,
+        method=_METHODS[method],
+        url=url,
+        on_queue_url=bool(on_queue_url),
+        headers=load_headers(headers),
+        payload=payload if type(payload) is bytes else bytes(payload),
+        eta_us=eta_us,
+        created_us=created_us,
+        tag=None if tag is None else bytes(tag),
+        retry_options=None if retry is None else load_retry(retry),
+        target=target,
+        dispatch_deadline_us=deadline_us,
+        size=size,
+        retry_count=retry_count,
+        execution_count=execution_count,
+        first_try_us=first_try_us,
+        last_status=last_status,
+        last_attempt=None if attempt is None else load_attempt(attempt),
+    )
+
+
 def _task(
     row: Row,
     *,

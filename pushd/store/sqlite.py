@@ -284,15 +284,17 @@ class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming, base.Listing):
         queue, now_us, limit, lease_us, slack_us, deadlines = ask.terms()
 
         def job(conn: sqlite3.Connection) -> list[base.Claimed]:
-            rows = conn.execute(Q["due_push"], (queue, now_us, limit)).fetchall()
+            cursor = conn.cursor()
+            cursor.row_factory = None  # plain tuples, read by position (codec.TASK_COLUMNS)
+            rows = cursor.execute(Q["due_push"], (queue, now_us, limit)).fetchall()
             if not rows:
                 return []
             # One UPDATE for the batch, its leases computed by SQLite as lease_for does.
-            ids = codec.dump_json([row["id"] for row in rows])
+            ids = codec.dump_json([row[-1] for row in rows])
             conn.execute(Q["claim_many"], (now_us, lease_us, deadlines, slack_us, ids))
             claimed = []
             for row in rows:
-                task = codec.task_from_row(row)
+                task = codec.task_from_values(row)
                 lease = base.lease_for(
                     task, lease_us=lease_us, slack_us=slack_us, deadlines=deadlines
                 )

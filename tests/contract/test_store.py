@@ -64,6 +64,20 @@ async def test_add_then_get_round_trips_every_field(store: base.Store) -> None:
     assert result.ok
     assert await store.get("q", "a") == task
     assert await store.get("q", "missing") is None
+    # A claim reads its rows its own way (SQLite: plain tuples by position): the same task.
+    retried = dataclasses.replace(
+        push("b", tag=b"t\x00"),
+        retry_count=2,
+        execution_count=1,
+        first_try_us=T0 - S,
+        last_status=503,
+        last_attempt=models.LastAttempt(
+            time_us=T0 - 1, status=503, error=None, message="HTTP 503", url="http://x/y"
+        ),
+    )
+    await store.add([retried], now_us=T0)
+    claimed = await store.claim_due("q", now_us=T0, limit=5, lease_us=S)
+    assert [c.task for c in claimed] == [task, retried]
 
 
 async def test_a_live_name_is_already_exists_and_a_used_one_tombstoned(store: base.Store) -> None:
