@@ -107,6 +107,16 @@ class TokenBucket:
         self._level -= cost
         return True
 
+    def take_up_to(self, now_us: int, n: int) -> int:
+        """Take as many of ``n`` tokens as are there (what ``n`` calls of :meth:`try_take`
+        would take, in one refill); how many were taken."""
+        if self.paused or n <= 0:
+            return 0
+        self._refill(now_us)
+        taken = min(n, max(0, self._level // self._unit))
+        self._level -= taken * self._unit
+        return taken
+
     def reserve(self, now_us: int) -> int:
         """Take one token now, into debt if need be; return when it is covered (``now_us`` if
         it was there). Reservations are served in order, one token apart: a pacer. A paused
@@ -200,6 +210,10 @@ class QueueThrottle:
     def try_take(self, now_us: int) -> bool:
         """Take the token of one dispatch at claim time (none while paused)."""
         return not self.paused and self.bucket.try_take(now_us)
+
+    def take_claimed(self, now_us: int, n: int) -> int:
+        """:meth:`try_take` for each of ``n`` tasks one claim took, in one go."""
+        return 0 if self.paused else self.bucket.take_up_to(now_us, n)
 
     def send_at(self, now_us: int) -> int:
         """When a claimed task may go out: at once, unless sends bunch up beyond the bucket."""

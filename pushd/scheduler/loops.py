@@ -101,13 +101,15 @@ class QueueLoops:
         finally:
             self._p.admission.claiming -= n
             self._p.admission.wake_line()  # whatever the claim did not take is room for others
+        started = 0
         for c in claimed:
             if holds.kept(rt.held, c, now, mono):
                 continue  # its own claim, handed back after a wall-clock step
-            # The tokens were there when the claim began; a pause or a smaller bucket
-            # since then is honoured at send time (paused: the claim is released).
-            rt.limits.try_take(mono)
             self._deliveries.start(rt, c, now, mono)
+            started += 1
+        # The tokens were there when the claim began; a pause or a smaller bucket since then
+        # is honoured at send time (paused: the claim is released).
+        rt.limits.take_claimed(mono, started)
         return len(claimed) == n
 
     async def _rest(self, rt: QueueState, now: int, mono: int) -> None:

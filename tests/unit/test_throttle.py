@@ -282,3 +282,13 @@ def test_refunded_reservations_are_booked_again_in_their_place() -> None:
     assert wire.reserve(T0 + s // 2) == T0 + 2 * s
     wire.refund(T0 + 5 * s, 9)  # never beyond the bucket
     assert wire.tokens(T0 + 5 * s) == 1
+
+
+def test_take_up_to_takes_what_as_many_try_takes_would() -> None:
+    """A claim's tokens are taken in one call (issue 18): as many as are there, none paused."""
+    for rate, size, n, later_us in [(5, 3, 5, 0), (5, 3, 2, 0), (3, 1, 4, 333_334), (0, 4, 2, 0)]:
+        one, many = throttle.TokenBucket(rate, size, 0), throttle.TokenBucket(rate, size, 0)
+        taken = sum(one.try_take(later_us) for _ in range(n))
+        assert many.take_up_to(later_us, n) == taken
+        assert many.tokens(later_us) == one.tokens(later_us)
+        assert many.next_token_us(later_us) == one.next_token_us(later_us)
