@@ -184,44 +184,20 @@ def task_from_row(row: Row) -> models.Task:
     )
 
 
-#: The columns :func:`task_from_values` reads, in its order (the claim's query selects them so).
-TASK_COLUMNS = (
-    "queue",
-    "name",
-    "method",
-    "url",
-    "on_queue_url",
-    "headers",
-    "payload",
-    "eta_us",
-    "created_us",
-    "tag",
-    "retry_options",
-    "target",
-    "dispatch_deadline_us",
-    "size",
-    "retry_count",
-    "execution_count",
-    "first_try_us",
-    "last_status",
-    "last_attempt",
-)
-
-
 def task_from_values(values: tuple[Any, ...]) -> models.Task:
     """A task from a plain row of :data:`TASK_COLUMNS` (and anything after them): by position,
     for every task a claim takes."""
     (
         queue,
         name,
+        eta_us,
         method,
         url,
         on_queue_url,
         headers,
         payload,
-        eta_us,
-        created_us,
         tag,
+        created_us,
         retry,
         target,
         deadline_us,

@@ -137,7 +137,7 @@ UPDATE tasks SET eta_us = ? WHERE queue = ? AND name = ?;
 -- name: due_push
 -- Plain tuples in this column order (codec.TASK_COLUMNS, then the id): read by position, not
 -- through sqlite3.Row's lookup by name, for every claimed task.
-SELECT queue, name, method, url, on_queue_url, headers, payload, eta_us, created_us, tag,
+SELECT queue, name, eta_us, method, url, on_queue_url, headers, payload, tag, created_us,
        retry_options, target, dispatch_deadline_us, size, retry_count, execution_count,
        first_try_us, last_status, last_attempt, id
 FROM tasks WHERE queue = ? AND eta_us <= ? AND method != 'PULL'
