@@ -30,6 +30,9 @@ from pushd import durations, errors
 DEFAULT_PORT = 8460
 ENV_PREFIX = "PUSHD_"
 GRPC_PORT_ENV = "PUSHD_GRPC_PORT"  # cloud_tasks.grpc_port
+#: Cloud Tasks' PROJECT_ID and LOCATION_ID alphabets (pushd.cloudtasks.names parses with them).
+PROJECT_ID = r"[A-Za-z0-9\-:.]{1,100}"
+LOCATION_ID = r"[A-Za-z0-9_-]{1,100}"
 # App Engine target forms: service, version.service, instance.version.service (SPEC 8.2)
 _TARGET_NAME = re.compile(r"^(?:(?!-)[a-z\d\-]{1,100}\.){0,2}(?!-)[a-z\d\-]{1,63}$")
 ROLES = ("admin", "producer", "consumer")
@@ -57,13 +60,16 @@ class CloudTasks:
     ``/v2beta3/`` on the API port; ``grpc_port`` (also ``--grpc-port``, ``PUSHD_GRPC_PORT``)
     turns the gRPC listener on at the daemon's host (0 picks a free port); ``oidc_issuer`` is
     the ``iss`` of the OIDC tokens pushd mints (default: the daemon's URL; receivers that only
-    accept Google's issuer need ``https://accounts.google.com``)."""
+    accept Google's issuer need ``https://accounts.google.com``); ``projects`` and ``locations``,
+    when given, are the only ones the API answers for (empty: any, as Google's emulators do)."""
 
     grpc_port: int | None = None
     oidc_issuer: str | None = None
     #: Sent as ``Authorization: Bearer <it>`` with HTTP tasks that ask for an ``oauth_token``
     #: (pushd mints no OAuth tokens); None sends them without Authorization.
     oauth_token: str | None = None
+    projects: tuple[str, ...] = ()
+    locations: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -329,13 +335,15 @@ def _cloud_tasks(value: Any, issues: _Issues) -> dict[str, Any]:
         path = f"cloud_tasks.{key}"
         if key == "oidc_issuer":
             _oidc_issuer(item, path, issues, out)
+        elif key in _CLOUD_TASKS_IDS:
+            out[key] = _ids(item, path, _CLOUD_TASKS_IDS[key], issues)
         elif key == "oauth_token":
             if item is not None and not isinstance(item, str):
                 issues.add(path, f"{item!r} is not a string")
             else:
                 out[key] = item
         elif key != "grpc_port":
-            issues.add(path, f"unknown setting {key!r}; known: grpc_port, oauth_token, oidc_issuer")
+            issues.add(path, f"unknown setting {key!r}; known: {', '.join(_CLOUD_TASKS_KEYS)}")
         elif item is None:
             out[key] = None
         elif _port(item) is None:
@@ -343,6 +351,31 @@ def _cloud_tasks(value: Any, issues: _Issues) -> dict[str, Any]:
         else:
             out[key] = _port(item)
     return out
+
+
+_CLOUD_TASKS_IDS = {
+    "projects": (re.compile(PROJECT_ID), "a project ID such as 'my-project' ([A-Za-z0-9-:.])"),
+    "locations": (re.compile(LOCATION_ID), "a location ID such as 'us-central1' ([A-Za-z0-9_-])"),
+}
+_CLOUD_TASKS_KEYS = ("grpc_port", "locations", "oauth_token", "oidc_issuer", "projects")
+
+
+def _ids(
+    item: object, path: str, rule: tuple[re.Pattern[str], str], issues: _Issues
+) -> tuple[str, ...]:
+    """``cloud_tasks.projects`` or ``.locations``: a list of IDs (empty or null: any)."""
+    if item is None:
+        return ()
+    if not isinstance(item, list):
+        issues.add(path, f"must be a list of IDs, each {rule[1]}")
+        return ()
+    out: list[str] = []
+    for i, entry in enumerate(item):
+        if not isinstance(entry, str) or not rule[0].fullmatch(entry):
+            issues.add(f"{path}[{i}]", f"{entry!r} is not {rule[1]}, 1 to 100 characters")
+        elif entry not in out:
+            out.append(entry)
+    return tuple(out)
 
 
 def _oidc_issuer(item: object, path: str, issues: _Issues, out: dict[str, Any]) -> None:

@@ -57,6 +57,7 @@ def create_app(
     app[keys.SERVICE] = service
     app[keys.TOKENS] = settings.auth_tokens
     app[keys.URL_POLICY] = url_policy.UrlPolicy(settings.http_targets)
+    app[keys.CLOUD_TASKS] = settings.cloud_tasks
     app[keys.SESSIONS] = sessions.Sessions(auth.session_lifetime_us(settings))
     auth.add_routes(app, native.ROUTES)
     v1beta2.add_routes(app)

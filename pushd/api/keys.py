@@ -13,6 +13,8 @@ SERVICE = web.AppKey[service.Service]("service")
 TOKENS = web.AppKey[tuple[settings.ApiToken, ...]]("tokens")
 #: Where Cloud Tasks HTTP tasks may go (``http_targets``), checked when one is created.
 URL_POLICY = web.AppKey[url_policy.UrlPolicy]("url_policy")
+#: The ``cloud_tasks:`` settings (the projects and locations the Cloud Tasks API answers for).
+CLOUD_TASKS = web.AppKey[settings.CloudTasks]("cloud_tasks")
 SESSIONS = web.AppKey[sessions.Sessions]("console_sessions")
 #: The token a request was authenticated with (see :func:`pushd.api.auth.request_token`).
 TOKEN = web.RequestKey[settings.ApiToken]("token")

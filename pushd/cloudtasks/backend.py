@@ -78,6 +78,11 @@ class Backend:
     def now_us(self) -> int:
         return self._service.now_us()
 
+    @property
+    def cloud_tasks(self) -> settings.CloudTasks:
+        """The ``cloud_tasks:`` settings (which projects and locations are served)."""
+        return self._app.get(keys.CLOUD_TASKS) or settings.CloudTasks()
+
     def http_target_refusal(self, url: str) -> str | None:
         """Why an HTTP task may not be created for ``url`` (naming ``http_targets``), or None."""
         policy = self._app.get(keys.URL_POLICY)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ FDS_PATH = Path(__file__).with_name("cloudtasks.fds")
 VERSIONS = ("v2", "v2beta3", "v2beta2")
 LOCATIONS_SERVICE = "google.cloud.location.Locations"
 _HTTP_VERBS = ("get", "put", "post", "delete", "patch")
+_FIRST_VARIABLE = re.compile(r"\{([a-z_.]+)")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -54,6 +56,13 @@ class Method:
     def path(self) -> str:
         """The gRPC method path, ``/<service>/<name>``."""
         return f"/{self.service}/{self.name}"
+
+    @property
+    def resource(self) -> str | None:
+        """The request field naming the resource the call acts on (``parent``, ``name``,
+        ``queue.name``, ``resource``): the first variable of its REST path."""
+        match = _FIRST_VARIABLE.search(self.http[0].template) if self.http else None
+        return None if match is None else match.group(1)
 
 
 @functools.cache

@@ -1,8 +1,10 @@
 """Cloud Tasks resource names, checked with the real service's messages (CLOUDTASKS.md 1.4).
 
 ``projects/{project}/locations/{location}`` is a parent; ``{parent}/queues/{queue}`` a queue;
-``{queue}/tasks/{task}`` a task. Any project and location are accepted: pushd serves one set of
-queues (queue.yaml's), which appears under every parent. QUEUE_ID and TASK_ID have the same
+``{queue}/tasks/{task}`` a task. Any project and location are accepted unless the settings'
+``cloud_tasks.projects`` / ``.locations`` list some (:class:`Scope`, checked for every RPC by
+:class:`pushd.cloudtasks.service.Rpc`): pushd serves one set of queues (queue.yaml's and the
+API's), which appears under every accepted parent. QUEUE_ID and TASK_ID have the same
 alphabets and lengths as App Engine's queue and task names, so a pushd name is the id itself.
 """
 
@@ -11,12 +13,15 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from pushd import settings
 from pushd.cloudtasks import rpc
 
-_PROJECT = r"[A-Za-z0-9\-:.]{1,100}"
-_LOCATION = r"[A-Za-z0-9_-]{1,100}"
+_PROJECT = settings.PROJECT_ID
+_LOCATION = settings.LOCATION_ID
 _PARENT_RE = re.compile(rf"projects/({_PROJECT})/locations/({_LOCATION})")
 _PROJECT_RE = re.compile(rf"projects/({_PROJECT})")
+#: The project and location any resource name starts with (the rest is checked by the handler).
+_SCOPED_RE = re.compile(rf"projects/({_PROJECT})(?:/locations/({_LOCATION}))?(?=/|$)")
 _QUEUE_ID_RE = re.compile(r"[A-Za-z0-9-]{1,100}")
 _TASK_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,500}")
 
@@ -110,3 +115,35 @@ def task_in(queue_name: QueueName, name: str) -> str:
             f"in the named task ('{head}')."
         )
     return check_task_id(task_id)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Scope:
+    """The projects and locations the API answers for; empty: any (the default)."""
+
+    projects: tuple[str, ...] = ()
+    locations: tuple[str, ...] = ()
+
+    def check(self, name: str) -> None:
+        """Refuse a resource name under a project or location outside the scope as Google
+        refuses a project the caller cannot use: PERMISSION_DENIED with its message
+        (CLOUDTASKS.md 1.4), plus the setting. The real answer for an unknown location is not
+        recorded; pushd answers the same way. A name that does not start with a project is
+        left to the handler, which names the format it wants."""
+        match = _SCOPED_RE.match(name)
+        if match is None:
+            return
+        project_id, location_id = match.groups()
+        if self.projects and project_id not in self.projects:
+            raise rpc.RpcError(
+                rpc.Code.PERMISSION_DENIED,
+                f"Permission denied on resource project {project_id}. (pushd serves only the "
+                "projects its setting cloud_tasks.projects lists)",
+            )
+        if location_id is not None and self.locations and location_id not in self.locations:
+            raise rpc.RpcError(
+                rpc.Code.PERMISSION_DENIED,
+                f"Permission denied on resource location projects/{project_id}/locations/"
+                f"{location_id}. (pushd serves only the locations its setting "
+                "cloud_tasks.locations lists)",
+            )

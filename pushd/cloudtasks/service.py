@@ -16,7 +16,9 @@ Choices where pushd differs from Google's service (README "Using pushd as Cloud 
 * IAM: pushd has no IAM. GetIamPolicy answers an empty policy, SetIamPolicy FAILED_PRECONDITION
   (access is ``auth_tokens`` and their roles), TestIamPermissions the permissions the caller's
   token role allows (all without tokens; none for an unknown queue, as Google answers).
-* Locations: any project and location are accepted; ListLocations lists one, ``local``.
+* Locations: any project and location are accepted unless ``cloud_tasks.projects`` /
+  ``.locations`` list some (every RPC checks its resource name: :meth:`Rpc.__call__`); ListLocations
+  lists the listed locations, else one, ``local``.
 * PurgeQueue answers ``purge_time`` (the call's time) but pushd does not keep it afterwards.
 """
 
@@ -64,7 +66,12 @@ class Rpc:
     action: backend_.Action
 
     async def __call__(self, call: Call, request: Any) -> Any:
-        """The handler's answer; a pushd error escaping it becomes an :class:`rpc.RpcError`."""
+        """The handler's answer; a pushd error escaping it becomes an :class:`rpc.RpcError`.
+        A resource outside the projects and locations served is refused first, here, so no
+        handler of any version or transport can forget it."""
+        if (field := self.method.resource) is not None:
+            allowed = call.backend.cloud_tasks
+            names.Scope(allowed.projects, allowed.locations).check(_field(request, field))
         try:
             return await self.handler(call, request)
         except errors.Error as exc:
@@ -72,6 +79,14 @@ class Rpc:
 
 
 # ------------------------------------------------------------------ helpers
+
+
+def _field(request: Any, path: str) -> str:
+    """The string at a dotted field ``path`` (``queue.name``) of ``request``."""
+    value = request
+    for part in path.split("."):
+        value = getattr(value, part)
+    return str(value)
 
 
 def _queue(call: Call, name: str) -> tuple[names.QueueName, config.QueueConfig]:
@@ -365,23 +380,26 @@ async def run_task(call: Call, request: Any) -> Any:
 # ------------------------------------------------------------------ locations
 
 
-def _location(parent: names.Parent) -> Any:
+def _location(call: Call, parent: names.Parent) -> Any:
     location = descriptors.new("google.cloud.location.Location")
     location.name = str(parent)
     location.location_id = parent.location
-    location.display_name = "pushd (every location name is accepted)"
+    any_location = not call.backend.cloud_tasks.locations
+    location.display_name = "pushd (every location name is accepted)" if any_location else "pushd"
     return location
 
 
 async def list_locations(call: Call, request: Any) -> Any:
+    """The locations ``cloud_tasks.locations`` lists, else one, ``local`` (any is accepted)."""
     project = names.project(request.name)
     response = descriptors.new("google.cloud.location.ListLocationsResponse")
-    response.locations.append(_location(names.Parent(project, LOCATION_ID)))
+    for location_id in call.backend.cloud_tasks.locations or (LOCATION_ID,):
+        response.locations.append(_location(call, names.Parent(project, location_id)))
     return response
 
 
 async def get_location(call: Call, request: Any) -> Any:
-    return _location(names.parent(request.name))
+    return _location(call, names.parent(request.name))
 
 
 # ------------------------------------------------------------------ the table

@@ -117,10 +117,11 @@ async def running(
     tokens: tuple[settings.ApiToken, ...] = (),
     removed: tuple[str, ...] = (),
     http_targets: tuple[str, ...] = (),
+    cloud_tasks: settings.CloudTasks | None = None,
 ) -> AsyncIterator[Env]:
     """The API app serving Cloud Tasks; ``removed``: push queues removed from queue.yaml
     that still hold tasks (as the daemon finds them in its store); ``http_targets``: where
-    HTTP tasks may go."""
+    HTTP tasks may go; ``cloud_tasks``: its settings (the projects and locations served)."""
     store = memory.MemoryStore()
     fake_clock = clock.FakeClock(T0)
     engine = FakeEngine(store)
@@ -140,9 +141,12 @@ async def running(
         engine=engine,
         apply_api_queues=apply_api_queues,
     )
-    app = api.create_app(
-        service=domain, settings=settings.Settings(auth_tokens=tokens, http_targets=http_targets)
+    chosen = settings.Settings(
+        auth_tokens=tokens,
+        http_targets=http_targets,
+        cloud_tasks=cloud_tasks or settings.CloudTasks(),
     )
+    app = api.create_app(service=domain, settings=chosen)
     rest.add_routes(app)
     server = await grpc_server.GrpcServer.start(backend.Backend(app), "127.0.0.1", 0)
     try:

@@ -308,7 +308,7 @@ def test_grpc_port_from_file_environment_and_flag(tmp_path: Path) -> None:
         ({"cloud_tasks": {"grpc_port": "x"}}, "'x' is not a TCP port"),
         (
             {"cloud_tasks": {"grpc": 1}},
-            "unknown setting 'grpc'; known: grpc_port, oauth_token, oidc_issuer",
+            "unknown setting 'grpc'; known: grpc_port, locations, oauth_token, oidc_issuer, projects",
         ),
         ({"cloud_tasks": 5}, "must be a mapping"),
         ({"port": 9000, "cloud_tasks": {"grpc_port": 9000}}, "9000 is the API's port too"),
