@@ -6,9 +6,11 @@ no asyncio REST transport)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -41,8 +43,8 @@ GRPC = re.compile(r"\bgrpc=(\S+)")
 HOUR_S = 3600
 
 
-async def start(start_daemon: StartDaemon) -> tuple[Daemon, str]:
-    daemon = await start_daemon(QUEUE_YAML, extra_args=["--grpc-port", "0"])
+async def start(start_daemon: StartDaemon, *args: str) -> tuple[Daemon, str]:
+    daemon = await start_daemon(QUEUE_YAML, extra_args=["--grpc-port", "0", *args])
     [line] = daemon.events("listening")
     match = GRPC.search(line)
     assert match, line
@@ -197,3 +199,43 @@ async def test_async_grpc_client_and_a_restart(
     with pytest.raises(exceptions.NotFound):
         await client.get_task(name=kept.name)
     await client.transport.close()
+
+
+def _scoped_calls(client: tasks_v2.CloudTasksClient, refused: type[Exception], tag: str) -> None:
+    """In a thread: a task in the allowed parent, refusals outside it, the locations listed."""
+    other = "projects/someone-else/locations/us-central1/queues/jobs"
+    task = {"name": f"{QUEUE}/tasks/via-{tag}", "app_engine_http_request": {}}
+    assert client.create_task(parent=QUEUE, task=task).name == f"{QUEUE}/tasks/via-{tag}"
+    with pytest.raises(refused, match="Permission denied on resource project someone-else"):
+        client.create_task(parent=other, task={})
+    with pytest.raises(refused, match="Permission denied on resource project someone-else"):
+        client.get_queue(name=other)
+    with pytest.raises(refused, match=re.escape("its setting cloud_tasks.locations lists")):
+        client.list_queues(parent="projects/my-project/locations/asia-east1")
+    locations = client.list_locations(request={"name": "projects/my-project"})
+    assert [loc.location_id for loc in locations.locations] == ["us-central1", "europe-west1"]
+
+
+async def test_a_daemon_serving_one_project_refuses_the_others(
+    start_daemon: StartDaemon, receiver: Receiver, tmp_path: Path
+) -> None:
+    """``cloud_tasks: {projects: [...], locations: [...]}``: the allowed parent works over
+    both transports; another project or location is PERMISSION_DENIED (gRPC; REST 403) with
+    Google's message, and only the allowed tasks are delivered."""
+    settings = tmp_path / "pushd.yaml"
+    settings.write_text(
+        "cloud_tasks:\n  projects: [my-project]\n  locations: [us-central1, europe-west1]\n"
+    )
+    daemon, grpc_address = await start(start_daemon, "--settings", str(settings))
+    for transport, refused in (
+        ("grpc", exceptions.PermissionDenied),
+        ("rest", exceptions.Forbidden),
+    ):
+        client = sync_client(daemon, grpc_address, transport)
+        await off_loop(functools.partial(_scoped_calls, client, refused, transport))
+        client.transport.close()
+    deliveries = await receiver.wait_for(2)
+    assert sorted(d.headers["X-AppEngine-TaskName"] for d in deliveries) == [
+        "via-grpc",
+        "via-rest",
+    ]
