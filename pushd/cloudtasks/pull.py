@@ -1,9 +1,10 @@
 """Cloud Tasks v2beta2: the v2 methods in v2beta2's shapes, with pull queues, and the pull
 methods (LeaseTasks, AcknowledgeTask, RenewLease, CancelLease) on pushd's pull queues.
 
-These handlers replace the v2 ones of :mod:`pushd.cloudtasks.service` in v2beta2's table
-(queue.yaml's pull queues appear with ``pull_target``, push queues with
-``app_engine_http_target``; messages from :mod:`pushd.cloudtasks.v2beta2_convert`). A lease is
+The v2 handlers of :mod:`pushd.cloudtasks.service` serve v2beta2's queues of either mode in
+its shapes (queue.yaml's pull queues appear with ``pull_target``, push queues with
+``app_engine_http_target``; messages from :mod:`pushd.cloudtasks.v2beta2_convert`); these
+replace those that differ (CreateTask, RunTask) and add the pull methods. A lease is
 pushd's (SPEC 6): a leased task's ``schedule_time`` is its lease's end and the token a worker
 shows to acknowledge, renew or cancel it, as App Engine's ``modify_task_lease`` checks the ETA.
 
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from pushd import clock, errors, models
 from pushd.cloudtasks import backend as backend_
-from pushd.cloudtasks import convert, descriptors, names, rpc, service
+from pushd.cloudtasks import descriptors, names, rpc, service
 from pushd.cloudtasks import v2beta2_convert as beta2
 
 if TYPE_CHECKING:
@@ -38,24 +39,14 @@ MAX_LEASE_US = 7 * 86400 * clock.US_PER_SECOND
 ACK_HOLD_US = 60 * clock.US_PER_SECOND
 _TAG_FILTER = re.compile(r"\s*tag\s*=\s*(.*?)\s*", re.S)
 _OLDEST_TAG = re.compile(r"\s*tag_function\s*=\s*oldest_tag\(\)\s*")
-_VIEW_BASIC = 1
 
 
 # ------------------------------------------------------------------ helpers
 
 
-def _queue(call: Call, name: str) -> tuple[names.QueueName, config.QueueConfig]:
-    """A queue of either mode (v2beta2 has pull queues), NOT_FOUND as Google words it."""
-    queue_name = names.queue(name)
-    cfg = call.backend.queue(queue_name.queue)
-    if cfg is None:
-        raise rpc.RpcError(rpc.Code.NOT_FOUND, rpc.QUEUE_NOT_FOUND)
-    return queue_name, cfg
-
-
 def _pull_queue(call: Call, name: str) -> tuple[names.QueueName, config.QueueConfig]:
     """A pull queue, RUNNING: a push queue, a paused or a DISABLED one is FAILED_PRECONDITION."""
-    queue_name, cfg = _queue(call, name)
+    queue_name, cfg = service._queue(call, name)
     if cfg.mode is not models.QueueMode.PULL:
         raise rpc.RpcError(
             rpc.Code.FAILED_PRECONDITION,
@@ -69,16 +60,6 @@ def _pull_queue(call: Call, name: str) -> tuple[names.QueueName, config.QueueCon
             "lease its tasks",
         )
     return queue_name, cfg
-
-
-async def _queue_message(call: Call, name: names.QueueName, cfg: config.QueueConfig) -> Any:
-    paused = cfg.name in await call.backend.paused()
-    removed = call.backend.removed(cfg.name)
-    return beta2.queue_message(name, cfg, paused=paused, removed=removed)
-
-
-def _task_message(name: names.QueueName, task: models.Task, view: int) -> Any:
-    return beta2.task_message(name, task, view=view or _VIEW_BASIC)
 
 
 def _lease_us(duration: Any, field: str) -> int:
@@ -137,130 +118,22 @@ def _filter(text: str) -> tuple[bool, bytes | None]:
     return True, tag.encode("utf-8")
 
 
-def _state_filter(text: str) -> str | None:
-    if not text:
-        return None
-    match = service._STATE_FILTER.fullmatch(text)
-    if match is None:
-        raise rpc.invalid(
-            f"filter {text!r} is not supported; use 'state: PAUSED' (or RUNNING, DISABLED)"
-        )
-    return match.group(1)
-
-
-# ------------------------------------------------------------------ queues
-
-
-async def list_queues(call: Call, request: Any) -> Any:
-    parent = names.parent(request.parent)
-    state = _state_filter(request.filter)
-    size = service._page_size(request.page_size, service.MAX_QUEUE_PAGE)
-    after = service._after(request.page_token)
-    paused = await call.backend.paused()
-    response = beta2.new("ListQueuesResponse")
-    for cfg in call.backend.all_queues():
-        if after is not None and cfg.name <= after:
-            continue
-        removed = call.backend.removed(cfg.name)
-        queue = beta2.queue_message(
-            names.QueueName(parent, cfg.name), cfg, paused=cfg.name in paused, removed=removed
-        )
-        if state is not None and queue.State.Name(queue.state) != state:
-            continue
-        if len(response.queues) == size:
-            response.next_page_token = service._token(response.queues[-1].name.rpartition("/")[2])
-            break
-        response.queues.append(queue)
-    return response
-
-
-async def get_queue(call: Call, request: Any) -> Any:
-    return await _queue_message(call, *_queue(call, request.name))
-
-
-async def purge_queue(call: Call, request: Any) -> Any:
-    name, cfg = _queue(call, request.name)
-    now_us = call.backend.now_us()
-    await call.backend.purge(cfg.name)
-    queue = await _queue_message(call, name, cfg)
-    convert.set_timestamp(queue.purge_time, now_us)
-    return queue
-
-
-async def pause_queue(call: Call, request: Any) -> Any:
-    name, cfg = _queue(call, request.name)
-    service._runnable(call, cfg)
-    await call.backend.pause(cfg.name)
-    return await _queue_message(call, name, cfg)
-
-
-async def resume_queue(call: Call, request: Any) -> Any:
-    name, cfg = _queue(call, request.name)
-    service._runnable(call, cfg)
-    await call.backend.resume(cfg.name)
-    return await _queue_message(call, name, cfg)
-
-
-async def get_iam_policy(call: Call, request: Any) -> Any:
-    _queue(call, request.resource)
-    return descriptors.new("google.iam.v1.Policy")
-
-
-async def set_iam_policy(call: Call, request: Any) -> Any:
-    _queue(call, request.resource)
-    raise rpc.RpcError(
-        rpc.Code.FAILED_PRECONDITION,
-        "pushd has no IAM policies: who may call what is set by auth_tokens and their roles "
-        "in pushd's settings",
-    )
-
-
 # ------------------------------------------------------------------ tasks
 
 
-async def list_tasks(call: Call, request: Any) -> Any:
-    name, cfg = _queue(call, request.parent)
-    size = service._page_size(request.page_size, service.MAX_TASK_PAGE)
-    after = service._after(request.page_token)
-    found = await call.backend.list(cfg.name, limit=size + 1, after=after)
-    response = beta2.new("ListTasksResponse")
-    for task in found[:size]:
-        response.tasks.append(_task_message(name, task, request.response_view))
-    if len(found) > size:
-        response.next_page_token = service._token(found[size - 1].name)
-    return response
-
-
-async def get_task(call: Call, request: Any) -> Any:
-    task_name = names.task(request.name)
-    _, cfg = _queue(call, str(task_name.queue))
-    task = await call.backend.get(cfg.name, task_name.task)
-    if task is None:
-        raise await service.missing_task(call, cfg.name, task_name.task)
-    return _task_message(task_name.queue, task, request.response_view)
-
-
 async def create_task(call: Call, request: Any) -> Any:
-    name, cfg = _queue(call, request.parent)
+    name, cfg = service._queue(call, request.parent)
     service._runnable(call, cfg)
     wanted = beta2.task_request(request.task, name, cfg, now_us=call.backend.now_us())
     result = await call.backend.add(wanted, cfg)
     if not result.ok:
         raise rpc.RpcError(rpc.Code.ALREADY_EXISTS, rpc.ALREADY_EXISTS)
-    return _task_message(name, result.task, request.response_view)
-
-
-async def delete_task(call: Call, request: Any) -> Any:
-    task_name = names.task(request.name)
-    _, cfg = _queue(call, str(task_name.queue))
-    if not await call.backend.delete(cfg.name, task_name.task):
-        raise await service.missing_task(call, cfg.name, task_name.task)
-    return descriptors.new("google.protobuf.Empty")
+    return service.task_message(call, name, result.task, request.response_view)
 
 
 async def run_task(call: Call, request: Any) -> Any:
     task_name = names.task(request.name)
-    _, cfg = _queue(call, str(task_name.queue))
+    _, cfg = service._queue(call, str(task_name.queue))
     if cfg.mode is models.QueueMode.PULL:
         raise rpc.RpcError(
             rpc.Code.FAILED_PRECONDITION,
@@ -271,7 +144,7 @@ async def run_task(call: Call, request: Any) -> Any:
     task = await call.backend.run(cfg.name, task_name.task)
     if task is None:
         raise await service.missing_task(call, cfg.name, task_name.task)
-    return _task_message(task_name.queue, task, request.response_view)
+    return service.task_message(call, task_name.queue, task, request.response_view)
 
 
 # ------------------------------------------------------------------ leases
@@ -300,7 +173,7 @@ async def lease_tasks(call: Call, request: Any) -> Any:
         ) from None
     response = beta2.new("LeaseTasksResponse")
     for task in leased:
-        response.tasks.append(_task_message(name, task, request.response_view))
+        response.tasks.append(service.task_message(call, name, task, request.response_view))
     return response
 
 
@@ -328,27 +201,17 @@ async def renew_lease(call: Call, request: Any) -> Any:
         raise rpc.invalid("lease_duration is required")
     lease_us = _lease_us(request.lease_duration, "lease_duration")
     task_name, task = await _renew(call, request, lease_us)
-    return _task_message(task_name.queue, task, request.response_view)
+    return service.task_message(call, task_name.queue, task, request.response_view)
 
 
 async def cancel_lease(call: Call, request: Any) -> Any:
     task_name, task = await _renew(call, request, 0)
-    return _task_message(task_name.queue, task, request.response_view)
+    return service.task_message(call, task_name.queue, task, request.response_view)
 
 
 #: v2beta2's handlers over v2's (:func:`pushd.cloudtasks.service.table`).
 HANDLERS: dict[str, tuple[service.Handler, backend_.Action]] = {
-    "ListQueues": (list_queues, Action.READ_QUEUES),
-    "GetQueue": (get_queue, Action.READ_QUEUES),
-    "PurgeQueue": (purge_queue, Action.ADMIN),
-    "PauseQueue": (pause_queue, Action.ADMIN),
-    "ResumeQueue": (resume_queue, Action.ADMIN),
-    "GetIamPolicy": (get_iam_policy, Action.READ_QUEUES),
-    "SetIamPolicy": (set_iam_policy, Action.ADMIN),
-    "ListTasks": (list_tasks, Action.READ_TASKS),
-    "GetTask": (get_task, Action.READ_TASKS),
     "CreateTask": (create_task, Action.ADD_TASKS),
-    "DeleteTask": (delete_task, Action.DELETE_TASKS),
     "RunTask": (run_task, Action.ADMIN),
     "LeaseTasks": (lease_tasks, Action.LEASE_TASKS),
     "AcknowledgeTask": (acknowledge_task, Action.LEASE_TASKS),

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from pushd import errors, models, settings
 from pushd.cloudtasks import backend as backend_
 from pushd.cloudtasks import convert, descriptors, names, queues, rpc
+from pushd.cloudtasks import v2beta2_convert as beta2
 
 if TYPE_CHECKING:
     from pushd.queue_yaml import config
@@ -44,6 +45,8 @@ MAX_QUEUE_PAGE = 9800
 MAX_TASK_PAGE = 1000
 _STATE_FILTER = re.compile(r"\s*state\s*[:=]\s*(RUNNING|PAUSED|DISABLED)\s*")
 _VIEW_BASIC = 1
+#: The version with pull queues: it serves them, in its own shapes (:mod:`.v2beta2_convert`).
+PULL_VERSION = beta2.VERSION
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -90,11 +93,12 @@ def _field(request: Any, path: str) -> str:
 
 
 def _queue(call: Call, name: str) -> tuple[names.QueueName, config.QueueConfig]:
+    """The queue ``name``, NOT_FOUND as Google words it; a pull queue only in v2beta2."""
     queue_name = names.queue(name)
     cfg = call.backend.queue(queue_name.queue)
     if cfg is None:
         raise rpc.RpcError(rpc.Code.NOT_FOUND, rpc.QUEUE_NOT_FOUND)
-    if cfg.mode is not models.QueueMode.PUSH:
+    if cfg.mode is not models.QueueMode.PUSH and call.version != PULL_VERSION:
         raise rpc.RpcError(
             rpc.Code.FAILED_PRECONDITION,
             f"queue {cfg.name!r} is a pull queue in queue.yaml; the Cloud Tasks API serves "
@@ -104,9 +108,24 @@ def _queue(call: Call, name: str) -> tuple[names.QueueName, config.QueueConfig]:
 
 
 async def _queue_message(call: Call, name: names.QueueName, cfg: config.QueueConfig) -> Any:
-    paused = cfg.name in await call.backend.paused()
+    return _shown_queue(call, name, cfg, paused=cfg.name in await call.backend.paused())
+
+
+def _shown_queue(
+    call: Call, name: names.QueueName, cfg: config.QueueConfig, *, paused: bool
+) -> Any:
+    """The Queue ``cfg`` is in the call's version (v2beta2's shapes are its own)."""
     removed = call.backend.removed(cfg.name)
+    if call.version == PULL_VERSION:
+        return beta2.queue_message(name, cfg, paused=paused, removed=removed)
     return convert.queue_message(call.version, name, cfg, paused=paused, removed=removed)
+
+
+def task_message(call: Call, name: names.QueueName, task: models.Task, view: int) -> Any:
+    """The Task ``task`` is in the call's version; ``view`` 0 (unset) is BASIC."""
+    if call.version == PULL_VERSION:
+        return beta2.task_message(name, task, view=view or _VIEW_BASIC)
+    return convert.task_message(call.version, name, task, view=view or _VIEW_BASIC)
 
 
 def _runnable(call: Call, cfg: config.QueueConfig) -> None:
@@ -156,34 +175,33 @@ def _from_yaml(name: str, change: str) -> rpc.RpcError:
     )
 
 
+def _state_filter(text: str) -> str | None:
+    """ListQueues' ``filter``: the state it keeps, or None for every queue."""
+    if not text:
+        return None
+    match = _STATE_FILTER.fullmatch(text)
+    if match is None:
+        raise rpc.invalid(
+            f"filter {text!r} is not supported; use 'state: PAUSED' (or RUNNING, DISABLED)"
+        )
+    return match.group(1)
+
+
 # ------------------------------------------------------------------ queues
 
 
 async def list_queues(call: Call, request: Any) -> Any:
     parent = names.parent(request.parent)
-    state = None
-    if request.filter:
-        match = _STATE_FILTER.fullmatch(request.filter)
-        if match is None:
-            raise rpc.invalid(
-                f"filter {request.filter!r} is not supported; use 'state: PAUSED' (or "
-                "RUNNING, DISABLED)"
-            )
-        state = match.group(1)
+    state = _state_filter(request.filter)
     size, after = _page_size(request.page_size, MAX_QUEUE_PAGE), _after(request.page_token)
     paused = await call.backend.paused()
     response = convert.new(call.version, "ListQueuesResponse")
-    for cfg in call.backend.push_queues():
+    pull = call.version == PULL_VERSION
+    for cfg in call.backend.all_queues() if pull else call.backend.push_queues():
         if after is not None and cfg.name <= after:
             continue
         name = names.QueueName(parent, cfg.name)
-        queue = convert.queue_message(
-            call.version,
-            name,
-            cfg,
-            paused=cfg.name in paused,
-            removed=call.backend.removed(cfg.name),
-        )
+        queue = _shown_queue(call, name, cfg, paused=cfg.name in paused)
         if state is not None and queue.State.Name(queue.state) != state:
             continue
         if len(response.queues) == size:
@@ -327,9 +345,8 @@ async def list_tasks(call: Call, request: Any) -> Any:
     size, after = _page_size(request.page_size, MAX_TASK_PAGE), _after(request.page_token)
     found = await call.backend.list(cfg.name, limit=size + 1, after=after)
     response = convert.new(call.version, "ListTasksResponse")
-    view = request.response_view or _VIEW_BASIC
     for task in found[:size]:
-        response.tasks.append(convert.task_message(call.version, name, task, view=view))
+        response.tasks.append(task_message(call, name, task, request.response_view))
     if len(found) > size:
         response.next_page_token = _token(found[size - 1].name)
     return response
@@ -341,8 +358,7 @@ async def get_task(call: Call, request: Any) -> Any:
     task = await call.backend.get(cfg.name, task_name.task)
     if task is None:
         raise await missing_task(call, cfg.name, task_name.task)
-    view = request.response_view or _VIEW_BASIC
-    return convert.task_message(call.version, task_name.queue, task, view=view)
+    return task_message(call, task_name.queue, task, request.response_view)
 
 
 async def create_task(call: Call, request: Any) -> Any:
@@ -354,8 +370,7 @@ async def create_task(call: Call, request: Any) -> Any:
     result = await call.backend.add(wanted, cfg)
     if not result.ok:
         raise rpc.RpcError(rpc.Code.ALREADY_EXISTS, rpc.ALREADY_EXISTS)
-    view = request.response_view or _VIEW_BASIC
-    return convert.task_message(call.version, name, result.task, view=view)
+    return task_message(call, name, result.task, request.response_view)
 
 
 async def delete_task(call: Call, request: Any) -> Any:
@@ -373,8 +388,7 @@ async def run_task(call: Call, request: Any) -> Any:
     task = await call.backend.run(cfg.name, task_name.task)
     if task is None:
         raise rpc.RpcError(rpc.Code.NOT_FOUND, rpc.NOT_FOUND)
-    view = request.response_view or _VIEW_BASIC
-    return convert.task_message(call.version, task_name.queue, task, view=view)
+    return task_message(call, task_name.queue, task, request.response_view)
 
 
 # ------------------------------------------------------------------ locations
