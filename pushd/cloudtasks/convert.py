@@ -179,13 +179,20 @@ def task_message(version: str, queue: names.QueueName, task: models.Task, *, vie
     return out
 
 
-def _app_engine_request(version: str, request: Any, task: models.Task, *, view: int) -> None:
+def _request_of(
+    version: str, request: Any, task: models.Task, headers: tuple[tuple[str, str], ...], view: int
+) -> None:
+    """What both request shapes hold alike: the method, ``headers``, the body (FULL view only)."""
     request.http_method = _http_method_number(version, task.method.value)
-    request.relative_uri = task.url
-    for key, value in _header_map(task.headers).items():
+    for key, value in _header_map(headers).items():
         request.headers[key] = value
     if view == _VIEW_FULL:
         request.body = task.payload
+
+
+def _app_engine_request(version: str, request: Any, task: models.Task, *, view: int) -> None:
+    _request_of(version, request, task, task.headers, view)
+    request.relative_uri = task.url
     if task.target:
         _routing(request.app_engine_routing, task.target)
 
@@ -193,12 +200,8 @@ def _app_engine_request(version: str, request: Any, task: models.Task, *, view: 
 def _http_request(version: str, request: Any, task: models.Task, *, view: int) -> None:
     """An HTTP task's request: its headers as stored (case kept, ``User-Agent:
     Google-Cloud-Tasks``, no Content-Type added), its token as the oneof it came in."""
-    request.http_method = _http_method_number(version, task.method.value)
+    _request_of(version, request, task, task.shown_headers, view)
     request.url = task.url
-    for key, value in _header_map(task.shown_headers).items():
-        request.headers[key] = value
-    if view == _VIEW_FULL:
-        request.body = task.payload
     auth = tasks.authorization_of(task)
     if auth is not None and auth.kind == "oidc":
         request.oidc_token.service_account_email = auth.service_account_email
@@ -248,23 +251,10 @@ def task_request(
             f"Task.{kind} is not supported by pushd yet; use Task.app_engine_http_request",
         )
     request = task.app_engine_http_request
-    method = _http_method_name(version, request.http_method)
-    if method == "HTTP_METHOD_UNSPECIFIED":
-        method = "POST"
-    if method not in _APP_ENGINE_METHODS:
-        raise rpc.invalid(
-            f"Task.app_engine_http_request.http_method {method} is not one of "
-            f"{', '.join(_APP_ENGINE_METHODS)}"
-        )
-    uri = request.relative_uri or "/"
-    if not uri.startswith("/"):
-        raise rpc.invalid(
-            f"Task.app_engine_http_request.relative_uri must start with '/'; got {uri!r}"
-        )
     return tasks.TaskRequest(
         name=name,
-        method=method,
-        url=uri,
+        method=app_engine_method(version, request.http_method),
+        url=relative_url("relative_uri", request.relative_uri),
         headers=list(request.headers.items()),
         payload=request.body if request.body else None,
         eta_us=_schedule_time_us(task, now_us),
@@ -273,15 +263,38 @@ def task_request(
     )
 
 
+def _requested_method(version: str, number: int) -> str:
+    """A task's ``http_method`` by name; unset is POST, as the real service takes it."""
+    method = _http_method_name(version, number)
+    return "POST" if method == "HTTP_METHOD_UNSPECIFIED" else method
+
+
+def app_engine_method(version: str, number: int) -> str:
+    """An App Engine task's ``http_method``: one of App Engine's five (every version's rule)."""
+    method = _requested_method(version, number)
+    if method not in _APP_ENGINE_METHODS:
+        raise rpc.invalid(
+            f"Task.app_engine_http_request.http_method {method} is not one of "
+            f"{', '.join(_APP_ENGINE_METHODS)}"
+        )
+    return method
+
+
+def relative_url(field: str, url: str) -> str:
+    """An App Engine task's relative URL (``field``: its name in the version), ``/`` if unset."""
+    url = url or "/"
+    if not url.startswith("/"):
+        raise rpc.invalid(f"Task.app_engine_http_request.{field} must start with '/'; got {url!r}")
+    return url
+
+
 def _http_task_request(
     version: str, task: Any, name: str | None, *, now_us: int
 ) -> tasks.TaskRequest:
     """An ``http_request`` task as pushd's request for an HTTP task (its rules:
     :mod:`pushd.tasks.http_target`; where it may go: ``http_targets``, checked by the caller)."""
     request = task.http_request
-    method = _http_method_name(version, request.http_method)
-    if method == "HTTP_METHOD_UNSPECIFIED":
-        method = "POST"
+    method = _requested_method(version, request.http_method)
     if method not in tasks.http_target.METHODS:
         raise rpc.invalid(
             f"Task.http_request.http_method {method} is not one of "

@@ -62,9 +62,12 @@ def _pull_queue(call: Call, name: str) -> tuple[names.QueueName, config.QueueCon
     return queue_name, cfg
 
 
-def _lease_us(duration: Any, field: str) -> int:
-    """A required lease ``duration`` truncated to the second, at most a week."""
-    us = int(duration.ToMicroseconds())
+def _lease_us(request: Any) -> int:
+    """The request's required ``lease_duration`` truncated to the second, at most a week."""
+    field = "lease_duration"
+    if not request.HasField(field):
+        raise rpc.invalid(f"{field} is required")
+    us = int(request.lease_duration.ToMicroseconds())
     seconds = us // clock.US_PER_SECOND
     if us < 0 or us > MAX_LEASE_US:
         raise rpc.invalid(f"{field} must be between 1s and 604800s (1 week); got {us / 1e6}s")
@@ -94,11 +97,14 @@ def _lease_error(exc: errors.Error, name: names.TaskName, schedule_time: Any) ->
     if isinstance(exc, errors.TombstonedTaskError):
         return rpc.RpcError(rpc.Code.NOT_FOUND, rpc.TASK_EXISTED_RECENTLY)
     if isinstance(exc, errors.QueuePausedError):
-        return rpc.RpcError(
-            rpc.Code.FAILED_PRECONDITION,
-            f"queue {name.queue.queue!r} is PAUSED: resume it to lease its tasks",
-        )
+        return _paused(name.queue.queue)
     return rpc.from_pushd(exc)
+
+
+def _paused(queue: str) -> rpc.RpcError:
+    return rpc.RpcError(
+        rpc.Code.FAILED_PRECONDITION, f"queue {queue!r} is PAUSED: resume it to lease its tasks"
+    )
 
 
 def _filter(text: str) -> tuple[bool, bytes | None]:
@@ -154,9 +160,7 @@ async def lease_tasks(call: Call, request: Any) -> Any:
     name, cfg = _pull_queue(call, request.parent)
     if not 0 <= request.max_tasks <= MAX_LEASED:
         raise rpc.invalid(f"max_tasks must be between 1 and {MAX_LEASED}; got {request.max_tasks}")
-    if not request.HasField("lease_duration"):
-        raise rpc.invalid("lease_duration is required")
-    lease_us = _lease_us(request.lease_duration, "lease_duration")
+    lease_us = _lease_us(request)
     group_by_tag, tag = _filter(request.filter)
     try:
         leased = await call.backend.lease(
@@ -167,10 +171,7 @@ async def lease_tasks(call: Call, request: Any) -> Any:
             tag=tag,
         )
     except errors.QueuePausedError:
-        raise rpc.RpcError(
-            rpc.Code.FAILED_PRECONDITION,
-            f"queue {cfg.name!r} is PAUSED: resume it to lease its tasks",
-        ) from None
+        raise _paused(cfg.name) from None
     response = beta2.new("LeaseTasksResponse")
     for task in leased:
         response.tasks.append(service.task_message(call, name, task, request.response_view))
@@ -197,9 +198,7 @@ async def acknowledge_task(call: Call, request: Any) -> Any:
 
 
 async def renew_lease(call: Call, request: Any) -> Any:
-    if not request.HasField("lease_duration"):
-        raise rpc.invalid("lease_duration is required")
-    lease_us = _lease_us(request.lease_duration, "lease_duration")
+    lease_us = _lease_us(request)
     task_name, task = await _renew(call, request, lease_us)
     return service.task_message(call, task_name.queue, task, request.response_view)
 

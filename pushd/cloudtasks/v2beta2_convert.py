@@ -29,7 +29,6 @@ VERSION = "v2beta2"
 MAX_TAG_CHARS = 499
 _STATE_RUNNING, _STATE_PAUSED, _STATE_DISABLED = 1, 2, 3
 _VIEW_BASIC, _VIEW_FULL = 1, 2
-_APP_ENGINE_METHODS = ("POST", "GET", "HEAD", "PUT", "DELETE")
 
 
 def new(short: str) -> Any:
@@ -178,23 +177,10 @@ def _pull_request(message: Any, name: str | None, eta_us: int | None) -> tasks.T
 
 
 def _push_request(request: Any, name: str | None, eta_us: int | None) -> tasks.TaskRequest:
-    method = convert._http_method_name(VERSION, request.http_method)
-    if method == "HTTP_METHOD_UNSPECIFIED":
-        method = "POST"
-    if method not in _APP_ENGINE_METHODS:
-        raise rpc.invalid(
-            f"Task.app_engine_http_request.http_method {method} is not one of "
-            f"{', '.join(_APP_ENGINE_METHODS)}"
-        )
-    url = request.relative_url or "/"
-    if not url.startswith("/"):
-        raise rpc.invalid(
-            f"Task.app_engine_http_request.relative_url must start with '/'; got {url!r}"
-        )
     return tasks.TaskRequest(
         name=name,
-        method=method,
-        url=url,
+        method=convert.app_engine_method(VERSION, request.http_method),
+        url=convert.relative_url("relative_url", request.relative_url),
         headers=list(request.headers.items()),
         payload=request.payload if request.payload else None,
         eta_us=eta_us,
