@@ -20,7 +20,7 @@ import asyncio
 import itertools
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from benchmarks import harness
@@ -31,6 +31,31 @@ CLIENTS = ("aiohttp", "h1", "pyreqwest")
 def process_cpu_s() -> float:
     """CPU seconds of this process so far, every thread (utime + stime of /proc/self/stat)."""
     return harness.cpu_s(os.getpid())
+
+
+async def _timed(
+    send: Callable[[int], Awaitable[None]],
+    n: int,
+    concurrency: int,
+    progress: harness.Progress | None,
+) -> tuple[float, float]:
+    """``concurrency`` workers: first a warm-up of ``concurrency`` sends (opening the
+    connections), then ``n`` timed ones; (wall seconds, CPU seconds) of the timed part."""
+    counter = iter(range(n))
+    warm = itertools.count()
+
+    async def worker(numbers: Any, total: int | None) -> None:
+        for i in numbers:
+            if total is not None and i >= total:
+                return
+            await send(i)
+            if progress is not None and total is None:
+                progress.update(i + 1)
+
+    await asyncio.gather(*(worker(warm, concurrency) for _ in range(concurrency)))
+    cpu, start = process_cpu_s(), time.monotonic()
+    await asyncio.gather(*(worker(counter, None) for _ in range(concurrency)))
+    return time.monotonic() - start, process_cpu_s() - cpu
 
 
 async def reqwest_posts(
@@ -45,8 +70,6 @@ async def reqwest_posts(
     """The pyreqwest loop, the same shape as :func:`benchmarks.harness.raw_posts`."""
     from pyreqwest.client import ClientBuilder  # the bench extra only
 
-    counter = iter(range(n))
-    warm = itertools.count()
     client = (
         ClientBuilder()
         .max_connections(concurrency)
@@ -58,23 +81,15 @@ async def reqwest_posts(
         .build()
     )
 
-    async def worker(numbers: Any, total: int | None) -> None:
-        for i in numbers:
-            if total is not None and i >= total:
-                return
-            request = client.post(url_for(i)).body_bytes(body)
-            if headers_for is not None:
-                request = request.headers(headers_for(i))
-            response = await request.build().send()
-            await response.bytes()
-            if progress is not None and total is None:
-                progress.update(i + 1)
+    async def send(i: int) -> None:
+        request = client.post(url_for(i)).body_bytes(body)
+        if headers_for is not None:
+            request = request.headers(headers_for(i))
+        response = await request.build().send()
+        await response.bytes()
 
     async with client:
-        await asyncio.gather(*(worker(warm, concurrency) for _ in range(concurrency)))
-        cpu, start = process_cpu_s(), time.monotonic()
-        await asyncio.gather(*(worker(counter, None) for _ in range(concurrency)))
-        return time.monotonic() - start, process_cpu_s() - cpu
+        return await _timed(send, n, concurrency, progress)
 
 
 async def h1_posts(
@@ -91,26 +106,16 @@ async def h1_posts(
 
     from pushd import dispatch
 
-    counter = iter(range(n))
-    warm = itertools.count()
     client = dispatch.H1Transport(concurrency)
 
-    async def worker(numbers: Any, total: int | None) -> None:
-        for i in numbers:
-            if total is not None and i >= total:
-                return
-            headers = multidict.CIMultiDict(headers_for(i) if headers_for is not None else ())
-            outcome = await client.send(dispatch.Request("POST", url_for(i), headers, body, 60.0))
-            if not isinstance(outcome, dispatch.Response):
-                raise RuntimeError(f"h1 request {i} failed: {outcome}")
-            if progress is not None and total is None:
-                progress.update(i + 1)
+    async def send(i: int) -> None:
+        headers = multidict.CIMultiDict(headers_for(i) if headers_for is not None else ())
+        outcome = await client.send(dispatch.Request("POST", url_for(i), headers, body, 60.0))
+        if not isinstance(outcome, dispatch.Response):
+            raise RuntimeError(f"h1 request {i} failed: {outcome}")
 
     try:
-        await asyncio.gather(*(worker(warm, concurrency) for _ in range(concurrency)))
-        cpu, start = process_cpu_s(), time.monotonic()
-        await asyncio.gather(*(worker(counter, None) for _ in range(concurrency)))
-        return time.monotonic() - start, process_cpu_s() - cpu
+        return await _timed(send, n, concurrency, progress)
     finally:
         await client.close()
 
