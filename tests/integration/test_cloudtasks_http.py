@@ -16,7 +16,7 @@ from google.auth.transport import requests as google_requests
 from google.cloud import tasks_v2
 from google.oauth2 import id_token
 
-from tests.integration.test_cloudtasks import off_loop, start, sync_client
+from tests.integration.test_cloudtasks import QUEUE, off_loop, start, sync_client
 
 if TYPE_CHECKING:
     from tests.integration.conftest import StartDaemon
@@ -32,8 +32,6 @@ queue:
     min_backoff_seconds: 2
     max_backoff_seconds: 2
 """
-PARENT = "projects/my-project/locations/us-central1"
-QUEUE = f"{PARENT}/queues/jobs"
 POLL_S = 0.05
 UNAVAILABLE, NOT_FOUND, PERMISSION_DENIED = 14, 5, 7
 

@@ -119,6 +119,7 @@ async def test_queue_yaml_stays_definitive(env: Env) -> None:
     assert_failed(update, 400, "queue 'fast' is defined by queue.yaml")
     delete = await failure(env, "delete_queue", {"name": QUEUE})
     assert_failed(delete, 400, "remove it there")
+    assert await env.store.api_queues() == []  # nothing stored for a queue.yaml name
     unknown = await failure(env, "delete_queue", {"name": f"{PARENT}/queues/nope"})
     assert_failed(unknown, 404, rpc.NOT_FOUND)
     missing = await failure(env, "get_queue", {"name": f"{PARENT}/queues/nope"})

@@ -14,7 +14,7 @@ from google.protobuf import field_mask_pb2
 
 from pushd import models
 from pushd.cloudtasks import rpc
-from tests.unit.cloudtasks_env import PARENT, QUEUE, T0, TRANSPORTS, Env, S, running
+from tests.unit.cloudtasks_env import PARENT, T0, TRANSPORTS, Env, S, running
 from tests.unit.test_cloudtasks_api import assert_failed, failure
 
 NEW = f"{PARENT}/queues/made"
@@ -190,16 +190,6 @@ async def test_delete_takes_the_tasks_and_keeps_the_name_an_hour(env: Env) -> No
     assert back.state == 1  # the old paused flag went with the queue
     again = await env.call("create_task", {"parent": NEW, "task": task})  # a fresh queue
     assert again.name == task["name"]
-
-
-async def test_queue_yaml_names_stay_queue_yaml_s(env: Env) -> None:
-    exists = await failure(env, "create_queue", {"parent": PARENT, "queue": {"name": QUEUE}})
-    assert_failed(exists, 409, rpc.QUEUE_ALREADY_EXISTS)
-    update = await failure(env, "update_queue", {"queue": {"name": QUEUE}})
-    assert_failed(update, 400, "queue 'fast' is defined by queue.yaml")
-    delete = await failure(env, "delete_queue", {"name": QUEUE})
-    assert_failed(delete, 400, "remove it there")
-    assert await env.store.api_queues() == []
 
 
 async def test_rest_masks_in_camel_case_and_v2beta_versions() -> None:
