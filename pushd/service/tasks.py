@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pushd import errors
+from pushd import errors, models
 from pushd import tasks as task_rules
 from pushd.service import parts
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from pushd import models
     from pushd.queue_yaml import config
     from pushd.store import base
 
@@ -115,7 +114,9 @@ class Tasks:
     async def delete(self, queue: str, names: Sequence[str]) -> list[bool]:
         """Delete tasks by name (whether each was live); claimed ones waiting to go are not
         sent. Every API deletes through here."""
-        deleted = await self._p.store.delete(queue, names, now_us=self._p.clock.now_us())
+        cfg = self._p.queues().queues.get(queue)
+        pull = cfg is not None and cfg.mode is models.QueueMode.PULL
+        deleted = await self._p.store.delete(queue, names, now_us=self._p.clock.now_us(), pull=pull)
         self._p.engine.forget(queue, [n for n, gone in zip(names, deleted, strict=True) if gone])
         return deleted
 

@@ -394,8 +394,14 @@ class Store(Leasing, Claiming, Listing, SigningKeys, Protocol):
         (deleted, purged, run to success or to a dead letter)."""
         ...
 
-    async def delete(self, queue: str, names: Sequence[str], *, now_us: int) -> list[bool]:
-        """Delete live tasks by name (tombstoning them); False for unknown or tombstoned names."""
+    async def delete(
+        self, queue: str, names: Sequence[str], *, now_us: int, pull: bool = False
+    ) -> list[bool]:
+        """Delete live tasks by name (tombstoning them); False for unknown or tombstoned names.
+
+        ``pull``: they are a pull queue's, and a delete is its worker's acknowledgement: a
+        store may answer before it is fsync'd (lost to a power cut, the task is leased again).
+        """
         ...
 
     async def purge(self, queue: str, *, now_us: int) -> int:

@@ -110,7 +110,9 @@ class MemoryStore(base.Leasing, base.Claiming, base.Listing):
         )
         return [tasks[n] for n in names[: ask.limit]]
 
-    async def delete(self, queue: str, names: Sequence[str], *, now_us: int) -> list[bool]:
+    async def delete(
+        self, queue: str, names: Sequence[str], *, now_us: int, pull: bool = False
+    ) -> list[bool]:
         q = self._q(queue)
         return [self._remove(q, name, now_us) is not None for name in names]
 

@@ -164,7 +164,9 @@ class PostgresStore(
         return _add_results(tasks, tombstoned, inserted)
 
     # ---- producers
-    async def delete(self, queue: str, names: Sequence[str], *, now_us: int) -> list[bool]:
+    async def delete(
+        self, queue: str, names: Sequence[str], *, now_us: int, pull: bool = False
+    ) -> list[bool]:
         async with self._tx() as conn:
             deleted = {r[0] for r in await conn.fetch(Q["delete_names"], queue, list(names))}
             await self._tombstone(conn, queue, sorted(deleted), now_us)

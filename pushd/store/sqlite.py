@@ -91,6 +91,7 @@ class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming, base.Listing):
             first = functools.partial(dbfile.connect, str(path), synchronous, check=True)
             write = await writer.Writer.open(first)
             write.reconnect_with(functools.partial(dbfile.connect, str(path), synchronous))
+            write.relaxable = synchronous == "FULL"
             try:
                 read = await reader.Reader.open(str(path), on_damaged=write.mark_damaged)
             except BaseException:
@@ -244,7 +245,9 @@ class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming, base.Listing):
 
         return await self._writer.submit(job)
 
-    async def delete(self, queue: str, names: Sequence[str], *, now_us: int) -> list[bool]:
+    async def delete(
+        self, queue: str, names: Sequence[str], *, now_us: int, pull: bool = False
+    ) -> list[bool]:
         names_json = codec.dump_json(names)
 
         def job(conn: sqlite3.Connection) -> list[bool]:
@@ -257,7 +260,9 @@ class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming, base.Listing):
                 gone.discard(name)
             return done
 
-        return await self._writer.submit(job)
+        # A pull task's delete is its worker's acknowledgement: lost to a power cut, the task
+        # is leased again, as after a lease that ran out (at-least-once). No fsync for it.
+        return await self._writer.submit(job, sync=not pull)
 
     async def purge(self, queue: str, *, now_us: int) -> int:
         def job(conn: sqlite3.Connection) -> int:
@@ -365,7 +370,9 @@ class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming, base.Listing):
                     conn.executemany(Q["lease_task"], [(ask.lease_eta_us, i) for i in taken])
             return lease.leased, lease.dead
 
-        return await self._writer.submit(job)
+        # Lost to a power cut, a lease leaves its tasks leasable again (and a dead-lettering
+        # leaves the task live): nothing is lost, so no fsync (see writer).
+        return await self._writer.submit(job, sync=False)
 
     def _lease_dead(
         self, conn: sqlite3.Connection, queue: str, gone: list[base.DeadTask], now_us: int
@@ -399,7 +406,7 @@ class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming, base.Listing):
                 eta_us=now_us + lease_us,
             )
 
-        return await self._writer.submit(job)
+        return await self._writer.submit(job, sync=False)  # a lease's change, as _lease
 
     # ---- queue state
     async def set_paused(self, queue: str, paused: bool) -> None:

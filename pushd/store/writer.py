@@ -9,6 +9,15 @@ job, COMMIT) runs on the writer's own thread in one hop from the event loop. Wit
 statement, as an async driver makes it, a claim of due tasks took four to six trips through
 an event loop busy with HTTP deliveries, and its latency, not SQLite, capped the delivery rate.
 
+Not every write needs an fsync before its answer. With ``durability: full`` the connection
+runs ``synchronous=FULL``; a job submitted with ``sync=False`` (a pull lease, its renewal, a
+pull task's delete: see :mod:`pushd.store.sqlite`) may be answered once its commit is in the
+WAL, and a batch of only such jobs commits under ``synchronous=NORMAL`` (no fsync). The WAL is
+a log: the next fsync'd commit (or checkpoint) makes every frame before it durable too, so a
+write that depends on an unsynced one (an add refused by a delete's tombstone, a redrive of a
+task a lease dead-lettered) never outlives it. ``PRAGMA synchronous`` cannot change inside a
+transaction, hence the choice per batch, before its ``BEGIN``.
+
 A batch that fails for the disk's sake (full, I/O) or the file's (damaged) fails whole with
 :class:`~pushd.errors.StoreUnavailableError`, and :attr:`Writer.problem` says why until a
 commit succeeds again. A damaged file is final: nothing more is written into it (every later
@@ -35,6 +44,8 @@ MAX_JOBS_PER_COMMIT = 512
 
 #: What one job came to: ``(True, value)`` or ``(False, exception)``.
 _Outcome = tuple[bool, Any]
+#: A submitted job, the future of its result, and whether its commit must be fsync'd.
+_Item = tuple[Job, "asyncio.Future[Any]", bool]
 
 
 class WriterThread:
@@ -101,6 +112,8 @@ class Writer:
     """Runs write jobs in shared transactions (group commit); one job failing fails only itself.
 
     The connection is used only on the writer's thread (opened there by :meth:`open`).
+    :attr:`relaxable` (set by the store for ``durability: full``) lets a batch of jobs submitted
+    with ``sync=False`` commit without an fsync.
     """
 
     def __init__(
@@ -116,10 +129,14 @@ class Writer:
         #: Why the last batch failed (None once one commits); a damaged file stays damaged.
         self.problem: str | None = None
         self.damaged: str | None = None
-        self._jobs: asyncio.Queue[tuple[Job, asyncio.Future[Any]] | None] = asyncio.Queue()
+        self._jobs: asyncio.Queue[_Item | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.commits = 0
+        #: Whether the connection runs ``synchronous=FULL`` and may drop to NORMAL per batch.
+        self.relaxable = False
+        self._relaxed = False  # the connection's synchronous is NORMAL now (writer's thread)
+        self.unsynced_commits = 0  # of :attr:`commits`, those made without an fsync
 
     @classmethod
     async def open(cls, connect: Callable[[], sqlite3.Connection]) -> Writer:
@@ -141,13 +158,15 @@ class Writer:
         conn = self._conn
         return await self._thread.run(lambda: fn(conn))
 
-    async def submit(self, job: Callable[[sqlite3.Connection], T]) -> T:
+    async def submit(self, job: Callable[[sqlite3.Connection], T], *, sync: bool = True) -> T:
+        """Run ``job`` in the next batch; its result once that batch committed. ``sync=False``:
+        the job's write may be lost by a power cut (never by a crash of pushd), see above."""
         if self._task is None or self._task.done():
             raise errors.InternalError("the SQLite store is closed")
         if self.damaged is not None:
             raise errors.StoreUnavailableError(self.damaged)
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._jobs.put_nowait((job, fut))
+        self._jobs.put_nowait((job, fut, sync))
         return await fut
 
     def mark_damaged(self, message: str) -> None:
@@ -172,6 +191,7 @@ class Writer:
         def again(conn: sqlite3.Connection) -> None:
             conn.close()
             self._conn = connect()
+            self._relaxed = False  # connect set the durability asked for
 
         await self.call(again)
 
@@ -211,16 +231,16 @@ class Writer:
                     stopping = True
                     break
                 batch.append(item)
-            batch = [(job, fut) for job, fut in batch if not fut.cancelled()]
+            batch = [item for item in batch if not item[1].cancelled()]
             if not batch:
                 continue
+            relax = self.relaxable and not any(sync for _, _, sync in batch)
+            commit = functools.partial(self._commit, [job for job, _, _ in batch], relax=relax)
             async with self._batch_gate:
                 # Shielded: a cancelled caller must not leave a transaction half done on the
                 # thread.
-                outcomes = await asyncio.shield(
-                    self._thread.run(functools.partial(self._commit, [job for job, _ in batch]))
-                )
-            for (_, fut), (ok, value) in zip(batch, outcomes, strict=True):
+                outcomes = await asyncio.shield(self._thread.run(commit))
+            for (_, fut, _), (ok, value) in zip(batch, outcomes, strict=True):
                 if fut.done():
                     continue
                 if ok:
@@ -228,13 +248,15 @@ class Writer:
                 else:
                     fut.set_exception(value)
 
-    def _commit(self, jobs: list[Job]) -> list[_Outcome]:
-        """On the writer's thread: run ``jobs`` in one transaction; a failing job is dropped
-        and the rest re-run in a fresh one. One outcome per job, in order."""
+    def _commit(self, jobs: list[Job], *, relax: bool = False) -> list[_Outcome]:
+        """On the writer's thread: run ``jobs`` in one transaction (without an fsync with
+        ``relax``); a failing job is dropped and the rest re-run in a fresh one. One outcome
+        per job, in order."""
         outcomes: list[_Outcome | None] = [None] * len(jobs)
         pending = list(range(len(jobs)))
         while pending:
             try:
+                self._synchronous(relax)
                 results, failed = self._transaction(jobs, pending)
             except sqlite3.Error as exc:  # BEGIN, COMMIT or the disk failed: the whole batch
                 self._rollback_quietly()
@@ -273,8 +295,15 @@ class Writer:
                 return results, (i, exc)
         self._conn.execute("COMMIT")
         self.commits += 1
+        self.unsynced_commits += self._relaxed
         self.problem = None
         return results, None
+
+    def _synchronous(self, relax: bool) -> None:
+        """Outside a transaction: NORMAL for a batch that may skip the fsync, else FULL."""
+        if relax != self._relaxed:
+            self._conn.execute(f"PRAGMA synchronous={'NORMAL' if relax else 'FULL'}")
+            self._relaxed = relax
 
     def _unavailable(self, exc: sqlite3.Error) -> errors.StoreUnavailableError:
         """The error a whole batch fails with; remembered as :attr:`problem`."""

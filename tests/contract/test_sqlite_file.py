@@ -3,6 +3,7 @@ claims of a dead daemon given back, a deleted ``-wal`` noticed and made safe."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sqlite3
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pushd import clock, errors
-from pushd.store import base, dbfile, health
+from pushd.store import base, dbfile, health, writer
 from pushd.store.sqlite import SqliteStore
 from tests.contract.test_store import T0, S, pull, push
 
@@ -257,5 +258,54 @@ async def test_a_schema_4_file_gains_the_api_queues_table_with_its_tasks_kept(
         assert await s.get("q", "a") is not None
         [version] = await s._one("schema_version_now")
         assert version == "6"
+    finally:
+        await s.close()
+
+
+def _synchronous(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA synchronous").fetchone()[0])
+
+
+async def test_a_batch_of_only_unsynced_jobs_commits_without_fsync(tmp_path: Path) -> None:
+    """``synchronous`` as each job saw it: 1 NORMAL (no fsync at commit), 2 FULL."""
+    path = str(tmp_path / "w.sqlite3")
+    w = await writer.Writer.open(lambda: dbfile.connect(path, "FULL"))
+    w.relaxable = True
+    try:
+        assert await w.submit(_synchronous, sync=False) == 1
+        assert await w.submit(_synchronous) == 2
+        mixed = [w.submit(_synchronous, sync=False), w.submit(_synchronous)]
+        mixed.append(w.submit(_synchronous, sync=False))
+        assert await asyncio.gather(*mixed) == [2, 2, 2]  # one batch: one fsync for all
+        assert (w.commits, w.unsynced_commits) == (3, 1)
+    finally:
+        await w.close()
+
+
+async def test_durability_normal_never_asks_for_fsync(tmp_path: Path) -> None:
+    path = str(tmp_path / "w.sqlite3")
+    w = await writer.Writer.open(lambda: dbfile.connect(path, "NORMAL"))
+    try:
+        assert [await w.submit(_synchronous, sync=s) for s in (True, False)] == [1, 1]
+    finally:
+        await w.close()
+
+
+async def test_leases_and_pull_deletes_skip_the_fsync_adds_and_push_deletes_keep_it(
+    tmp_path: Path,
+) -> None:
+    s = await SqliteStore.open(tmp_path / "pushd.sqlite3")
+    unsynced = lambda: s._writer.unsynced_commits  # noqa: E731
+    try:
+        await s.add([pull("a"), pull("b"), push("c")], now_us=T0)
+        assert unsynced() == 0
+        [a, _] = await s.lease("p", now_us=T0, lease_us=60 * S, max_tasks=2)
+        assert unsynced() == 1
+        await s.modify_lease("p", "a", current_eta_us=a.eta_us, lease_us=S, now_us=T0)
+        assert unsynced() == 2
+        assert await s.delete("p", ["a"], now_us=T0, pull=True) == [True]
+        assert unsynced() == 3
+        assert await s.delete("q", ["c"], now_us=T0) == [True]
+        assert unsynced() == 3
     finally:
         await s.close()
