@@ -102,14 +102,12 @@ async def h1_posts(
     progress: harness.Progress | None = None,
 ) -> tuple[float, float]:
     """The h1 loop, the same shape as :func:`benchmarks.harness.raw_posts`."""
-    import multidict
-
     from pushd import dispatch
 
     client = dispatch.H1Transport(concurrency)
 
     async def send(i: int) -> None:
-        headers = multidict.CIMultiDict(headers_for(i) if headers_for is not None else ())
+        headers = list(headers_for(i).items()) if headers_for is not None else []
         outcome = await client.send(dispatch.Request("POST", url_for(i), headers, body, 60.0))
         if not isinstance(outcome, dispatch.Response):
             raise RuntimeError(f"h1 request {i} failed: {outcome}")

@@ -184,7 +184,7 @@ def _pinned(request: Request) -> tuple[yarl.URL, Any, str | None]:
     original = yarl.URL(request.url)
     if original.host is None or request.connect_to is None:
         raise ValueError(f"cannot pin a URL without a host: {request.url!r}")
-    headers = request.headers.copy()
-    headers["Host"] = original.host_port_subcomponent or original.host
+    host = original.host_port_subcomponent or original.host
+    headers = [(k, v) for k, v in request.headers if k.lower() != "host"] + [("Host", host)]
     url = original.with_host(request.connect_to)
     return url, headers, original.host if original.scheme == "https" else None

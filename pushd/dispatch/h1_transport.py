@@ -129,28 +129,35 @@ class H1Transport:
             if len(self._origins) >= _MAX_ORIGINS:
                 self._origins.clear()
             origin = self._origins[name] = Origin.parse(name)
-        headers = request.headers
         body = request.body
+        # The headers as one string, then their names looked up in it, lowered once (a
+        # multidict's lookups and items() cost more than the whole string). A name found
+        # inside a value can only follow a newline, which fails the request below anyway.
+        lines = "".join([f"{k}: {v}\r\n" for k, v in request.headers])
+        names = "\n" + lines.lower()
         parts = [f"{request.method} {request_target(url, match.end())} HTTP/1.1\r\n"]
-        if "Host" not in headers:
+        if "\nhost:" not in names:
             parts.append(origin.host_line)
-        if origin.auth_line and "Authorization" not in headers:
+        if origin.auth_line and "\nauthorization:" not in names:
             parts.append(origin.auth_line)
-        if "Content-Length" in headers or "Transfer-Encoding" in headers:  # ours says the length
+        if "\ncontent-length:" in names or "\ntransfer-encoding:" in names:  # ours says it
             parts += [
                 f"{k}: {v}\r\n"
-                for k, v in headers.items()
+                for k, v in request.headers
                 if k.lower() not in ("content-length", "transfer-encoding")
             ]
+            extra = 0  # one line a part
         else:
-            parts += [f"{k}: {v}\r\n" for k, v in headers.items()]
+            parts.append(lines)
+            extra = len(request.headers) - 1  # one part of one line a header
         if body is not None:
             parts.append(f"Content-Length: {len(body)}\r\n")
         elif request.method in _LENGTH_METHODS:
             parts.append("Content-Length: 0\r\n")
         parts.append("\r\n")
         head = "".join(parts)
-        if head.count("\n") != len(parts) or head.count("\r") != len(parts):
+        lines_expected = len(parts) + extra
+        if head.count("\n") != lines_expected or head.count("\r") != lines_expected:
             raise ValueError("a header name or value contains a newline or carriage return")
         data = head.encode()
         return origin, data + body if body else data

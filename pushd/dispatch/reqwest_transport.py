@@ -56,7 +56,7 @@ class ReqwestTransport:
         try:
             builder = (
                 self.client.request(request.method, request.url)
-                .headers(list(request.headers.items()))
+                .headers(list(request.headers))
                 .timeout(datetime.timedelta(seconds=request.deadline_s))
             )
             if request.body is not None:

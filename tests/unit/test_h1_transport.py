@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import multidict
 import pytest
 import yarl
 from hypothesis import given
@@ -92,7 +91,7 @@ async def answer(data: bytes, keep: bool = True) -> Handler:
 
 
 def post(port: int, path: str = "/t", deadline_s: float = 5.0, **kw: object) -> Request:
-    headers = kw.pop("headers", multidict.CIMultiDict({"X-AppEngine-TaskName": "t"}))
+    headers = kw.pop("headers", [("X-AppEngine-TaskName", "t")])
     return Request(
         str(kw.pop("method", "POST")),
         f"http://127.0.0.1:{port}{path}",
@@ -302,7 +301,7 @@ async def test_a_header_with_a_newline_is_refused_before_anything_is_sent(
     h1: H1Transport,
 ) -> None:
     async with serving(await answer(OK)) as srv:
-        headers = multidict.CIMultiDict({"X-Evil": "a\r\nX-Injected: b"})
+        headers = [("X-Evil", "a\r\nX-Injected: b")]
         outcome = await h1.send(post(srv.port, headers=headers))
     assert isinstance(outcome, Failure)
     assert outcome.kind == "invalid_url"
@@ -311,16 +310,48 @@ async def test_a_header_with_a_newline_is_refused_before_anything_is_sent(
 
 async def test_the_request_is_written_as_given(h1: H1Transport) -> None:
     """Names with their case and repeats, then Host and Content-Length; nothing else."""
-    headers: multidict.CIMultiDict[str] = multidict.CIMultiDict()
-    headers.add("x-lower", "a")
-    headers.add("X-Twice", "1")
-    headers.add("X-Twice", "2")
+    headers = [("x-lower", "a"), ("X-Twice", "1"), ("X-Twice", "2")]
     async with serving(await answer(OK)) as srv:
         assert await h1.send(post(srv.port, "/p/é?q=1", headers=headers)) == Response(200)
     assert srv.requests == [
         b"POST /p/%%C3%%A9?q=1 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nx-lower: a\r\nX-Twice: 1\r\n"
         b"X-Twice: 2\r\nContent-Length: 4\r\n\r\nbody" % srv.port
     ]
+
+
+async def test_given_host_authorization_and_length_headers_are_told_by_name_in_any_case(
+    h1: H1Transport,
+) -> None:
+    """A given ``host`` or ``authorization`` (any case) stands instead of the URL's; a given
+    length or transfer encoding is dropped for the body's own; a name inside a value is not
+    a header."""
+    given = [
+        ("X-Note", "host: and authorization: inside a value"),
+        ("host", "given.test"),
+        ("AUTHORIZATION", "Bearer t"),
+        ("content-length", "999"),
+        ("Transfer-Encoding", "chunked"),
+    ]
+    async with serving(await answer(OK)) as srv:
+        url = f"http://u:p@127.0.0.1:{srv.port}/t"
+        assert await h1.send(Request("POST", url, given, b"body", 5.0)) == Response(200)
+        assert await h1.send(Request("POST", url, given[:1], b"body", 5.0)) == Response(200)
+    assert srv.requests == [
+        b"POST /t HTTP/1.1\r\nX-Note: host: and authorization: inside a value\r\n"
+        b"host: given.test\r\nAUTHORIZATION: Bearer t\r\nContent-Length: 4\r\n\r\nbody",
+        b"POST /t HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Basic dTpw\r\n"
+        b"X-Note: host: and authorization: inside a value\r\nContent-Length: 4\r\n\r\nbody"
+        % srv.port,
+    ]
+
+
+async def test_a_newline_is_refused_also_beside_a_given_length(h1: H1Transport) -> None:
+    async with serving(await answer(OK)) as srv:
+        headers = [("Content-Length", "1"), ("X-Evil", "a\nX-Injected: b")]
+        outcome = await h1.send(post(srv.port, headers=headers))
+    assert isinstance(outcome, Failure)
+    assert outcome.kind == "invalid_url"
+    assert srv.requests == []
 
 
 async def test_a_cancelled_attempt_closes_its_connection(h1: H1Transport) -> None:
@@ -403,8 +434,7 @@ async def test_https_checks_the_certificate_against_the_urls_host_with_a_pinned_
 
             def pinned(host: str) -> Request:
                 url = f"https://{host}:{srv.port}/t"
-                headers: multidict.CIMultiDict[str] = multidict.CIMultiDict()
-                return Request("POST", url, headers, b"x", 5.0, connect_to="127.0.0.1")
+                return Request("POST", url, [], b"x", 5.0, connect_to="127.0.0.1")
 
             assert await trusting.send(pinned("receiver.test")) == Response(200)
             wrong_name = await trusting.send(pinned("other.test"))

@@ -14,17 +14,15 @@ recorded from production, a receiver answering 503, then 404, then 200), copied 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import multidict
 import pytest
 
 from pushd import dispatch, errors, models, tasks
 from pushd.dispatch import url_policy
 from pushd.scheduler import outcomes
 from pushd.store import base
-
-if TYPE_CHECKING:
-    import multidict
 
 T0 = 1_700_000_000_000_000
 S = 1_000_000
@@ -79,7 +77,7 @@ async def run_attempts(
     now = T0
     for _ in range(count):
         attempt = await deliverer(task, Queue(), deadline_s=10, now_us=now)
-        sent.append(transport.requests[-1].headers)
+        sent.append(multidict.CIMultiDict(transport.requests[-1].headers))
         claimed = base.Claimed(task, now + 20 * S)
         outcome = outcomes.decide(claimed, attempt, RETRY, started_us=now, now_us=now)
         if isinstance(outcome, base.Done):
