@@ -82,6 +82,9 @@ class Cluster:
         # Changes made between the daemon reading the paused flags and listening are missed:
         # read them again once listening (and whenever the listener was lost).
         self._resync_due = True
+        #: While a resync reads the paused flags: the queues whose flag a notification set
+        #: meanwhile (newer than what the read may return, so the read must not undo them).
+        self._paused_meanwhile: set[str] | None = None
         self._apply(initial)
 
     @classmethod
@@ -98,6 +101,8 @@ class Cluster:
             self.sched.notify(change.queue, change.eta_us)
         elif change.kind == "paused" and change.paused is not None:
             self.sched.set_paused(change.queue, change.paused)
+            if self._paused_meanwhile is not None:
+                self._paused_meanwhile.add(change.queue)
         elif change.kind == "forget":
             self.sched.forget(change.queue, change.names)
         elif change.kind == "queues":
@@ -143,9 +148,16 @@ class Cluster:
         """Read the paused flags and the API's queues again and have every queue look at the
         store."""
         self.on_queues()
-        paused = await self.store.paused_queues()
+        self._paused_meanwhile = set()
+        try:
+            paused = await self.store.paused_queues()
+        finally:
+            meanwhile, self._paused_meanwhile = self._paused_meanwhile, None
+        # A pause or resume notified while the read ran is at least as new as what it read
+        # (the read may have begun before that change committed): the notification stands.
         for queue in push_queues(self.queues()):
-            self.sched.set_paused(queue, queue in paused)
+            if queue not in meanwhile:
+                self.sched.set_paused(queue, queue in paused)
         self.sched.wake_all()
 
     async def _renew(self) -> None:

@@ -167,6 +167,28 @@ async def test_a_lost_listener_rereads_the_paused_flags_and_wakes_every_queue() 
     assert [k for k, _ in sched.calls] == ["set_ownership"]
 
 
+async def test_a_pause_notified_while_the_flags_are_read_is_not_undone_by_the_read() -> None:
+    """Found by the scale-out benchmark (PostgreSQL, one daemon): a queue paused right after
+    start kept delivering. The first renewal's resync read the paused flags before the pause
+    committed, the pause's notification set the flag, then the resync applied its stale read
+    and resumed the queue in memory, for good."""
+    c, store, sched, _ = make()
+    stale: set[str] = set()  # what the read returns: it began before the pause committed
+
+    async def read_racing_a_pause() -> set[str]:
+        store.paused = {"a"}  # committed now, and notified while the read is in flight
+        c.on_change(base.Change("paused", "a", paused=True))
+        return stale
+
+    store.paused_queues = read_racing_a_pause  # type: ignore[method-assign]
+    sched.calls.clear()
+    await c._renew()  # the first renewal resyncs
+    flags = [args for kind, args in sched.calls if kind == "set_paused"]
+    assert flags[0] == ("a", True)  # the notification
+    assert ("a", False) not in flags  # the stale read does not undo it
+    assert ("b", False) in flags  # the queues no notification touched take the read
+
+
 async def test_a_draining_daemon_renews_without_taking_new_queues() -> None:
     c, store, _, _ = make()
     c.drain()
