@@ -185,33 +185,12 @@ def task_from_row(row: Row) -> models.Task:
     )
 
 
-#: ``models.Task``'s fields, in their order: :func:`task_from_values` sets each slot itself.
-_TASK_FIELDS = (
-    "queue",
-    "name",
-    "method",
-    "url",
-    "on_queue_url",
-    "headers",
-    "payload",
-    "eta_us",
-    "created_us",
-    "tag",
-    "retry_options",
-    "target",
-    "dispatch_deadline_us",
-    "size",
-    "retry_count",
-    "execution_count",
-    "first_try_us",
-    "last_status",
-    "last_attempt",
-)
-if tuple(f.name for f in dataclasses.fields(models.Task)) != _TASK_FIELDS:  # pragma: no cover
-    raise ImportError("models.Task's fields changed: update codec._TASK_FIELDS and its setters")
-#: Each slot's setter (its member descriptor's ``__set__``), in :data:`_TASK_FIELDS`' order.
+if set(TASK_COLUMNS) != {f.name for f in dataclasses.fields(models.Task)}:  # pragma: no cover
+    raise ImportError("models.Task's fields and codec.TASK_COLUMNS differ: update TASK_COLUMNS")
+#: Each column's slot setter on ``models.Task`` (its member descriptor's ``__set__``), in
+#: :data:`TASK_COLUMNS`' order: :func:`task_from_values` sets each slot itself.
 _SET: tuple[Callable[[models.Task, Any], None], ...] = tuple(
-    getattr(models.Task, field).__set__ for field in _TASK_FIELDS
+    getattr(models.Task, column).__set__ for column in TASK_COLUMNS
 )
 _new_task = object.__new__
 
@@ -224,48 +203,23 @@ def task_from_values(values: tuple[Any, ...]) -> models.Task:
     and its ``object.__setattr__`` per field of a frozen class: 19 fields cost ~3 µs per claimed
     task that way on the writer's thread, ~1 µs this way (tests/unit/test_codec.py checks the
     result equals the constructor's)."""
-    (
-        queue,
-        name,
-        eta_us,
-        method,
-        url,
-        on_queue_url,
-        headers,
-        payload,
-        tag,
-        created_us,
-        retry,
-        target,
-        deadline_us,
-        size,
-        retry_count,
-        execution_count,
-        first_try_us,
-        last_status,
-        attempt,
-    ) = values[:19]
+    v = values
     task = _new_task(models.Task)
     s = _SET
-    s[0](task, queue)
-    s[1](task, name)
-    s[2](task, _METHODS[method])
-    s[3](task, url)
-    s[4](task, bool(on_queue_url))
-    s[5](task, load_headers(headers))
-    s[6](task, payload if type(payload) is bytes else bytes(payload))
-    s[7](task, eta_us)
-    s[8](task, created_us)
-    s[9](task, None if tag is None else bytes(tag))
-    s[10](task, None if retry is None else load_retry(retry))
-    s[11](task, target)
-    s[12](task, deadline_us)
-    s[13](task, size)
-    s[14](task, retry_count)
-    s[15](task, execution_count)
-    s[16](task, first_try_us)
-    s[17](task, last_status)
-    s[18](task, None if attempt is None else load_attempt(attempt))
+    s[0](task, v[0])  # queue
+    s[1](task, v[1])  # name
+    s[2](task, v[2])  # eta_us
+    s[3](task, _METHODS[v[3]])
+    s[4](task, v[4])  # url
+    s[5](task, bool(v[5]))  # on_queue_url
+    s[6](task, load_headers(v[6]))
+    s[7](task, v[7] if type(v[7]) is bytes else bytes(v[7]))  # payload
+    s[8](task, None if v[8] is None else bytes(v[8]))  # tag
+    s[9](task, v[9])  # created_us
+    s[10](task, None if v[10] is None else load_retry(v[10]))
+    for i in range(11, 18):  # target ... last_status: as stored
+        s[i](task, v[i])
+    s[18](task, None if v[18] is None else load_attempt(v[18]))
     return task
 
 

@@ -63,5 +63,5 @@ def test_a_row_as_sqlite_returns_it_reads_back_the_same() -> None:
 
 
 def test_every_field_of_the_task_has_a_setter() -> None:
-    assert tuple(f.name for f in dataclasses.fields(models.Task)) == codec._TASK_FIELDS
-    assert len(codec._SET) == len(codec._TASK_FIELDS) == 19
+    assert {f.name for f in dataclasses.fields(models.Task)} == set(codec.TASK_COLUMNS)
+    assert len(codec._SET) == len(codec.TASK_COLUMNS) == 19
