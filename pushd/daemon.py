@@ -31,13 +31,11 @@ once. SIGHUPs that arrive during a reload make one more reload after it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import logging
 import math
 import secrets
 import signal
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +46,7 @@ from pushd import (
     api,
     clock,
     cluster,
+    daemon_queues,
     dispatch,
     errors,
     logs,
@@ -66,13 +65,13 @@ from pushd.cloudtasks import rest as cloudtasks_rest
 from pushd.dispatch import url_policy
 from pushd.queue_yaml import config
 from pushd.service import api_queues
-from pushd.store import base, describe_url, health, open_store, server_versions
+from pushd.store import base, describe_url, open_store, server_versions
 
 #: The exit code of a forced stop is this plus the signal's number (the shell's convention).
 SIGNAL_EXIT_BASE = 128
 
 
-class Daemon:
+class Daemon(daemon_queues.Reloading):
     """One running pushd: holds the current queue.yaml and the parts built from it."""
 
     def __init__(
@@ -126,130 +125,6 @@ class Daemon:
                 exit_code=self.exit_code,
             )
             sched.abandon()  # only sets events: safe from a signal handler
-
-    def request_reload(self) -> None:
-        """The SIGHUP handler: a flag, nothing more. Work started from a signal handler runs
-        outside every task: a new queue's loop could not start there, which stopped the
-        reload half-way with a traceback (issue 15)."""
-        self._reload_wanted.set()
-
-    async def _reloader(
-        self, sched: scheduler.Scheduler, store: base.Store, peers: cluster.Cluster | None
-    ) -> None:
-        while True:
-            await self._reload_wanted.wait()
-            self._reload_wanted.clear()  # a SIGHUP from here on makes one more reload
-            try:
-                await self.reload(sched, store, peers)
-            except Exception as exc:  # a bug in a reload must not take the daemon down
-                self._reject(f"internal error: {exc!r}", exc_info=True)
-
-    async def reload(
-        self,
-        sched: scheduler.Scheduler,
-        store: base.Store,
-        peers: cluster.Cluster | None = None,
-    ) -> bool:
-        """Read queue.yaml again and apply all of it, or none of it; log the outcome once."""
-        with _collector_paused():
-            try:
-                new = await anyio.to_thread.run_sync(config.load_file, self.queue_yaml)
-            except errors.ConfigError as exc:
-                first = str(exc.issues[0]) if exc.issues else ""
-                self._reject(first, problems=len(exc.issues))
-                return False
-            async with self._applying:
-                file, new = new, api_queues.merged(new, self._api)
-                if (problem := await self._mode_problem(new, store)) is not None:
-                    self._reject(*problem)
-                    return False
-                try:
-                    held = await store.unlisted(new.queues)
-                    paused = await store.paused_queues()
-                except errors.TransientError as exc:
-                    self._reject(f"cannot read which queues the store holds tasks of: {exc}")
-                    return False
-                await sched.reconfigure_in_chunks(new, paused=paused)
-                self._file = file
-                old, self.queues = self.queues, reports.with_removed(new, held)  # API's view, now
-        await reports.log_removed(sorted(old.queues.keys() - new.queues.keys()), held)
-        if peers is not None:
-            peers.renew_soon()  # new push queues get an owner now, not at the next renewal
-        logs.event("config_reloaded", file=str(self.queue_yaml), queues=len(file.queues))
-        reports.log_routes(new, self.settings, unmapped_only=True)
-        return True
-
-    async def apply_api_queues(
-        self,
-        sched: scheduler.Scheduler,
-        store: base.Store,
-        peers: cluster.Cluster | None = None,
-    ) -> None:
-        """Read the API queues from the store and run them with queue.yaml's, as a reload
-        applies a file: a new one starts (paused if its flag is stored), a changed one takes
-        its new settings, a deleted one stops (nothing of it is left to send)."""
-        async with self._applying:
-            found = await store.api_queues()
-            if found == self._api:
-                return
-            new = api_queues.merged(self._file, found)
-            held = await store.unlisted(new.queues)
-            paused = await store.paused_queues()
-            await sched.reconfigure_in_chunks(new, paused=paused)
-            for queue in {q.name for q in found} | {q.name for q in self._api}:
-                sched.set_paused(queue, queue in paused)  # a queue made again starts running
-            self._api, self.queues = found, reports.with_removed(new, held)
-        if peers is not None:
-            peers.renew_soon()  # a new push queue gets an owner now, not at the next renewal
-
-    async def _api_queue_refresher(
-        self, sched: scheduler.Scheduler, store: base.Store, peers: cluster.Cluster | None
-    ) -> None:
-        """PostgreSQL: apply the API queue changes other daemons announce."""
-        while True:
-            await self._api_wanted.wait()
-            self._api_wanted.clear()
-            try:
-                await self.apply_api_queues(sched, store, peers)
-            except errors.TransientError as exc:
-                health.report("reading the API queues", exc)
-                self._api_wanted.set()  # again at the next change or resync
-                await self.clock.sleep(1.0)
-
-    async def _mode_problem(
-        self, new: config.QueuesConfig, store: base.Store
-    ) -> tuple[str, int] | None:
-        """Why ``new`` may not apply because of stored tasks (the first problem and how many
-        queues have one), or None.
-
-        App Engine never changed a queue's mode under its tasks: a push queue cannot run pull
-        tasks nor a pull queue push ones, so such a change is refused. Only queues whose mode
-        changes, or that come back to the file, are looked at (their tasks are counted).
-        """
-        old = self.queues.queues
-        looked = {
-            name: cfg.mode
-            for name, cfg in new.queues.items()
-            if name not in old or old[name].mode is not cfg.mode
-        }
-        try:
-            stranded = await store.stranded(looked)
-        except errors.TransientError as exc:
-            return f"cannot count the tasks of the queues whose mode changes: {exc}", 1
-        if not stranded:
-            return None
-        name = min(stranded)
-        return reports.stranding(name, looked[name], stranded[name]), len(stranded)
-
-    def _reject(self, first: str, problems: int = 1, *, exc_info: bool = False) -> None:
-        logs.event(
-            "config_rejected",
-            logging.ERROR,
-            exc_info=exc_info,
-            file=str(self.queue_yaml),
-            problems=problems,
-            first=first,
-        )
 
     async def run(self) -> None:
         s = self.settings
@@ -478,25 +353,6 @@ class Daemon:
                 if sched.in_flight == 0 or now >= deadline:
                     return
                 await self.clock.sleep_until_monotonic(min(deadline, now + every_us))
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection during a reload, then what it kept frozen (``gc.freeze``).
-
-    Parsing 5,000 queues makes hundreds of thousands of objects: the full collections they
-    set off held the GIL, so the event loop, for ~100 ms each while the parsing thread ran,
-    and the objects the reload kept would have made every later full collection longer.
-    Frozen objects are never collected; a reload's objects are freed by reference counts.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        if enabled:
-            gc.enable()
 
 
 def run_event_loop(main: Coroutine[Any, Any, None], event_loop: str = "auto") -> None:
