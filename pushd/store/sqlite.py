@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pushd import clock, errors, logs, models
-from pushd.store import base, codec, dbfile, reader, sql, sqlbase, writer
+from pushd.store import base, codec, dbfile, reader, sqlbase, sqlite_leases, writer
 
-Q = sql.queries("sqlite.sql")
+Q = sqlite_leases.Q
 T = TypeVar("T")
 WAL_CHECK_S = 1.0  # how often the -wal file's identity is compared with the one SQLite writes
 _TRY_AGAIN = (-1, -1)
@@ -46,11 +46,10 @@ _DROP_QUEUE = (
 )  # no file's identity: the next look handles the -wal again
 
 
-def _first(conn: sqlite3.Connection, query: str, *params: Any) -> Any:
-    return conn.execute(Q[query], params).fetchone()
+_first = sqlite_leases.first_row
 
 
-class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming, base.Listing):
+class SqliteStore(sqlbase.SqlStore, sqlite_leases.SqliteLeasing, base.Claiming, base.Listing):
     """:class:`~pushd.store.base.Store` over one SQLite file."""
 
     def __init__(
@@ -202,12 +201,6 @@ class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming, base.Listing):
     ) -> tuple[Any, ...]:
         return (queue, max(after, prefix), after, len(prefix), prefix, tag, tag, limit)
 
-    @staticmethod
-    def _tombstone_many(
-        conn: sqlite3.Connection, queue: str, names: Sequence[str], now_us: int
-    ) -> None:
-        conn.executemany(Q["tombstone"], [(queue, n, now_us) for n in names])
-
     # ---- producers
     async def add(self, tasks: Sequence[models.Task], *, now_us: int) -> list[models.AddResult]:
         rows = codec.task_rows(tasks)
@@ -348,65 +341,7 @@ class SqliteStore(sqlbase.SqlStore, base.Leasing, base.Claiming, base.Listing):
 
         await self._writer.submit(job)
 
-    # ---- pull queues
-    async def _lease(self, ask: base.LeaseAsk) -> tuple[list[models.Task], list[base.DeadTask]]:
-        def job(conn: sqlite3.Connection) -> tuple[list[models.Task], list[base.DeadTask]]:
-            lease = sqlbase.LeaseRound(ask)  # a job the writer runs again starts afresh
-            if lease.needs_tag:
-                name, params = lease.first_query()
-                first = _first(conn, name, *params)
-                if first is None:
-                    return [], []
-                lease.choose_tag(first)
-            while (query := lease.query()) is not None:
-                name, params = query
-                gone_ids, gone, taken = lease.take(conn.execute(Q[name], params).fetchall())
-                if not gone_ids and not taken:
-                    break
-                # One hop each for the whole answer, not one per task.
-                if gone:
-                    self._lease_dead(conn, ask.queue, gone, ask.now_us)
-                if taken:
-                    conn.executemany(Q["lease_task"], [(ask.lease_eta_us, i) for i in taken])
-            return lease.leased, lease.dead
-
-        # Lost to a power cut, a lease leaves its tasks leasable again (and a dead-lettering
-        # leaves the task live): nothing is lost, so no fsync (see writer).
-        return await self._writer.submit(job, sync=False)
-
-    def _lease_dead(
-        self, conn: sqlite3.Connection, queue: str, gone: list[base.DeadTask], now_us: int
-    ) -> None:
-        """Pull tasks over their lease limit: into the dead letters, names tombstoned."""
-        conn.executemany(
-            Q["insert_dead"],
-            [(queue, d.task.name, now_us, d.reason, codec.dump_task(d.task)) for d in gone],
-        )
-        conn.executemany(Q["delete_task"], [(queue, d.task.name) for d in gone])
-        self._tombstone_many(conn, queue, [d.task.name for d in gone], now_us)
-
-    async def modify_lease(
-        self, queue: str, name: str, *, current_eta_us: int, lease_us: int, now_us: int
-    ) -> models.Task:
-        live_after = now_us - self.tombstone_retention_us
-
-        def job(conn: sqlite3.Connection) -> models.Task:
-            row = _first(conn, "get_task", queue, name)
-            if row is None:
-                if _first(conn, "live_tombstone", queue, name, live_after) is not None:
-                    raise errors.TombstonedTaskError(f"task {name!r} was deleted or has run")
-                raise errors.UnknownTaskError(f"task {name!r} does not exist in queue {queue!r}")
-            base.check_lease(
-                name, eta_us=row["eta_us"], current_eta_us=current_eta_us, now_us=now_us
-            )
-            conn.execute(Q["set_eta"], (now_us + lease_us, queue, name))
-            task = codec.task_from_row(row)
-            return dataclasses.replace(
-                task,
-                eta_us=now_us + lease_us,
-            )
-
-        return await self._writer.submit(job, sync=False)  # a lease's change, as _lease
+    # ---- pull queues: sqlite_leases.SqliteLeasing
 
     # ---- queue state
     async def set_paused(self, queue: str, paused: bool) -> None:
